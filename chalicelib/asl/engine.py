@@ -1,0 +1,376 @@
+"""The step loop: runs a compiled machine over a snapshot.
+
+A *snapshot* is the whole state of an execution as one plain JSON value::
+
+    {"version": 1, "status": "RUNNING", "events": 7, "seq": 2, "started": 1.7e9,
+     "timeoutAt": null, "context": {"Execution": {...}, "StateMachine": {...}},
+     "root": FRAME, "output" | "error"/"cause": ...}
+
+A *frame* is one thread of control (the execution itself, a Parallel branch or
+a Map iteration)::
+
+    {"at": "StateName", "input": ..., "eid": 5, "t": 1.7e9,
+     "retries": {"0": 1},            # attempts per Retrier, when retrying
+     "point": "p3",                  # suspension point id of a waiting task
+     "wait": {...},                  # open suspension point (see Runner.suspend)
+     "group": {...}}                 # children of a running Parallel or Map
+
+and, once finished, ``"status": "succeeded" | "failed"`` with ``output`` or
+``error``/``cause``. The runner changes the snapshot in place, one state at a
+time, so it can stop between any two steps (suspension, exhausted budget) and
+another process can continue from ``json.loads(json.dumps(snapshot))``.
+"""
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Callable
+
+from . import errors
+from .clock import iso_timestamp
+from .errors import StatesError, error_matches
+from .states import BLOCK, Machine, State, Step
+from .tasks import TaskContext, TaskFailed
+
+SNAPSHOT_VERSION = 1
+
+Listener = Callable[[dict], None]
+
+
+class OutOfBudget(Exception):
+    """The request's transition or time budget ran out; the snapshot is consistent."""
+
+
+class ExecutionTimedOut(Exception):
+    """The definition's top-level TimeoutSeconds has passed."""
+
+
+class UnknownSuspension(KeyError):
+    """A resume named a suspension point that is not open in the snapshot."""
+
+
+class Env:
+    """What paths see besides ``$``: the context object (built lazily) and variables."""
+
+    __slots__ = ("_runner", "_frame", "_map_item", "_context")
+
+    def __init__(self, runner: "Runner", frame: dict, map_item: dict | None = None):
+        self._runner = runner
+        self._frame = frame
+        self._map_item = map_item
+        self._context = None
+
+    @property
+    def context(self) -> dict:
+        if self._context is None:
+            self._context = self._runner.context_object(self._frame, self._map_item)
+        return self._context
+
+    @property
+    def variables(self) -> dict:
+        return {}
+
+
+class Runner:
+    """Runs one execution's snapshot until it ends, blocks or runs out of budget."""
+
+    def __init__(
+        self,
+        machine: Machine,
+        snapshot: dict,
+        *,
+        resolver,
+        clock,
+        inline_wait_limit: float | None = None,
+        max_transitions: int | None = None,
+        max_seconds: float | None = None,
+        listener: Listener | None = None,
+        token_factory: Callable[[str], str] | None = None,
+        rng: random.Random | None = None,
+    ):
+        self.machine = machine
+        self.snapshot = snapshot
+        self.resolver = resolver
+        self.clock = clock
+        self.inline_wait_limit = inline_wait_limit
+        self.listener = listener
+        self.token_factory = token_factory or (lambda point: point)
+        self.rng = rng or random.Random()
+        self.issued_tokens: dict[str, str] = {}
+        self.transitions = 0
+        self.max_transitions = max_transitions
+        self.deadline = None if max_seconds is None else time.monotonic() + max_seconds
+
+    # -- the loop ---------------------------------------------------------------
+
+    def execute(self) -> dict:
+        """Run the root frame as far as it goes; update and return the snapshot."""
+        snap = self.snapshot
+        try:
+            outcome = self.run_frame(snap["root"], self.machine, "")
+        except OutOfBudget:
+            snap["status"] = "RUNNING"
+            return snap
+        except ExecutionTimedOut:
+            return self._finish("TIMED_OUT", error=errors.TIMEOUT,
+                                cause="The execution exceeded its TimeoutSeconds.")
+        root = snap["root"]
+        if outcome == "succeeded":
+            return self._finish("SUCCEEDED", output=root["output"])
+        if outcome == "failed":
+            return self._finish("FAILED", error=root.get("error"), cause=root.get("cause"))
+        snap["status"] = "SUSPENDED"
+        return snap
+
+    def _finish(self, status: str, **fields: Any) -> dict:
+        snap = self.snapshot
+        snap["status"] = status
+        snap.update(fields)
+        self.emit(snap["root"], {"SUCCEEDED": "ExecutionSucceeded", "FAILED": "ExecutionFailed",
+                                 "TIMED_OUT": "ExecutionTimedOut"}[status], **fields)
+        return snap
+
+    def run_frame(self, frame: dict, machine: Machine, branch: str) -> str:
+        """Advance a frame; return 'succeeded', 'failed' or 'blocked'."""
+        states = machine.states
+        while True:
+            status = frame.get("status")
+            if status is not None:
+                return status
+            wait = frame.get("wait")
+            if wait is not None and "answer" not in wait:
+                return "blocked"
+            self._check_budget()
+            state = states[frame["at"]]
+            if wait is not None and wait["purpose"] == "retry":
+                del frame["wait"]  # the back-off timer fired: run the state again
+            try:
+                step = state.run(frame, self)
+            except StatesError as failure:
+                step = self._handle_error(state, frame, failure)
+            except (OutOfBudget, ExecutionTimedOut):
+                raise
+            except Exception as bug:  # never let a Python error escape as such
+                step = self._handle_error(state, frame, StatesError(
+                    errors.RUNTIME, f"{type(bug).__name__}: {bug}"))
+            if step is BLOCK:
+                return "blocked"
+            if step is _RETRY:
+                continue
+            if step is _FAILED:
+                return "failed"
+            self.transitions += 1
+            self.emit(frame, state.type + "StateExited", output=step.output)
+            if step.kind == "next":
+                self._enter(frame, step.next, step.output)
+            else:
+                frame.clear()
+                frame["status"] = "succeeded"
+                frame["output"] = step.output
+                return "succeeded"
+
+    def _check_budget(self) -> None:
+        if self.max_transitions is not None and self.transitions >= self.max_transitions:
+            raise OutOfBudget()
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise OutOfBudget()
+        timeout_at = self.snapshot.get("timeoutAt")
+        if timeout_at is not None and self.clock.now() >= timeout_at:
+            raise ExecutionTimedOut()
+
+    def new_frame(self, state: str, value: Any) -> dict:
+        frame: dict = {}
+        self._enter(frame, state, value)
+        return frame
+
+    def _enter(self, frame: dict, state: str, value: Any) -> None:
+        frame.clear()
+        frame["at"] = state
+        frame["input"] = value
+        frame["t"] = self.clock.now()
+        frame["eid"] = self.snapshot["events"] + 1
+        self.emit(frame, "StateEntered", input=value)
+
+    # -- errors, Retry and Catch ------------------------------------------------
+
+    def _handle_error(self, state: State, frame: dict, failure: StatesError):
+        error, cause = failure.error, failure.cause
+        self.emit(frame, "StateFailed", error=error, cause=cause)
+        if error not in errors.UNCATCHABLE:
+            for index, retrier in enumerate(state.retriers):
+                if not error_matches(retrier.error_equals, error):
+                    continue
+                retries = frame.setdefault("retries", {})
+                attempt = retries.get(str(index), 0)
+                if attempt < retrier.max_attempts:
+                    retries[str(index)] = attempt + 1
+                    delay = retrier.delay(attempt, self.rng.random())
+                    self.emit(frame, "StateRetryScheduled", error=error, delaySeconds=delay)
+                    if self.wait_until(frame, self.clock.now() + delay, purpose="retry"):
+                        return _RETRY
+                    return BLOCK
+                break
+            for catcher in state.catchers:
+                if error_matches(catcher.error_equals, error):
+                    details = {"Error": error}
+                    if cause is not None:
+                        details["Cause"] = cause
+                    raw = frame["input"]
+                    output = raw if catcher.result_path is None else catcher.result_path.put(raw, details)
+                    self.transitions += 1
+                    self.emit(frame, state.type + "StateExited", output=output)
+                    return Step("next", catcher.next, output)
+        frame.clear()
+        frame["status"] = "failed"
+        frame["error"] = error
+        frame["cause"] = cause
+        return _FAILED
+
+    # -- time -------------------------------------------------------------------
+
+    def wait_until(self, frame: dict, due: float, purpose: str) -> bool:
+        """Wait until ``due``: True when done inline, False when a timer was set."""
+        delay = due - self.clock.now()
+        if delay <= 0:
+            return True
+        if self.inline_wait_limit is None or delay <= self.inline_wait_limit:
+            self.clock.sleep(delay)
+            return True
+        frame["wait"] = {"id": self.new_point(frame), "kind": "timer", "purpose": purpose,
+                         "state": frame["at"], "due": due}
+        self.emit(frame, "TimerScheduled", due=iso_timestamp(due), purpose=purpose)
+        return False
+
+    # -- tasks and suspension points --------------------------------------------
+
+    def new_point(self, frame: dict) -> str:
+        self.snapshot["seq"] += 1
+        point = f"p{self.snapshot['seq']}"
+        frame["point"] = point
+        return point
+
+    def token_for(self, point: str) -> str:
+        token = self.issued_tokens.get(point)
+        if token is None:
+            token = self.issued_tokens[point] = self.token_factory(point)
+        return token
+
+    def invoke(self, state, payload: Any, frame: dict, timeout, heartbeat) -> Any:
+        resource = state.base_resource
+        handler = self.resolver.resolve(resource)
+        if handler is None:
+            raise StatesError(errors.RUNTIME, f"No handler is configured for the resource '{resource}'.")
+        point = frame.get("point")
+        context = TaskContext(
+            resource=resource,
+            state=state.name,
+            execution=self.snapshot["context"]["Execution"],
+            token=self.token_for(point) if point else None,
+            timeout_seconds=timeout,
+            heartbeat_seconds=heartbeat,
+        )
+        self.emit(frame, "TaskScheduled", resource=resource, parameters=payload)
+        try:
+            result = handler(payload, context)
+        except StatesError:
+            raise
+        except TaskFailed as failed:
+            raise StatesError(failed.error, failed.cause) from None
+        except Exception as exc:  # a handler's exception is a task failure, as in Lambda
+            raise StatesError(type(exc).__name__, str(exc)) from None
+        self.emit(frame, "TaskSucceeded", resource=resource)
+        return result
+
+    def suspend(self, frame: dict, kind: str, parameters: Any, timeout, heartbeat,
+                merge: bool, detail: dict | None) -> None:
+        point = frame.pop("point", None) or self.new_point(frame)
+        frame.pop("point", None)
+        now = self.clock.now()
+        wait = {"id": point, "kind": kind, "purpose": "task", "state": frame["at"],
+                "parameters": parameters}
+        if merge:
+            wait["merge"] = True
+        if timeout:
+            wait["timeoutAt"] = now + timeout
+        if heartbeat:
+            wait["heartbeatAt"] = now + heartbeat
+            wait["heartbeatSeconds"] = heartbeat
+        if detail:
+            wait["detail"] = detail
+        frame["wait"] = wait
+        self.emit(frame, "ExecutionSuspended", point=point, kind=kind, parameters=parameters)
+
+    def take_answer(self, frame: dict) -> dict | None:
+        """The answer to this frame's suspension point, if it has one (removes it)."""
+        wait = frame.get("wait")
+        if wait is None or "answer" not in wait:
+            return None
+        del frame["wait"]
+        answer = wait["answer"]
+        if wait.get("merge") and "error" not in answer:
+            answer = dict(answer, merge=True)
+        self.emit(frame, "ExecutionResumed", point=wait["id"])
+        return answer
+
+    # -- context object and events ----------------------------------------------
+
+    def env(self, frame: dict, map_item: dict | None = None) -> Env:
+        return Env(self, frame, map_item)
+
+    def context_object(self, frame: dict, map_item: dict | None) -> dict:
+        context = dict(self.snapshot["context"])
+        retries = frame.get("retries")
+        context["State"] = {
+            "EnteredTime": iso_timestamp(frame.get("t", self.clock.now())),
+            "Name": frame.get("at"),
+            "RetryCount": sum(retries.values()) if retries else 0,
+        }
+        point = frame.get("point")
+        if point:
+            context["Task"] = {"Token": self.token_for(point)}
+        if map_item is not None:
+            context["Map"] = {"Item": map_item}
+        return context
+
+    def emit(self, frame: dict, event_type: str, /, **details: Any) -> None:
+        self.snapshot["events"] += 1
+        if self.listener is not None:
+            event = {"id": self.snapshot["events"], "type": event_type,
+                     "timestamp": iso_timestamp(self.clock.now())}
+            if frame.get("at") is not None:
+                event["state"] = frame["at"]
+            event.update(details)
+            self.listener(event)
+
+
+_RETRY = Step("retry")
+_FAILED = Step("failed")
+
+
+# -- walking a snapshot's frames ------------------------------------------------
+
+def iter_waits(snapshot: dict):
+    """Yield (branch, wait) for every open suspension point, in branch order."""
+    stack = [("", snapshot.get("root") or {})]
+    while stack:
+        branch, frame = stack.pop()
+        wait = frame.get("wait")
+        if wait is not None and "answer" not in wait:
+            yield branch, wait
+        group = frame.get("group")
+        if not group:
+            continue
+        prefix = f"{branch}/" if branch else ""
+        children = (
+            [(i, f) for i, f in enumerate(group["frames"]) if f is not None]
+            if "frames" in group else sorted(((int(k), f) for k, f in group["active"].items()), key=lambda kv: kv[0])
+        )
+        for index, child in reversed(children):
+            stack.append((f"{prefix}{frame['at']}[{index}]", child))
+
+
+def find_wait(snapshot: dict, point: str) -> dict:
+    for _, wait in iter_waits(snapshot):
+        if wait["id"] == point:
+            return wait
+    raise UnknownSuspension(point)

@@ -1,0 +1,269 @@
+"""The interpreter's public entry points: ``run``, ``resume`` and ``proceed``.
+
+Each takes a definition (dict or JSON text) and returns one result shape::
+
+    {"status": "SUCCEEDED", "output": ...}
+    {"status": "FAILED" | "TIMED_OUT", "error": ..., "cause": ...}
+    {"status": "SUSPENDED", "suspensions": [...], "snapshot": {...}}
+    {"status": "RUNNING", "snapshot": {...}}          # budget ran out
+
+A SUSPENDED or RUNNING result carries the snapshot: a plain JSON value that
+``resume``/``proceed`` continue from, in this process or another one.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .clock import SystemClock, iso_timestamp
+from .engine import SNAPSHOT_VERSION, Listener, Runner, UnknownSuspension, find_wait, iter_waits
+from .states import Machine, compile_machine
+from .tasks import as_resolver
+from .validation import Problem, validate
+
+__all__ = [
+    "Compiled",
+    "InvalidDefinition",
+    "UnknownSuspension",
+    "load",
+    "proceed",
+    "resume",
+    "run",
+    "run_virtual",
+]
+
+ACCOUNT = "000000000000"
+REGION = "local"
+
+
+class InvalidDefinition(ValueError):
+    """The definition does not validate; ``problems`` lists what is wrong."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__("; ".join(p.message for p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A definition parsed, validated and compiled once; shared by all its executions."""
+
+    hash: str
+    text: str  # canonical JSON, what is hashed and stored
+    definition: dict
+    machine: Machine
+
+
+_CACHE: "OrderedDict[str, Compiled]" = OrderedDict()
+_CACHE_SIZE = 256
+
+
+def canonical_json(definition: dict) -> str:
+    return json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def load(definition: dict | str | Compiled) -> Compiled:
+    """Validate and compile a definition, cached by its content hash.
+
+    Raises :class:`InvalidDefinition` with the problems found.
+    """
+    if isinstance(definition, Compiled):
+        return definition
+    if isinstance(definition, str):
+        try:
+            definition = json.loads(definition)
+        except ValueError as exc:
+            raise InvalidDefinition(validate(definition)) from exc
+    if not isinstance(definition, dict):
+        raise InvalidDefinition(validate(definition))
+    text = canonical_json(definition)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    cached = _CACHE.get(digest)
+    if cached is not None:
+        _CACHE.move_to_end(digest)
+        return cached
+    problems = validate(definition)
+    if problems:
+        raise InvalidDefinition(problems)
+    try:
+        machine = compile_machine(definition)
+    except ValueError as exc:  # a compiler check the validator did not catch
+        raise InvalidDefinition([Problem(None, None, "State Machine", str(exc))]) from exc
+    compiled = Compiled(digest, text, json.loads(text), machine)
+    _CACHE[digest] = compiled
+    if len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return compiled
+
+
+def new_snapshot(compiled: Compiled, input: Any, *, clock, name: str | None = None,
+                 state_machine_name: str | None = None) -> dict:
+    """The snapshot of an execution that has not run yet."""
+    started = clock.now()
+    name = name or str(uuid.uuid4())
+    machine_name = state_machine_name or "StateMachine"
+    timeout = compiled.machine.timeout_seconds
+    return {
+        "version": SNAPSHOT_VERSION,
+        "definition": compiled.hash,
+        "status": "RUNNING",
+        "events": 2,  # ExecutionStarted, then the first StateEntered
+        "seq": 0,
+        "started": started,
+        "timeoutAt": started + timeout if timeout else None,
+        "context": {
+            "Execution": {
+                "Id": f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{machine_name}:{name}",
+                "Input": input,
+                "Name": name,
+                "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/{machine_name}-role",
+                "StartTime": iso_timestamp(started),
+                "RedriveCount": 0,
+            },
+            "StateMachine": {
+                "Id": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{machine_name}",
+                "Name": machine_name,
+            },
+        },
+        "root": {"at": compiled.machine.start_at, "input": input, "t": started, "eid": 2},
+    }
+
+
+def _runner(compiled: Compiled, snapshot: dict, options: dict) -> Runner:
+    from ..resources import default_handlers  # the built-in module: handlers
+
+    handlers = options.pop("handlers", None)
+    return Runner(
+        compiled.machine,
+        snapshot,
+        resolver=as_resolver(default_handlers() if handlers is None else handlers),
+        clock=options.pop("clock", None) or SystemClock(),
+        **options,
+    )
+
+
+def result_of(snapshot: dict, runner: Runner | None = None) -> dict:
+    """The result shape for a snapshot."""
+    status = snapshot["status"]
+    if status == "SUCCEEDED":
+        return {"status": status, "output": snapshot.get("output")}
+    if status in ("FAILED", "TIMED_OUT", "ABORTED"):
+        return {"status": status, "error": snapshot.get("error"), "cause": snapshot.get("cause")}
+    result: dict = {"status": status}
+    if status == "SUSPENDED":
+        result["suspensions"] = suspensions(snapshot, runner.issued_tokens if runner else {})
+    result["snapshot"] = snapshot
+    return result
+
+
+def suspensions(snapshot: dict, tokens: dict | None = None) -> list[dict]:
+    """Every open suspension point of a snapshot, as the result lists them."""
+    out = []
+    for branch, wait in iter_waits(snapshot):
+        entry = {"id": wait["id"], "state": wait["state"], "branch": branch or None,
+                 "kind": wait["kind"]}
+        if wait["kind"] == "timer":
+            entry["due"] = iso_timestamp(wait["due"])
+            entry["purpose"] = wait["purpose"]
+        else:
+            entry["parameters"] = wait.get("parameters")
+        for field in ("timeoutAt", "heartbeatAt"):
+            if field in wait:
+                entry[field] = iso_timestamp(wait[field])
+        if wait["kind"] == "task-token" and tokens and wait["id"] in tokens:
+            entry["token"] = tokens[wait["id"]]
+        out.append(entry)
+    return out
+
+
+def run(
+    definition: dict | str | Compiled,
+    input: Any = None,
+    *,
+    handlers: Any = None,
+    clock=None,
+    name: str | None = None,
+    state_machine_name: str | None = None,
+    inline_wait_limit: float | None = None,
+    max_transitions: int | None = None,
+    max_seconds: float | None = None,
+    listener: Listener | None = None,
+    token_factory: Callable[[str], str] | None = None,
+) -> dict:
+    """Start an execution and run it until it ends, suspends or runs out of budget.
+
+    ``handlers`` maps Task resources to handlers (default: the built-in
+    ``module:`` handlers); ``clock`` replaces real time (see ``VirtualClock``);
+    waits longer than ``inline_wait_limit`` seconds become timer suspension
+    points instead of sleeping (None: always sleep on the clock).
+    """
+    compiled = load(definition)
+    clock = clock or SystemClock()
+    snapshot = new_snapshot(compiled, {} if input is None else input, clock=clock, name=name,
+                            state_machine_name=state_machine_name)
+    runner = _runner(compiled, snapshot, dict(
+        handlers=handlers, clock=clock, inline_wait_limit=inline_wait_limit,
+        max_transitions=max_transitions, max_seconds=max_seconds, listener=listener,
+        token_factory=token_factory))
+    if listener is not None:
+        started, root = iso_timestamp(snapshot["started"]), snapshot["root"]
+        listener({"id": 1, "type": "ExecutionStarted", "timestamp": started, "input": root["input"]})
+        listener({"id": 2, "type": "StateEntered", "timestamp": started, "state": root["at"],
+                  "input": root["input"]})
+    return result_of(runner.execute(), runner)
+
+
+def run_virtual(definition: dict | str | Compiled, input: Any = None, **options: Any) -> dict:
+    """``run`` on a virtual clock: Wait states and Retry intervals take no real time."""
+    from .clock import VirtualClock
+
+    return run(definition, input, clock=VirtualClock(), **options)
+
+
+def resume(
+    definition: dict | str | Compiled,
+    snapshot: dict,
+    point: str,
+    result: Any = None,
+    *,
+    error: str | None = None,
+    cause: str | None = None,
+    copy_snapshot: bool = True,
+    **options: Any,
+) -> dict:
+    """Answer one open suspension point and run on.
+
+    With ``error`` the waiting task fails with that error (Retry and Catch
+    apply); otherwise ``result`` is the task's result (for a ``module:suspend``
+    state without ResultPath it is deep-merged into the state's input). A timer
+    point is resumed with no result. Raises :class:`UnknownSuspension` when the
+    point is not open.
+    """
+    compiled = load(definition)
+    if copy_snapshot:
+        snapshot = copy.deepcopy(snapshot)
+    wait = find_wait(snapshot, point)
+    wait["answer"] = {"error": error, "cause": cause} if error is not None else {"result": result}
+    return proceed(compiled, snapshot, copy_snapshot=False, **options)
+
+
+def proceed(definition: dict | str | Compiled, snapshot: dict, *, copy_snapshot: bool = True,
+            **options: Any) -> dict:
+    """Continue a snapshot that stopped for lack of budget (status RUNNING)."""
+    compiled = load(definition)
+    if copy_snapshot:
+        snapshot = copy.deepcopy(snapshot)
+    runner = _runner(compiled, snapshot, dict(options))
+    return result_of(runner.execute(), runner)
+
+
+def open_points(snapshot: dict) -> list[str]:
+    return [wait["id"] for _, wait in iter_waits(snapshot)]
+
+
+__all__ += ["new_snapshot", "result_of", "suspensions", "open_points", "canonical_json"]

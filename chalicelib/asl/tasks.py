@@ -1,0 +1,69 @@
+"""The seam between the interpreter and whatever a Task state calls.
+
+A *handler* is ``handler(payload, context) -> result``, like a Lambda
+function: ``payload`` is the task's input after InputPath/Parameters and
+``context`` a :class:`TaskContext`. It returns the task's result, raises
+:class:`TaskFailed` (or any exception: its class name becomes the error name)
+to fail the task, or returns a :class:`Suspend` to stop the execution at this
+state until someone resumes it.
+
+*Handlers* given to the interpreter are anything with
+``resolve(resource) -> handler | None``, or a plain ``{resource: handler}``
+mapping.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol
+
+Handler = Callable[[Any, "TaskContext"], Any]
+
+
+class Resolver(Protocol):
+    def resolve(self, resource: str) -> Handler | None: ...
+
+
+@dataclass(frozen=True)
+class Suspend:
+    """Returned by a handler: stop here until the point is resumed."""
+
+    kind: str = "suspend"
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass
+class TaskContext:
+    resource: str
+    state: str
+    execution: dict  # the ``$$.Execution`` part of the context object
+    token: str | None = None  # ``$$.Task.Token`` for .waitForTaskToken resources
+    timeout_seconds: float | None = None
+    heartbeat_seconds: float | None = None
+
+
+class TaskFailed(Exception):
+    """Raise from a handler to fail the task with a chosen ASL error name."""
+
+    def __init__(self, error: str, cause: str | None = None):
+        super().__init__(error, cause)
+        self.error = error
+        self.cause = cause
+
+
+class MappingResolver:
+    def __init__(self, handlers: Mapping[str, Handler]):
+        self.handlers = dict(handlers)
+
+    def resolve(self, resource: str) -> Handler | None:
+        return self.handlers.get(resource)
+
+
+def as_resolver(handlers: Any) -> Resolver:
+    if handlers is None:
+        return MappingResolver({})
+    if hasattr(handlers, "resolve"):
+        return handlers
+    return MappingResolver(handlers)
+
+
+WAIT_FOR_TASK_TOKEN = ".waitForTaskToken"
