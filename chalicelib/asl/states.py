@@ -29,6 +29,20 @@ if TYPE_CHECKING:
 
 _UNSET = object()
 
+#: AWS's limit on a state's input, output and task results.
+MAX_PAYLOAD_BYTES = 256 * 1024
+
+
+def check_size(value: Any, frame: dict) -> Any:
+    """Fail with States.DataLimitExceeded when ``value`` is over the payload limit."""
+    if len(compact_json(value).encode()) > MAX_PAYLOAD_BYTES:
+        raise StatesError(
+            errors.DATA_LIMIT_EXCEEDED,
+            f"The state/task '{frame['at']}' returned a result with a size exceeding "
+            "the maximum number of bytes service limit.",
+        )
+    return value
+
 
 class Step:
     """What a state's run produced. ``kind`` is 'next', 'end' or 'block'."""
@@ -193,10 +207,14 @@ class Pass(State):
         super().__init__(name, spec)
         self.has_result = "Result" in spec
         self.result = spec.get("Result")
+        self.result_too_large = self.has_result and (
+            len(compact_json(self.result).encode()) > MAX_PAYLOAD_BYTES)
 
     def run(self, frame: dict, runner: "Runner") -> Step:
         raw = frame["input"]
         value = self.io.effective_input(raw, frame, runner)
+        if self.result_too_large:
+            check_size(self.result, frame)
         result = self.result if self.has_result else value
         output = self.io.output(self.io.place_result(raw, result, frame, runner), frame, runner)
         return self.transition(output)
@@ -357,7 +375,7 @@ class Task(State):
                            merge=(kind == "suspend" and not self.io.has_result_path),
                            detail=None if self.waits_for_token else outcome.detail)
             return BLOCK
-        return self.transition(self.io.finish(raw, outcome, frame, runner))
+        return self.transition(self.io.finish(raw, check_size(outcome, frame), frame, runner))
 
 
 def deep_merge(base: Any, extra: Any) -> Any:
@@ -408,7 +426,7 @@ class Parallel(State):
             return BLOCK
         results = frame.pop("group")["results"]
         runner.emit(frame, "ParallelStateSucceeded")
-        return self.transition(self.io.finish(raw, results, frame, runner))
+        return self.transition(self.io.finish(raw, check_size(results, frame), frame, runner))
 
 
 class Map(State):
@@ -508,7 +526,7 @@ class Map(State):
             return BLOCK
         frame.pop("group")
         runner.emit(frame, "MapStateSucceeded")
-        return self.transition(self.io.finish(raw, group["results"], frame, runner))
+        return self.transition(self.io.finish(raw, check_size(group["results"], frame), frame, runner))
 
     def _advance(self, index: int, child: dict, frame: dict, group: dict, runner: "Runner") -> None:
         outcome = runner.run_frame(child, self.processor, f"{self.name}[{index}]")
