@@ -1,0 +1,70 @@
+"""The continuation service's routes. The logic lives in ``chalicelib``."""
+from chalice import Chalice
+
+from chalicelib import web
+
+app = Chalice(app_name="asl-continuations")
+app.api.binary_types = []
+
+JSON = ["application/json"]
+
+
+def request():
+    return app.current_request
+
+
+@app.route("/executions", methods=["POST"], content_types=JSON)
+def start_execution():
+    return web.start_execution(request())
+
+
+@app.route("/executions/{execution_id}", methods=["GET"])
+def get_execution(execution_id):
+    return web.get_execution(request(), execution_id)
+
+
+@app.route("/executions/{execution_id}", methods=["DELETE"])
+def stop_execution(execution_id):
+    return web.stop_execution(request(), execution_id)
+
+
+@app.route("/continuations/{continuation}", methods=["POST"], content_types=JSON)
+def redeem_continuation(continuation):
+    return web.redeem_continuation(request(), continuation)
+
+
+@app.route("/continuations/{continuation}", methods=["GET"])
+def describe_continuation(continuation):
+    return web.describe_continuation(request(), continuation)
+
+
+@app.route("/continuations/{continuation}/failure", methods=["POST"], content_types=JSON)
+def fail_continuation(continuation):
+    return web.fail_continuation(request(), continuation)
+
+
+@app.route("/state-machines", methods=["GET"])
+def list_state_machines():
+    return web.list_state_machines(request())
+
+
+@app.route("/state-machines/validate", methods=["POST"], content_types=JSON)
+def validate_state_machine():
+    return web.validate_state_machine(request())
+
+
+@app.route("/state-machines/{name}", methods=["GET"])
+def get_state_machine(name):
+    return web.get_state_machine(request(), name)
+
+
+@app.route("/", methods=["POST"], content_types=JSON)
+def prototype():
+    return web.prototype(request())
+
+
+@app.lambda_function(name="continue_execution")
+def continue_execution(event, context):
+    """Runs an execution on after a request's budget ran out (invoked asynchronously)."""
+    web.continue_in_background(event["executionId"])
+    return {"ok": True}

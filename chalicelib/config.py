@@ -1,0 +1,63 @@
+"""Settings, read from the environment each time a request runs.
+
+Chalice sets a stage's ``environment_variables`` (``.chalice/config.json``)
+for the Lambda function and for ``chalice local``; its test client sets them
+per call, so nothing here is read at import time.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+ONE_YEAR = 365 * 24 * 3600
+DEV_SECRET = "dev-only-signing-secret-change-me"
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    return int(raw) if raw.strip() else default
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    return float(raw) if raw.strip() else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str | None
+    continuation_ttl: int
+    public_base_url: str | None
+    max_body_bytes: int
+    request_max_transitions: int
+    request_max_seconds: float
+    lease_seconds: int
+    retention_seconds: int
+    inline_wait_seconds: float
+    allowed_resources: tuple[str, ...]
+    signing_secret: str
+    history_limit: int
+    redis_socket_timeout: float
+    local_data_dir: str
+
+
+def settings() -> Settings:
+    env = os.environ
+    allowed = env.get("ALLOWED_RESOURCES", "module:*")
+    return Settings(
+        redis_url=env.get("REDIS_URL") or None,
+        continuation_ttl=min(_int("CONTINUATION_TTL_SECONDS", 86400), ONE_YEAR),
+        public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
+        max_body_bytes=_int("MAX_BODY_BYTES", 256 * 1024),
+        request_max_transitions=_int("REQUEST_MAX_TRANSITIONS", 10_000),
+        request_max_seconds=_float("REQUEST_MAX_SECONDS", 10.0),
+        lease_seconds=_int("LEASE_SECONDS", 30),
+        retention_seconds=_int("RETENTION_SECONDS", 7 * 86400),
+        inline_wait_seconds=_float("INLINE_WAIT_SECONDS", 5.0),
+        allowed_resources=tuple(p.strip() for p in allowed.split(",") if p.strip()),
+        signing_secret=env.get("SIGNING_SECRET") or DEV_SECRET,
+        history_limit=_int("HISTORY_LIMIT", 1000),
+        redis_socket_timeout=_float("REDIS_SOCKET_TIMEOUT", 2.0),
+        local_data_dir=env.get("LOCAL_DATA_DIR") or os.path.join(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".local"),
+    )

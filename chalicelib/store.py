@@ -1,0 +1,312 @@
+"""Executions and continuations in Redis.
+
+Key layout (``t`` is the execution's 4-character shard tag, shared by its
+continuation IDs; the braces make it a Redis Cluster hash tag, so every key of
+one execution lives in one slot and each multi-key change is one Lua script)::
+
+    asl:d:<sha256>            definition text, stored once per distinct definition
+    asl:{t}:x:<executionId>   hash: ver, status, def, doc (JSON), snap (JSON), open (JSON)
+    asl:{t}:h:<executionId>   list: history events (JSON), newest last, capped
+    asl:{t}:c:<sha256(id)>    hash: one continuation (exec, point, status, expiresAt, ...)
+
+Redis only ever sees the SHA-256 of a continuation ID. ``open`` maps each open
+suspension point to ``[nonce, expiresAt]``; the ID is derived from the nonce
+with the service's secret (see ``continuations.py``), so a copy of the Redis
+data cannot be used to redeem anything.
+
+Round trips: storing a definition the process has not stored before is one
+round trip (skipped when it is known to be there); creating or updating an
+execution is one script call; claiming a continuation is one script call that
+also returns the execution.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+
+PREFIX = "asl"
+
+_CLAIM = """
+local c = redis.call('HMGET', KEYS[1], 'status', 'expiresAt', 'lease', 'exec', 'answeredAt', 'reason', 'point')
+if not c[1] then return {'missing'} end
+if c[1] == 'redeemed' then return {'redeemed', c[4], c[5] or ''} end
+if c[1] == 'closed' then return {'closed', c[4], c[6] or ''} end
+if tonumber(c[2]) <= tonumber(ARGV[1]) then return {'expired', c[4]} end
+if c[1] == 'claimed' and tonumber(c[3]) > tonumber(ARGV[1]) then return {'busy', c[4]} end
+local xkey = ARGV[4] .. c[4]
+local x = redis.call('HMGET', xkey, 'ver', 'doc', 'snap', 'open', 'def')
+if not x[1] then return {'expired', c[4]} end
+redis.call('HSET', KEYS[1], 'status', 'claimed', 'lease', ARGV[2], 'claim', ARGV[3])
+return {'ok', c[4], c[7], x[1], x[2], x[3], x[4], x[5]}
+"""
+
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'claim') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'status', 'open')
+  redis.call('HDEL', KEYS[1], 'claim', 'lease')
+  return 1
+end
+return 0
+"""
+
+# KEYS: exec, history, [claimed continuation], created continuations..., closed continuations...
+# ARGV: header JSON, doc, snap, open, events..., created records (JSON)..., close reasons...
+_COMMIT = """
+local head = cjson.decode(ARGV[1])
+local xkey = KEYS[1]
+local ver = 0
+if head.create then
+  if redis.call('EXISTS', xkey) == 1 then return {'exists'} end
+else
+  local current = redis.call('HGET', xkey, 'ver')
+  if not current then return {'gone'} end
+  if tonumber(current) ~= head.ver then return {'conflict', current} end
+  ver = head.ver
+  if head.claim then
+    if redis.call('HGET', KEYS[3], 'claim') ~= head.claim then return {'lost'} end
+  end
+end
+redis.call('HSET', xkey, 'ver', ver + 1, 'status', head.status, 'def', head.def,
+           'doc', ARGV[2], 'snap', ARGV[3], 'open', ARGV[4])
+redis.call('EXPIRE', xkey, head.ttl)
+local a = 5
+if head.events > 0 then
+  for n = 1, head.events do redis.call('RPUSH', KEYS[2], ARGV[a]); a = a + 1 end
+  redis.call('LTRIM', KEYS[2], -head.keep, -1)
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], head.ttl) end
+local k = 3
+if head.claim then
+  redis.call('HSET', KEYS[3], 'status', 'redeemed', 'answeredAt', head.now, 'answer', head.answer)
+  redis.call('HDEL', KEYS[3], 'claim', 'lease')
+  k = 4
+end
+for n = 1, head.created do
+  local rec = cjson.decode(ARGV[a]); a = a + 1
+  for field, value in pairs(rec) do
+    if field ~= 'ttl' then redis.call('HSET', KEYS[k], field, value) end
+  end
+  redis.call('EXPIRE', KEYS[k], rec.ttl)
+  k = k + 1
+end
+for n = 1, head.closed do
+  if redis.call('HGET', KEYS[k], 'status') == 'open' or redis.call('HGET', KEYS[k], 'status') == 'claimed' then
+    redis.call('HSET', KEYS[k], 'status', 'closed', 'reason', ARGV[a])
+    redis.call('HDEL', KEYS[k], 'claim', 'lease')
+  end
+  a = a + 1
+  k = k + 1
+end
+return {'ok', tostring(ver + 1)}
+"""
+
+_TOUCH_DEFINITION = """
+local ttl = tonumber(ARGV[1])
+local current = redis.call('TTL', KEYS[1])
+if current == -2 then
+  if ARGV[2] == '' then return 0 end
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ttl)
+elseif current >= 0 and current < ttl then
+  redis.call('EXPIRE', KEYS[1], ttl)
+end
+return 1
+"""
+
+
+@dataclass
+class ExecutionRecord:
+    """An execution as stored: the document, the snapshot while it can go on, and version."""
+
+    id: str
+    version: int
+    status: str
+    definition_hash: str
+    document: dict
+    snapshot: dict | None
+    open: dict  # suspension point -> [nonce, expiresAt]
+
+
+@dataclass
+class Claim:
+    continuation_key: str
+    token: str
+    point: str
+    execution: ExecutionRecord
+
+
+class ClaimRefused(Exception):
+    """A continuation could not be claimed; ``reason`` says why."""
+
+    def __init__(self, reason: str, execution_id: str | None, detail: str = ""):
+        super().__init__(reason)
+        self.reason = reason  # missing | redeemed | closed | expired | busy
+        self.execution_id = execution_id
+        self.detail = detail
+
+
+class CommitConflict(Exception):
+    """Another writer changed the execution first (``reason``: conflict, lost, exists, gone)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class NewContinuation:
+    key_hash: str
+    fields: dict  # exec, point, state, kind, branch, expiresAt, parameters (JSON text)
+    ttl: int
+
+
+@dataclass
+class Commit:
+    """One atomic change to an execution."""
+
+    record: ExecutionRecord
+    ttl: int
+    events: list[dict]
+    create: bool = False
+    claim: Claim | None = None
+    answer: str = ""
+    created: list[NewContinuation] | None = None
+    closed: list[tuple[str, str]] | None = None  # (continuation key hash, reason)
+    now: float = 0.0
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Store:
+    def __init__(self, redis: Redis, history_limit: int = 1000):
+        self.redis = redis
+        self.history_limit = history_limit
+        self._claim = redis.register_script(_CLAIM)
+        self._release = redis.register_script(_RELEASE)
+        self._commit = redis.register_script(_COMMIT)
+        self._touch = redis.register_script(_TOUCH_DEFINITION)
+        self._known_definitions: set[str] = set()
+
+    # -- keys -------------------------------------------------------------------
+
+    @staticmethod
+    def execution_key(execution_id: str) -> str:
+        return f"{PREFIX}:{{{execution_id[:4]}}}:x:{execution_id}"
+
+    @staticmethod
+    def history_key(execution_id: str) -> str:
+        return f"{PREFIX}:{{{execution_id[:4]}}}:h:{execution_id}"
+
+    @staticmethod
+    def continuation_key(tag: str, key_hash: str) -> str:
+        return f"{PREFIX}:{{{tag}}}:c:{key_hash}"
+
+    @staticmethod
+    def definition_key(definition_hash: str) -> str:
+        return f"{PREFIX}:d:{definition_hash}"
+
+    # -- definitions ------------------------------------------------------------
+
+    def put_definition(self, definition_hash: str, text: str, ttl: int) -> None:
+        """Make sure the definition is stored for at least ``ttl`` seconds."""
+        key = self.definition_key(definition_hash)
+        if definition_hash in self._known_definitions:
+            if self._touch(keys=[key], args=[ttl, ""]):
+                return
+        self._touch(keys=[key], args=[ttl, text])
+        self._known_definitions.add(definition_hash)
+
+    def get_definition(self, definition_hash: str) -> str | None:
+        return _text(self.redis.get(self.definition_key(definition_hash)))
+
+    # -- executions -------------------------------------------------------------
+
+    def load(self, execution_id: str) -> ExecutionRecord | None:
+        values = self.redis.hmget(self.execution_key(execution_id), "ver", "doc", "snap", "open", "def", "status")
+        if values[0] is None:
+            return None
+        return _record(execution_id, *values[:5])
+
+    def history(self, execution_id: str) -> list[dict]:
+        return [json.loads(item) for item in self.redis.lrange(self.history_key(execution_id), 0, -1)]
+
+    def commit(self, change: Commit) -> int:
+        """Apply a change atomically; return the new version or raise CommitConflict."""
+        record = change.record
+        tag = record.id[:4]
+        keys = [self.execution_key(record.id), self.history_key(record.id)]
+        if change.claim is not None:
+            keys.append(change.claim.continuation_key)
+        created = change.created or []
+        closed = change.closed or []
+        keys += [self.continuation_key(tag, c.key_hash) for c in created]
+        keys += [self.continuation_key(tag, key_hash) for key_hash, _ in closed]
+        head = {
+            "create": change.create,
+            "ver": record.version,
+            "claim": change.claim.token if change.claim else False,
+            "status": record.status,
+            "def": record.definition_hash,
+            "ttl": max(1, int(change.ttl)),
+            "events": len(change.events),
+            "keep": self.history_limit,
+            "created": len(created),
+            "closed": len(closed),
+            "now": str(change.now),
+            "answer": change.answer,
+        }
+        args = [
+            json.dumps(head),
+            json.dumps(record.document, separators=(",", ":")),
+            "" if record.snapshot is None else json.dumps(record.snapshot, separators=(",", ":")),
+            json.dumps(record.open, separators=(",", ":")),
+        ]
+        args += [json.dumps(e, separators=(",", ":"), default=str) for e in change.events]
+        args += [json.dumps({**c.fields, "ttl": max(1, int(c.ttl))}, separators=(",", ":")) for c in created]
+        args += [reason for _, reason in closed]
+        reply = self._commit(keys=keys, args=args)
+        status = _text(reply[0])
+        if status != "ok":
+            raise CommitConflict(status)
+        record.version = int(_text(reply[1]))
+        return record.version
+
+    # -- continuations ----------------------------------------------------------
+
+    def claim(self, tag: str, key_hash: str, now: float, lease_seconds: float, token: str) -> Claim:
+        key = self.continuation_key(tag, key_hash)
+        prefix = f"{PREFIX}:{{{tag}}}:x:"
+        reply = [_text(v) for v in self._claim(keys=[key], args=[now, now + lease_seconds, token, prefix])]
+        if reply[0] != "ok":
+            raise ClaimRefused(reply[0], reply[1] if len(reply) > 1 else None, reply[2] if len(reply) > 2 else "")
+        execution_id, point, ver, doc, snap, open_, definition = reply[1:8]
+        record = _record(execution_id, ver, doc, snap, open_, definition)
+        return Claim(key, token, point, record)
+
+    def release(self, claim: Claim) -> None:
+        """Give a claim back at once (the resume did not happen)."""
+        self._release(keys=[claim.continuation_key], args=[claim.token])
+
+    def continuation(self, tag: str, key_hash: str) -> dict | None:
+        values = self.redis.hgetall(self.continuation_key(tag, key_hash))
+        if not values:
+            return None
+        return {_text(k): _text(v) for k, v in values.items()}
+
+
+def _record(execution_id: str, ver, doc, snap, open_, definition) -> ExecutionRecord:
+    document = json.loads(doc)
+    snap_text = _text(snap) or ""
+    return ExecutionRecord(
+        id=execution_id,
+        version=int(ver),
+        status=document.get("status", ""),
+        definition_hash=_text(definition) or "",
+        document=document,
+        snapshot=json.loads(snap_text) if snap_text else None,
+        open=json.loads(open_) if open_ else {},
+    )
