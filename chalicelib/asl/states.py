@@ -274,7 +274,11 @@ class Choice(State):
         value = self.io.effective_input(frame["input"], frame, runner)
         env = runner.env(frame)
         for rule, next_state in self.rules:
-            if rule.matches(value, env):
+            try:
+                matched = rule.matches(value, env)
+            except StatesError as failure:  # the rule cannot name its state; add AWS's prefix
+                raise errors.state_failure(failure.error, frame["at"], frame["eid"], failure.cause) from None
+            if matched:
                 return Step("next", next_state, self.io.output(value, frame, runner))
         if self.default is not None:
             return Step("next", self.default, self.io.output(value, frame, runner))
