@@ -1,0 +1,30 @@
+"""Shared fixtures: a real Redis server (REDIS_URL, default 127.0.0.1:6379/0) and the app."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import redis
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+os.environ.setdefault("REDIS_URL", REDIS_URL)
+
+
+@pytest.fixture
+def redis_client():
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def client(redis_client, monkeypatch):
+    from chalice.test import Client
+
+    from app import app
+
+    monkeypatch.setenv("REDIS_URL", REDIS_URL)
+    with Client(app, stage_name="dev", project_dir=ROOT) as test_client:
+        yield test_client
