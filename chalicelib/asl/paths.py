@@ -96,9 +96,10 @@ def _simple_keys(rest: str) -> tuple | None:
             keys.append(match.group("name"))
         elif match.group("index") is not None:
             keys.append(int(match.group("index")))
+        elif match.group("sq") is not None:  # only the quote itself is escaped, as in AWS
+            keys.append(match.group("sq").replace("\\'", "'"))
         else:
-            quoted = match.group("sq") if match.group("sq") is not None else match.group("dq")
-            keys.append(re.sub(r"\\(.)", r"\1", quoted))
+            keys.append(match.group("dq").replace('\\"', '"'))
         pos = match.end()
     return tuple(keys)
 

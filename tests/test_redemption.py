@@ -1,0 +1,242 @@
+"""Continuations in real Redis: TTLs, hashing, at-most-once and crash-safe redemption."""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from chalicelib import catalog
+from chalicelib.asl import VirtualClock
+from chalicelib.config import ONE_YEAR, settings
+from chalicelib.service import Service, ServiceError
+from chalicelib.store import Store
+
+from .conftest import REDIS_URL
+
+START = 1_800_000_000.0
+
+
+@pytest.fixture
+def clock():
+    return VirtualClock(START)
+
+
+@pytest.fixture
+def service(redis_client, clock):
+    return Service(settings(), Store(redis.Redis.from_url(REDIS_URL)), clock=clock, base_url="http://test")
+
+
+def start(service, machine="incsquare", input=None, **kwargs):
+    return service.start(catalog.load_text(machine) if machine else kwargs.pop("definition"),
+                         input if input is not None else {"value": 6},
+                         state_machine=machine, trusted=True, **kwargs)
+
+
+def refused(call, *args, **kwargs) -> ServiceError:
+    with pytest.raises(ServiceError) as caught:
+        call(*args, **kwargs)
+    return caught.value
+
+
+def keys_of(redis_client):
+    return sorted(k.decode() for k in redis_client.scan_iter("asl:*"))
+
+
+# -- TTL and expiry ---------------------------------------------------------------------------
+
+def test_default_ttl_and_expiry(service, clock, redis_client):
+    document = start(service)
+    [waiting] = document["continuations"]
+    assert waiting["expiresAt"] == "2027-01-16T08:00:00.000Z"  # START + 86400 s
+    [key] = [k for k in keys_of(redis_client) if ":c:" in k]
+    retention = settings().retention_seconds
+    assert 86400 + retention - 5 <= redis_client.ttl(key) <= 86400 + retention
+    clock.advance(86400)
+    error = refused(service.redeem, waiting["id"], result={})
+    assert (error.status, error.code) == (410, "ContinuationExpired")
+    assert service.describe_continuation(waiting["id"])["status"] == "expired"
+
+
+def test_ttl_from_configuration(redis_client, clock, monkeypatch):
+    monkeypatch.setenv("CONTINUATION_TTL_SECONDS", "300")
+    service = Service(settings(), Store(redis.Redis.from_url(REDIS_URL)), clock=clock)
+    document = start(service)
+    assert document["continuations"][0]["expiresAt"] == "2027-01-15T08:05:00.000Z"
+    clock.advance(299)
+    assert service.redeem(document["continuations"][0]["id"], result={})["status"] == "SUCCEEDED"
+
+
+def test_ttl_from_timeout_seconds_and_capped_at_one_year(service):
+    approval = start(service, "approval", {"item": "x", "requester": "y", "reason": "z"})
+    assert approval["continuations"][0]["expiresAt"] == "2027-01-22T08:00:00.000Z"  # 7 days
+    definition = {"StartAt": "Ask", "States": {"Ask": {"Type": "Task", "Resource": "module:suspend",
+                                                       "TimeoutSecondsPath": "$.t", "End": True}}}
+    document = service.start(definition, {"t": 10 * ONE_YEAR}, state_machine=None, trusted=True)
+    assert document["continuations"][0]["expiresAt"] == "2028-01-15T08:00:00.000Z"
+
+
+# -- what Redis holds -------------------------------------------------------------------------
+
+def dump(redis_client) -> str:
+    parts = []
+    for key in redis_client.scan_iter("*"):
+        kind = redis_client.type(key).decode()
+        parts.append(key.decode())
+        if kind == "hash":
+            parts += [f"{k.decode()}={v.decode()}" for k, v in redis_client.hgetall(key).items()]
+        elif kind == "list":
+            parts += [v.decode() for v in redis_client.lrange(key, 0, -1)]
+        elif kind == "string":
+            parts.append(redis_client.get(key).decode())
+    return "\n".join(parts)
+
+
+def test_redis_never_holds_a_usable_continuation_id(service, redis_client):
+    documents = [start(service, "parallel-approval", {"n": i}) for i in range(3)]
+    ids = [c["id"] for d in documents for c in d["continuations"]]
+    assert len(ids) == 6 and len(set(ids)) == 6
+    stored = dump(redis_client)
+    for ident in ids:
+        assert ident not in stored
+        assert ident[4:] not in stored  # not even the secret part
+
+
+def test_each_definition_is_stored_once(service, redis_client):
+    for i in range(30):
+        start(service, "incsquare", {"value": i})
+    assert len([k for k in keys_of(redis_client) if k.startswith("asl:d:")]) == 1
+
+
+def test_keys_of_one_execution_share_a_cluster_hash_tag(service, redis_client):
+    document = start(service, "parallel-approval", {})
+    tag = "{" + document["executionId"][:4] + "}"
+    execution_keys = [k for k in keys_of(redis_client) if not k.startswith("asl:d:")]
+    assert len(execution_keys) == 4  # execution, history, two continuations
+    assert all(tag in key for key in execution_keys)
+    assert all(c["id"].startswith(document["executionId"][:4]) for c in document["continuations"])
+
+
+def test_ids_are_random_not_sequential(service):
+    first = [start(service)["continuations"][0]["id"] for _ in range(20)]
+    assert len(set(i[4:] for i in first)) == 20
+    assert len(set(i[4:12] for i in first)) == 20  # no shared prefix beyond the shard tag
+
+
+# -- at most once, crash safety ---------------------------------------------------------------
+
+def run_concurrently(calls):
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def worker(index, call):
+        barrier.wait()
+        try:
+            results[index] = ("ok", call())
+        except ServiceError as error:
+            results[index] = ("error", error)
+
+    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+def test_many_simultaneous_redemptions_of_one_id_resume_exactly_once(service):
+    document = start(service)
+    ident = document["continuations"][0]["id"]
+    results = run_concurrently([lambda i=i: service.redeem(ident, result={"by": i}) for i in range(16)])
+    wins = [r for kind, r in results if kind == "ok"]
+    losses = [r for kind, r in results if kind == "error"]
+    assert len(wins) == 1 and len(losses) == 15
+    assert all((e.status, e.code) == (409, "ContinuationAlreadyRedeemed") for e in losses)
+    final = service.describe(document["executionId"])
+    assert final["output"] == wins[0]["output"]
+    assert [e["type"] for e in final["history"]].count("ExecutionResumed") == 1
+
+
+def test_simultaneous_redemptions_of_two_branches_both_take_effect(service):
+    for round_ in range(8):
+        document = start(service, "parallel-approval", {"round": round_})
+        finance, legal = sorted(document["continuations"], key=lambda c: c["parameters"]["Approver"])
+        results = run_concurrently([
+            lambda: service.redeem(finance["id"], result={"decision": "approve", "who": "f"}),
+            lambda: service.redeem(legal["id"], result={"decision": "approve", "who": "l"}),
+        ])
+        assert [kind for kind, _ in results] == ["ok", "ok"]
+        final = service.describe(document["executionId"], with_history=False)
+        assert final["status"] == "SUCCEEDED"
+        assert final["output"]["answers"] == [{"decision": "approve", "who": "f"}, {"decision": "approve", "who": "l"}]
+
+
+def test_a_resume_that_died_after_claiming_is_redeemable_after_the_lease(service, clock):
+    document = start(service)
+    ident = document["continuations"][0]["id"]
+    service.claim(ident)  # a process claims, then dies before committing
+    assert refused(service.redeem, ident, result={}).status == 409
+    clock.advance(settings().lease_seconds + 1)
+    done = service.redeem(ident, result={"second": True})
+    assert done["status"] == "SUCCEEDED" and done["output"] == {"value": 50, "second": True}
+    assert refused(service.redeem, ident, result={}).status == 409
+
+
+def test_store_failure_during_commit_loses_nothing(service, clock, monkeypatch):
+    document = start(service)
+    ident = document["continuations"][0]["id"]
+    original = service.store.commit
+
+    def broken(change):
+        raise RedisConnectionError("connection lost")
+
+    monkeypatch.setattr(service.store, "commit", broken)
+    with pytest.raises(RedisConnectionError):
+        service.redeem(ident, result={"x": 1})
+    monkeypatch.setattr(service.store, "commit", original)
+    assert service.describe(document["executionId"])["status"] == "SUSPENDED"
+    clock.advance(settings().lease_seconds + 1)
+    assert service.redeem(ident, result={"x": 2})["output"] == {"value": 50, "x": 2}
+
+
+def test_failure_of_one_branch_closes_the_other_continuation(service):
+    document = start(service, "parallel-approval", {})
+    first, second = document["continuations"]
+    done = service.redeem(first["id"], error="Vetoed", cause="no budget")
+    assert (done["status"], done["error"]) == ("FAILED", "Vetoed")
+    error = refused(service.redeem, second["id"], result={})
+    assert (error.status, error.code) == (410, "ContinuationExpired")
+
+
+def test_wait_for_task_token_continuation_is_the_token(redis_client, clock):
+    sent = []
+
+    def notify(payload, context):
+        sent.append(context.token)
+        return None
+
+    service = Service(settings(), Store(redis.Redis.from_url(REDIS_URL)), clock=clock,
+                      handlers={"notify": notify})
+    definition = {"StartAt": "Ask", "States": {"Ask": {
+        "Type": "Task", "Resource": "notify.waitForTaskToken",
+        "Parameters": {"token.$": "$$.Task.Token"}, "ResultPath": "$.reply", "End": True}}}
+    document = service.start(definition, {"q": 1}, state_machine=None, trusted=True)
+    [waiting] = document["continuations"]
+    assert sent == [waiting["id"]] and waiting["kind"] == "task-token"
+    assert waiting["parameters"] == {"token": waiting["id"]}
+    done = service.redeem(sent[0], result={"ok": 1})
+    assert done["output"] == {"q": 1, "reply": {"ok": 1}}
+
+
+def test_history_is_capped(redis_client, clock, monkeypatch):
+    monkeypatch.setenv("HISTORY_LIMIT", "10")
+    config = settings()
+    service = Service(config, Store(redis.Redis.from_url(REDIS_URL), history_limit=config.history_limit), clock=clock)
+    definition = {"StartAt": "M", "States": {"M": {"Type": "Map", "End": True, "ItemProcessor": {
+        "StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}}}}
+    document = service.start(definition, list(range(50)), state_machine=None, trusted=True)
+    history = service.describe(document["executionId"])["history"]
+    assert len(history) == 10 and history[-1]["type"] == "ExecutionSucceeded"
+    assert json.dumps(history)
