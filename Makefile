@@ -1,0 +1,27 @@
+# Two commands for a fresh machine:  make run  (start the service)  and  make test  (run the tests).
+VENV ?= .venv
+PYTHON ?= python3
+BIN = $(VENV)/bin
+PORT ?= 8000
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+.PHONY: install run test conformance bench
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/chalice local --port $(PORT) --stage dev
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+conformance: install
+	$(BIN)/python ../shared/conformance/run.py --entry chalicelib.asl:run_virtual
+
+bench: install
+	$(BIN)/python bench/interpreter.py
+	$(BIN)/python bench/service.py
