@@ -1,5 +1,7 @@
 """The continuation service's routes. The logic lives in ``chalicelib``."""
-from chalice import Chalice
+import os
+
+from chalice import Chalice, Rate
 
 from chalicelib import web
 
@@ -43,6 +45,11 @@ def fail_continuation(continuation):
     return web.fail_continuation(request(), continuation)
 
 
+@app.route("/continuations/{continuation}/heartbeat", methods=["POST"], content_types=JSON)
+def heartbeat_continuation(continuation):
+    return web.heartbeat_continuation(request(), continuation)
+
+
 @app.route("/state-machines", methods=["GET"])
 def list_state_machines():
     return web.list_state_machines(request())
@@ -68,3 +75,9 @@ def continue_execution(event, context):
     """Runs an execution on after a request's budget ran out (invoked asynchronously)."""
     web.continue_in_background(event["executionId"])
     return {"ok": True}
+
+
+@app.schedule(Rate(int(os.environ.get("TIMER_RATE_MINUTES", "1")), unit=Rate.MINUTES))
+def fire_timers(event):
+    """Fires due timers: long Waits, Retry back-off, task timeouts and heartbeats, execution timeouts."""
+    return web.fire_timers()

@@ -1,4 +1,4 @@
-"""Command line: ``python -m chalicelib run|validate|resume ...``."""
+"""Command line: ``python -m chalicelib run|resume|validate|tick ...``."""
 from __future__ import annotations
 
 import argparse
@@ -73,6 +73,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_tick(args: argparse.Namespace) -> int:
+    import time
+
+    from .web import fire_timers
+
+    while True:
+        print(json.dumps(fire_timers()), flush=True)
+        if not args.loop:
+            return 0
+        time.sleep(args.loop)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chalicelib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = commands.add_parser("validate", help="print the problems found in a definition")
     p.add_argument("definition")
     p.set_defaults(func=cmd_validate)
+
+    p = commands.add_parser("tick", help="fire the service's due timers (uses REDIS_URL)")
+    p.add_argument("--loop", type=float, metavar="SECONDS", help="keep ticking every SECONDS")
+    p.set_defaults(func=cmd_tick)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -39,6 +39,7 @@ class Settings:
     history_limit: int
     redis_socket_timeout: float
     local_data_dir: str
+    tick_seconds: float
 
 
 def settings() -> Settings:
@@ -60,4 +61,5 @@ def settings() -> Settings:
         redis_socket_timeout=_float("REDIS_SOCKET_TIMEOUT", 2.0),
         local_data_dir=env.get("LOCAL_DATA_DIR") or os.path.join(
             os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".local"),
+        tick_seconds=_float("TIMER_TICK_SECONDS", 60.0),
     )

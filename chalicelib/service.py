@@ -49,6 +49,7 @@ class RunOutcome:
     result: dict
     events: list[dict]
     tokens: dict[str, str]  # point -> nonce of task tokens issued during the run
+    points_before: set[str]  # suspension points open before the run
 
 
 class Service:
@@ -129,8 +130,12 @@ class Service:
         except ClaimRefused as refused:
             raise _refusal(refused) from None
 
-    def resume_claimed(self, claim: Claim, answer: dict) -> dict:
-        record = claim.execution
+    def resume_claimed(self, claim: Claim, answer: dict, outcome: str = "redeemed") -> dict:
+        return self._resume(claim.execution, claim.point, answer, claim=claim, outcome=outcome)
+
+    def _resume(self, record: ExecutionRecord, point: str, answer: dict, *,
+                claim: Claim | None = None, outcome: str = "redeemed") -> dict:
+        """Answer one suspension point and commit; on a version conflict, re-read and re-apply."""
         compiled = self._stored_definition(record.definition_hash)
         summary = json.dumps({**answer, "at": iso_timestamp(self.clock.now())}, separators=(",", ":"))
         for _ in range(MAX_COMMIT_ATTEMPTS):
@@ -142,18 +147,19 @@ class Service:
 
             def step(options, snapshot=snapshot):
                 if "error" in answer:
-                    return resume(compiled, snapshot, claim.point, error=answer["error"],
+                    return resume(compiled, snapshot, point, error=answer["error"],
                                   cause=answer.get("cause"), copy_snapshot=False, **options)
-                return resume(compiled, snapshot, claim.point, answer.get("result"),
+                return resume(compiled, snapshot, point, answer.get("result"),
                               copy_snapshot=False, **options)
 
             try:
-                outcome = self._run(record.id, step)
+                ran = self._run(record.id, step, snapshot)
             except UnknownSuspension:
                 raise ServiceError(410, "ContinuationExpired",
                                    "The execution no longer waits at this point.",
                                    executionId=record.id) from None
-            commit = self._next(record, compiled, outcome, claim=claim, answer=summary)
+            commit = self._next(record, compiled, ran, claim=claim, answer=summary)
+            commit.outcome = outcome
             try:
                 self._write(commit, compiled)
             except CommitConflict as conflict:
@@ -167,6 +173,129 @@ class Service:
                 self.dispatch(record.id)
             return self.document(record)
         raise ServiceError(503, "Busy", "The execution is changing too often; try again.")
+
+    # -- heartbeats and timers --------------------------------------------------
+
+    def heartbeat(self, continuation: str) -> dict:
+        """Extend a waiting task's heartbeat deadline (as SendTaskHeartbeat does)."""
+        info = self.describe_continuation(continuation)
+        if info["status"] == "redeemed":
+            raise _refusal(ClaimRefused("redeemed", info["executionId"]))
+        if info["status"] != "waiting":
+            raise _refusal(ClaimRefused("closed" if info["status"] == "closed" else "expired",
+                                        info["executionId"], info.get("reason", "")))
+        point = self._continuation_fields(continuation)["point"]
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            record = self._reload(info["executionId"])
+            wait = _open_wait(record, point)
+            if wait is None:
+                raise _refusal(ClaimRefused("closed", record.id))
+            if not wait.get("heartbeatSeconds"):
+                return {**info, "heartbeatAt": None}
+            now = self.clock.now()
+            wait["heartbeatAt"] = now + wait["heartbeatSeconds"]
+            commit = Commit(record=record, ttl=self._ttl(record, now), now=now,
+                            events=[{"type": "TaskHeartbeat", "timestamp": iso_timestamp(now),
+                                     "state": wait["state"]}],
+                            timers=[(timer_member("heartbeat", record.id, wait["id"]), wait["heartbeatAt"])])
+            try:
+                self.store.commit(commit)
+            except CommitConflict:
+                continue
+            return {**info, "heartbeatAt": iso_timestamp(wait["heartbeatAt"])}
+        raise ServiceError(503, "Busy", "The execution is changing too often; try again.")
+
+    def tick(self, limit: int = 500) -> dict[str, int]:
+        """Fire the timers that are due. Safe to run in several processes at once."""
+        counts = {"fired": 0, "rescheduled": 0, "busy": 0}
+        for member, _ in self.store.due_timers(self.clock.now(), limit):
+            kind, execution_id, point = member.split("|", 2)
+            try:
+                outcome = self._fire(kind, execution_id, point)
+            except ServiceError:
+                outcome = True  # nothing left to do: the execution ended or moved on
+            if outcome is False:
+                counts["busy"] += 1  # a redemption holds the continuation: try next tick
+                continue
+            if outcome is not True:
+                self.store.add_timers([(member, outcome)])
+                counts["rescheduled"] += 1
+                continue
+            self.store.remove_timer(member)
+            counts["fired"] += 1
+        return counts
+
+    def _fire(self, kind: str, execution_id: str, point: str) -> bool | float:
+        """Carry out one due timer: True when done, False to retry, or a later due time."""
+        now = self.clock.now()
+        record = self.store.load(execution_id)
+        if record is None or record.status in FINISHED or record.snapshot is None:
+            return True
+        if kind == "execution":
+            due = record.snapshot.get("timeoutAt") or now
+            if due > now:
+                return due
+            self._stop(record.id, "TIMED_OUT", "States.Timeout",
+                       "The execution exceeded its TimeoutSeconds.", "ExecutionTimedOut", "timeout")
+            return True
+        wait = _open_wait(record, point)
+        if wait is None:
+            return True
+        due = {"wait": wait.get("due"), "timeout": wait.get("timeoutAt"),
+               "heartbeat": wait.get("heartbeatAt")}.get(kind)
+        if due is None:
+            return True
+        if due > now:  # never early: the deadline moved (heartbeat) or the clock is behind
+            return due
+        if kind == "wait":
+            self._resume(record, point, {"result": None})
+            return True
+        nonce = record.open.get(point, [None])[0]
+        if nonce is None:
+            return True
+        ident = continuation_id(record.id[:4], nonce, self.settings.signing_secret)
+        try:
+            claim = self.store.claim(tag_of(ident), id_hash(ident), now, self.settings.lease_seconds,
+                                     new_nonce(), force=True)
+        except ClaimRefused as refused:
+            return refused.reason not in ("busy",)
+        error, cause, reason = (("States.Timeout", "The task did not get an answer within its TimeoutSeconds.",
+                                 "timeout") if kind == "timeout" else
+                                ("States.HeartbeatTimeout", "The task sent no heartbeat within its HeartbeatSeconds.",
+                                 "heartbeat-timeout"))
+        self.resume_claimed(claim, {"error": error, "cause": cause}, outcome=reason)
+        return True
+
+    def _stop(self, execution_id: str, status: str, error: str, cause: str, event: str,
+              reason: str) -> dict:
+        """End an execution from outside (abort, execution timeout); close its continuations."""
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            record = self._reload(execution_id)
+            if record.status in FINISHED:
+                raise ServiceError(409, "ExecutionAlreadyFinished",
+                                   f"The execution has already ended ({record.status}).",
+                                   executionId=execution_id)
+            now = self.clock.now()
+            closed = [(self._hash(execution_id, nonce), reason) for nonce, _ in record.open.values()]
+            record.status = status
+            record.document.update(status=status, stopDate=iso_timestamp(now), error=error, cause=cause)
+            record.snapshot, record.open = None, {}
+            commit = Commit(record=record, ttl=self.settings.retention_seconds, closed=closed, now=now,
+                            events=[{"type": event, "timestamp": iso_timestamp(now), "error": error,
+                                     "cause": cause}])
+            try:
+                self.store.commit(commit)
+            except CommitConflict:
+                continue
+            return self.document(record)
+        raise ServiceError(503, "Busy", "The execution is changing too often; try again.")
+
+    def _ttl(self, record: ExecutionRecord, now: float) -> int:
+        """Keep an execution until its last deadline (continuation or timer), plus retention."""
+        deadlines = [now] + [expires for _, expires in record.open.values()]
+        if record.snapshot is not None:
+            deadlines += [wait.get("due", now) for _, wait in iter_waits(record.snapshot)]
+        return int(max(deadlines) - now) + self.settings.retention_seconds
 
     def release(self, claim: Claim) -> None:
         self.store.release(claim)
@@ -182,7 +311,7 @@ class Service:
                 return None if record is None else self.document(record)
             compiled = self._stored_definition(record.definition_hash)
             outcome = self._run(record.id, lambda options: proceed(
-                compiled, record.snapshot, copy_snapshot=False, **options))
+                compiled, record.snapshot, copy_snapshot=False, **options), record.snapshot)
             try:
                 self._write(self._next(record, compiled, outcome), compiled)
             except CommitConflict:
@@ -194,28 +323,8 @@ class Service:
     # -- stopping ---------------------------------------------------------------
 
     def abort(self, execution_id: str) -> dict:
-        for _ in range(MAX_COMMIT_ATTEMPTS):
-            record = self._reload(execution_id)
-            if record.status in FINISHED:
-                raise ServiceError(409, "ExecutionAlreadyFinished",
-                                   f"The execution has already ended ({record.status}).",
-                                   executionId=execution_id)
-            closed = [(point, nonce) for point, (nonce, _) in record.open.items()]
-            now = self.clock.now()
-            record.status = "ABORTED"
-            record.document.update(status="ABORTED", stopDate=iso_timestamp(now),
-                                   error="States.Aborted", cause="Stopped by a DELETE request.")
-            record.snapshot, record.open = None, {}
-            commit = Commit(
-                record=record, ttl=self.settings.retention_seconds,
-                events=[{"type": "ExecutionAborted", "timestamp": iso_timestamp(now)}],
-                closed=[(self._hash(execution_id, nonce), "aborted") for _, nonce in closed], now=now)
-            try:
-                self.store.commit(commit)
-            except CommitConflict:
-                continue
-            return self.document(record)
-        raise ServiceError(503, "Busy", "The execution is changing too often; try again.")
+        return self._stop(execution_id, "ABORTED", "States.Aborted", "Stopped by a DELETE request.",
+                          "ExecutionAborted", "aborted")
 
     # -- reading ----------------------------------------------------------------
 
@@ -226,13 +335,17 @@ class Service:
             document["history"] = self.store.history(execution_id)
         return document
 
-    def describe_continuation(self, continuation: str) -> dict:
-        """What a continuation waits for; reads only."""
-        if not is_well_formed(continuation):
-            raise _not_found(continuation)
-        fields = self.store.continuation(tag_of(continuation), id_hash(continuation))
+    def _continuation_fields(self, continuation: str) -> dict:
+        fields = None
+        if is_well_formed(continuation):
+            fields = self.store.continuation(tag_of(continuation), id_hash(continuation))
         if fields is None:
             raise _not_found(continuation)
+        return fields
+
+    def describe_continuation(self, continuation: str) -> dict:
+        """What a continuation waits for; reads only."""
+        fields = self._continuation_fields(continuation)
         record = self.store.load(fields["exec"])
         expires = float(fields["expiresAt"])
         status = fields["status"]
@@ -296,7 +409,9 @@ class Service:
                                executionId=execution_id)
         return record
 
-    def _run(self, execution_id: str, step: Callable[[dict], dict]) -> RunOutcome:
+    def _run(self, execution_id: str, step: Callable[[dict], dict], snapshot: dict | None = None) -> RunOutcome:
+        """Run ``step`` (which may change ``snapshot`` in place) with the service's options."""
+        before = {wait["id"] for _, wait in iter_waits(snapshot)} if snapshot else set()
         events: list[dict] = []
         tokens: dict[str, str] = {}
         secret = self.settings.signing_secret
@@ -312,7 +427,7 @@ class Service:
             max_seconds=self.settings.request_max_seconds,
             listener=events.append, token_factory=token_factory,
         ))
-        return RunOutcome(result, events, tokens)
+        return RunOutcome(result, events, tokens, before)
 
     def _next(self, record: ExecutionRecord, compiled: Compiled, outcome: RunOutcome, *,
               create: bool = False, claim: Claim | None = None, answer: str = "") -> Commit:
@@ -320,6 +435,7 @@ class Service:
         result, now = outcome.result, self.clock.now()
         status = result["status"]
         previous_open = dict(record.open)
+        timers: list[tuple[str, float]] = []
         redeemed = claim.point if claim else None
         record.status = status
         record.document["status"] = status
@@ -334,18 +450,19 @@ class Service:
             ttl = self.settings.retention_seconds
         else:
             record.snapshot = result["snapshot"]
-            latest = now
+            if create and record.snapshot.get("timeoutAt"):
+                timers.append((timer_member("execution", record.id), record.snapshot["timeoutAt"]))
             for branch, wait in iter_waits(record.snapshot):
+                point = wait["id"]
+                if point not in outcome.points_before:
+                    timers += wait_timers(record.id, wait)
                 if wait["kind"] == "timer":
                     continue
-                point = wait["id"]
                 if point in previous_open and point != redeemed:
                     open_now[point] = previous_open[point]
-                    latest = max(latest, previous_open[point][1])
                     continue
                 nonce = outcome.tokens.get(point) or new_nonce()
                 expires = min(wait.get("timeoutAt") or now + self.settings.continuation_ttl, now + ONE_YEAR)
-                latest = max(latest, expires)
                 open_now[point] = [nonce, expires]
                 created.append(NewContinuation(
                     key_hash=self._hash(record.id, nonce),
@@ -354,18 +471,36 @@ class Service:
                             "parameters": json.dumps(wait.get("parameters"), separators=(",", ":"))},
                     ttl=int(expires - now) + self.settings.retention_seconds,
                 ))
-            ttl = int(latest - now) + self.settings.retention_seconds
         closed = [(self._hash(record.id, nonce), "closed")
                   for point, (nonce, _) in previous_open.items()
                   if point not in open_now and point != redeemed]
         record.open = open_now
+        if status not in FINISHED:
+            ttl = self._ttl(record, now)
         return Commit(record=record, ttl=ttl, events=outcome.events, create=create, claim=claim,
-                      answer=answer, created=created, closed=closed, now=now)
+                      answer=answer, created=created, closed=closed, now=now, timers=timers)
 
     def _write(self, commit: Commit, compiled: Compiled) -> None:
         if commit.record.snapshot is not None:
-            self.store.put_definition(compiled.hash, compiled.text, commit.ttl)
+            commit.definition = (compiled.hash, compiled.text)
         self.store.commit(commit)
+
+
+def timer_member(kind: str, execution_id: str, point: str = "") -> str:
+    return f"{kind}|{execution_id}|{point}"
+
+
+def wait_timers(execution_id: str, wait: dict) -> list[tuple[str, float]]:
+    """The timers an open suspension point needs: its due time, timeout and heartbeat."""
+    point = wait["id"]
+    if wait["kind"] == "timer":
+        return [(timer_member("wait", execution_id, point), wait["due"])]
+    timers = []
+    if wait.get("timeoutAt"):
+        timers.append((timer_member("timeout", execution_id, point), wait["timeoutAt"]))
+    if wait.get("heartbeatAt"):
+        timers.append((timer_member("heartbeat", execution_id, point), wait["heartbeatAt"]))
+    return timers
 
 
 def disallowed_resources(definition: dict, patterns: tuple[str, ...]) -> list[dict]:
@@ -389,6 +524,13 @@ def disallowed_resources(definition: dict, patterns: tuple[str, ...]) -> list[di
 
     visit(definition.get("States"))
     return refused
+
+
+def _open_wait(record: ExecutionRecord, point: str) -> dict | None:
+    for _, wait in iter_waits(record.snapshot or {}):
+        if wait["id"] == point:
+            return wait
+    return None
 
 
 def _plausible_id(execution_id: str) -> bool:

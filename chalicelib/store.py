@@ -8,16 +8,18 @@ one execution lives in one slot and each multi-key change is one Lua script)::
     asl:{t}:x:<executionId>   hash: ver, status, def, doc (JSON), snap (JSON), open (JSON)
     asl:{t}:h:<executionId>   list: history events (JSON), newest last, capped
     asl:{t}:c:<sha256(id)>    hash: one continuation (exec, point, status, expiresAt, ...)
+    asl:timers                sorted set: due timers, member "<kind>|<executionId>|<point>", score = due time
 
 Redis only ever sees the SHA-256 of a continuation ID. ``open`` maps each open
 suspension point to ``[nonce, expiresAt]``; the ID is derived from the nonce
 with the service's secret (see ``continuations.py``), so a copy of the Redis
 data cannot be used to redeem anything.
 
-Round trips: storing a definition the process has not stored before is one
-round trip (skipped when it is known to be there); creating or updating an
-execution is one script call; claiming a continuation is one script call that
-also returns the execution.
+Round trips: a write (start, resume, checkpoint) is one pipeline: keep the
+definition stored, add due timers, run the commit script. Claiming a
+continuation is one script call that also returns the execution. The timer
+set is written before the commit, in another slot: a timer whose execution
+did not commit finds nothing to do when it fires.
 """
 from __future__ import annotations
 
@@ -26,15 +28,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import NoScriptError
 
 PREFIX = "asl"
+TIMERS_KEY = f"{PREFIX}:timers"
 
 _CLAIM = """
 local c = redis.call('HMGET', KEYS[1], 'status', 'expiresAt', 'lease', 'exec', 'answeredAt', 'reason', 'point')
 if not c[1] then return {'missing'} end
 if c[1] == 'redeemed' then return {'redeemed', c[4], c[5] or ''} end
 if c[1] == 'closed' then return {'closed', c[4], c[6] or ''} end
-if tonumber(c[2]) <= tonumber(ARGV[1]) then return {'expired', c[4]} end
+if tonumber(c[2]) <= tonumber(ARGV[1]) and ARGV[5] ~= 'force' then return {'expired', c[4]} end
 if c[1] == 'claimed' and tonumber(c[3]) > tonumber(ARGV[1]) then return {'busy', c[4]} end
 local xkey = ARGV[4] .. c[4]
 local x = redis.call('HMGET', xkey, 'ver', 'doc', 'snap', 'open', 'def')
@@ -80,7 +84,11 @@ end
 if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], head.ttl) end
 local k = 3
 if head.claim then
-  redis.call('HSET', KEYS[3], 'status', 'redeemed', 'answeredAt', head.now, 'answer', head.answer)
+  if head.outcome == 'redeemed' then
+    redis.call('HSET', KEYS[3], 'status', 'redeemed', 'answeredAt', head.now, 'answer', head.answer)
+  else
+    redis.call('HSET', KEYS[3], 'status', 'closed', 'reason', head.outcome)
+  end
   redis.call('HDEL', KEYS[3], 'claim', 'lease')
   k = 4
 end
@@ -175,6 +183,13 @@ class Commit:
     created: list[NewContinuation] | None = None
     closed: list[tuple[str, str]] | None = None  # (continuation key hash, reason)
     now: float = 0.0
+    outcome: str = "redeemed"  # what the claimed continuation becomes: redeemed, or a close reason
+    timers: list[tuple[str, float]] | None = None  # (member, due) to add to the timer set
+    definition: tuple[str, str] | None = None  # (hash, text) to keep stored at least as long
+
+
+def _evalsha(pipe, script, keys: list, args: list) -> None:
+    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
 def _text(value: Any) -> str:
@@ -211,15 +226,6 @@ class Store:
 
     # -- definitions ------------------------------------------------------------
 
-    def put_definition(self, definition_hash: str, text: str, ttl: int) -> None:
-        """Make sure the definition is stored for at least ``ttl`` seconds."""
-        key = self.definition_key(definition_hash)
-        if definition_hash in self._known_definitions:
-            if self._touch(keys=[key], args=[ttl, ""]):
-                return
-        self._touch(keys=[key], args=[ttl, text])
-        self._known_definitions.add(definition_hash)
-
     def get_definition(self, definition_hash: str) -> str | None:
         return _text(self.redis.get(self.definition_key(definition_hash)))
 
@@ -235,7 +241,10 @@ class Store:
         return [json.loads(item) for item in self.redis.lrange(self.history_key(execution_id), 0, -1)]
 
     def commit(self, change: Commit) -> int:
-        """Apply a change atomically; return the new version or raise CommitConflict."""
+        """Apply a change atomically; return the new version or raise CommitConflict.
+
+        One round trip: the definition touch and the timers go in the same pipeline.
+        """
         record = change.record
         tag = record.id[:4]
         keys = [self.execution_key(record.id), self.history_key(record.id)]
@@ -245,13 +254,15 @@ class Store:
         closed = change.closed or []
         keys += [self.continuation_key(tag, c.key_hash) for c in created]
         keys += [self.continuation_key(tag, key_hash) for key_hash, _ in closed]
+        ttl = max(1, int(change.ttl))
         head = {
             "create": change.create,
             "ver": record.version,
             "claim": change.claim.token if change.claim else False,
+            "outcome": change.outcome,
             "status": record.status,
             "def": record.definition_hash,
-            "ttl": max(1, int(change.ttl)),
+            "ttl": ttl,
             "events": len(change.events),
             "keep": self.history_limit,
             "created": len(created),
@@ -268,19 +279,71 @@ class Store:
         args += [json.dumps(e, separators=(",", ":"), default=str) for e in change.events]
         args += [json.dumps({**c.fields, "ttl": max(1, int(c.ttl))}, separators=(",", ":")) for c in created]
         args += [reason for _, reason in closed]
-        reply = self._commit(keys=keys, args=args)
+        definition = change.definition
+
+        def fill(pipe) -> None:
+            if definition is not None:
+                known = definition[0] in self._known_definitions
+                _evalsha(pipe, self._touch, [self.definition_key(definition[0])],
+                         [ttl, "" if known else definition[1]])
+            if change.timers:
+                pipe.zadd(TIMERS_KEY, {member: due for member, due in change.timers})
+            _evalsha(pipe, self._commit, keys, args)
+
+        replies = self._pipeline(fill)
+        if definition is not None:
+            if not replies[0]:  # it had expired from Redis: store it again
+                self._touch(keys=[self.definition_key(definition[0])], args=[ttl, definition[1]])
+            self._known_definitions.add(definition[0])
+        reply = replies[-1]
         status = _text(reply[0])
         if status != "ok":
             raise CommitConflict(status)
         record.version = int(_text(reply[1]))
         return record.version
 
+    def _pipeline(self, fill) -> list:
+        """Run a pipeline built by ``fill``; if Redis lost our scripts (restart), load them and rerun.
+
+        redis-py would check every script with SCRIPT EXISTS before each pipeline (an
+        extra round trip); calling EVALSHA directly keeps a write at one round trip.
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        fill(pipe)
+        replies = pipe.execute(raise_on_error=False)
+        if any(isinstance(r, NoScriptError) for r in replies):
+            for script in (self._touch, self._commit):
+                script.sha = self.redis.script_load(script.script)
+            pipe = self.redis.pipeline(transaction=False)
+            fill(pipe)
+            replies = pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    # -- timers -----------------------------------------------------------------
+
+    def due_timers(self, now: float, limit: int) -> list[tuple[str, float]]:
+        return [(_text(m), due) for m, due in
+                self.redis.zrangebyscore(TIMERS_KEY, "-inf", now, start=0, num=limit, withscores=True)]
+
+    def add_timers(self, timers: list[tuple[str, float]]) -> None:
+        if timers:
+            self.redis.zadd(TIMERS_KEY, {member: due for member, due in timers})
+
+    def remove_timer(self, member: str) -> None:
+        self.redis.zrem(TIMERS_KEY, member)
+
     # -- continuations ----------------------------------------------------------
 
-    def claim(self, tag: str, key_hash: str, now: float, lease_seconds: float, token: str) -> Claim:
+    def claim(self, tag: str, key_hash: str, now: float, lease_seconds: float, token: str,
+              force: bool = False) -> Claim:
+        """Claim a continuation under a lease; ``force`` also claims an expired one (for timeouts)."""
         key = self.continuation_key(tag, key_hash)
         prefix = f"{PREFIX}:{{{tag}}}:x:"
-        reply = [_text(v) for v in self._claim(keys=[key], args=[now, now + lease_seconds, token, prefix])]
+        args = [now, now + lease_seconds, token, prefix, "force" if force else ""]
+        reply = [_text(v) for v in self._claim(keys=[key], args=args)]
         if reply[0] != "ok":
             raise ClaimRefused(reply[0], reply[1] if len(reply) > 1 else None, reply[2] if len(reply) > 2 else "")
         execution_id, point, ver, doc, snap, open_, definition = reply[1:8]

@@ -113,8 +113,40 @@ def continue_in_background(execution_id: str) -> None:
 
 def make_service(request) -> Service:
     config = settings()
+    if request is not None:
+        ensure_local_ticker(config)
     return Service(config, store_for(config), dispatch=dispatcher(config),
                    base_url=base_url(request, config) if request is not None else (config.public_base_url or ""))
+
+
+def fire_timers() -> dict:
+    """One tick: fire every due timer (the scheduled function, the local ticker, the CLI)."""
+    return make_service(None).tick()
+
+
+_ticker: threading.Thread | None = None
+
+
+def ensure_local_ticker(config: Settings) -> None:
+    """Under ``chalice local`` (which runs no schedules), fire timers from a background thread."""
+    global _ticker
+    import os
+
+    if _ticker is not None or not os.environ.get("AWS_CHALICE_CLI_MODE") or os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return
+
+    def loop() -> None:
+        import time
+
+        while True:
+            try:
+                fire_timers()
+            except Exception:  # noqa: BLE001 - keep ticking; the next tick retries
+                log.exception("timer tick failed")
+            time.sleep(config.tick_seconds)
+
+    _ticker = threading.Thread(target=loop, name="timer-ticker", daemon=True)
+    _ticker.start()
 
 
 def read_json(request, config: Settings, *, required: bool = True) -> Any:
@@ -221,6 +253,11 @@ def fail_continuation(request, continuation: str) -> dict:
     if cause is not None and not isinstance(cause, str):
         raise ServiceError(400, "InvalidRequest", "'cause' must be a string.")
     return make_service(request).redeem(continuation, error=error, cause=cause)
+
+
+@endpoint
+def heartbeat_continuation(request, continuation: str) -> dict:
+    return make_service(request).heartbeat(continuation)
 
 
 @endpoint

@@ -236,18 +236,17 @@ class Runner:
         if self.inline_wait_limit is None or delay <= self.inline_wait_limit:
             self.clock.sleep(delay)
             return True
-        frame["wait"] = {"id": self.new_point(frame), "kind": "timer", "purpose": purpose,
+        frame["wait"] = {"id": self.new_point(), "kind": "timer", "purpose": purpose,
                          "state": frame["at"], "due": due}
         self.emit(frame, "TimerScheduled", due=iso_timestamp(due), purpose=purpose)
         return False
 
     # -- tasks and suspension points --------------------------------------------
 
-    def new_point(self, frame: dict) -> str:
+    def new_point(self) -> str:
+        """A new suspension point id, unique within the execution."""
         self.snapshot["seq"] += 1
-        point = f"p{self.snapshot['seq']}"
-        frame["point"] = point
-        return point
+        return f"p{self.snapshot['seq']}"
 
     def token_for(self, point: str) -> str:
         token = self.issued_tokens.get(point)
@@ -283,8 +282,7 @@ class Runner:
 
     def suspend(self, frame: dict, kind: str, parameters: Any, timeout, heartbeat,
                 merge: bool, detail: dict | None) -> None:
-        point = frame.pop("point", None) or self.new_point(frame)
-        frame.pop("point", None)
+        point = frame.pop("point", None) or self.new_point()
         now = self.clock.now()
         wait = {"id": point, "kind": kind, "purpose": "task", "state": frame["at"],
                 "parameters": parameters}

@@ -369,8 +369,8 @@ class Task(State):
             return self.transition(self.io.finish(raw, answer.get("result"), frame, runner))
         timeout = self._seconds(self.timeout, self.timeout_path, "TimeoutSecondsPath", frame, runner)
         heartbeat = self._seconds(self.heartbeat, self.heartbeat_path, "HeartbeatSecondsPath", frame, runner)
-        if self.waits_for_token:
-            frame["token"] = runner.new_point(frame)
+        if self.waits_for_token:  # the point exists before the call: its token is $$.Task.Token
+            frame["point"] = runner.new_point()
         payload = self.io.effective_input(raw, frame, runner)
         outcome = runner.invoke(self, payload, frame, timeout, heartbeat)
         if self.waits_for_token or isinstance(outcome, Suspend):
