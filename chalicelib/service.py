@@ -20,8 +20,12 @@ from .asl import InvalidDefinition, SystemClock, load, proceed, resume, run
 from .asl.clock import iso_timestamp
 from .asl.engine import UnknownSuspension, iter_waits
 from .asl.interpreter import Compiled
+from .asl.tasks import as_resolver
+from .children import ChildExecutions
+from .children import outcome as child_outcome
 from .config import ONE_YEAR, Settings
 from .continuations import continuation_id, id_hash, is_well_formed, new_execution_id, new_nonce, tag_of
+from .resources import default_handlers
 from .store import Claim, ClaimRefused, Commit, CommitConflict, ExecutionRecord, NewContinuation, Store
 
 log = logging.getLogger(__name__)
@@ -87,7 +91,8 @@ class Service:
     # -- starting ---------------------------------------------------------------
 
     def start(self, definition: Any, input: Any, *, state_machine: str | None, trusted: bool,
-              name: str | None = None) -> dict:
+              name: str | None = None, parent: dict | None = None) -> dict:
+        """Start an execution; ``parent`` links a child execution to the parent's waiting task."""
         compiled = self.compile_definition(definition, trusted=trusted)
         execution_id = new_execution_id()
         now = self.clock.now()
@@ -106,6 +111,8 @@ class Service:
             },
             snapshot=None, open={},
         )
+        if parent is not None:
+            record.document["parent"] = parent
         commit = self._next(record, compiled, outcome, create=True)
         self._write(commit, compiled)
         if record.status == "RUNNING":
@@ -169,10 +176,21 @@ class Service:
                                        executionId=record.id) from None
                 record = self._reload(record.id)
                 continue
-            if record.status == "RUNNING":
-                self.dispatch(record.id)
+            self._after_commit(record)
             return self.document(record)
         raise ServiceError(503, "Busy", "The execution is changing too often; try again.")
+
+    def _after_commit(self, record: ExecutionRecord) -> None:
+        """Go on after a commit: in the background if RUNNING; resume a waiting parent if ended."""
+        if record.status == "RUNNING":
+            self.dispatch(record.id)
+        parent = record.document.get("parent")
+        if parent and record.status in FINISHED:
+            try:  # at once if we can; the timer written with the commit retries otherwise
+                self._fire("child", parent["executionId"], parent["point"])
+            except Exception:  # noqa: BLE001 - the timer will do it
+                log.warning("resuming parent %s of %s failed; the timer will retry",
+                            parent["executionId"], record.id, exc_info=True)
 
     # -- heartbeats and timers --------------------------------------------------
 
@@ -241,6 +259,8 @@ class Service:
         wait = _open_wait(record, point)
         if wait is None:
             return True
+        if kind == "child":
+            return self._resume_from_child(record, wait)
         due = {"wait": wait.get("due"), "timeout": wait.get("timeoutAt"),
                "heartbeat": wait.get("heartbeatAt")}.get(kind)
         if due is None:
@@ -250,21 +270,36 @@ class Service:
         if kind == "wait":
             self._resume(record, point, {"result": None})
             return True
+        if kind == "timeout":
+            answer = {"error": "States.Timeout", "cause": "The task did not get an answer within its TimeoutSeconds."}
+        else:
+            answer = {"error": "States.HeartbeatTimeout",
+                      "cause": "The task sent no heartbeat within its HeartbeatSeconds."}
+        return self._answer_point(record, point, answer, "timeout" if kind == "timeout" else "heartbeat-timeout")
+
+    def _answer_point(self, record: ExecutionRecord, point: str, answer: dict, outcome: str) -> bool:
+        """Answer a point that has a continuation, claiming it first (even if expired)."""
         nonce = record.open.get(point, [None])[0]
         if nonce is None:
             return True
         ident = continuation_id(record.id[:4], nonce, self.settings.signing_secret)
         try:
-            claim = self.store.claim(tag_of(ident), id_hash(ident), now, self.settings.lease_seconds,
-                                     new_nonce(), force=True)
+            claim = self.store.claim(tag_of(ident), id_hash(ident), self.clock.now(),
+                                     self.settings.lease_seconds, new_nonce(), force=True)
         except ClaimRefused as refused:
-            return refused.reason not in ("busy",)
-        error, cause, reason = (("States.Timeout", "The task did not get an answer within its TimeoutSeconds.",
-                                 "timeout") if kind == "timeout" else
-                                ("States.HeartbeatTimeout", "The task sent no heartbeat within its HeartbeatSeconds.",
-                                 "heartbeat-timeout"))
-        self.resume_claimed(claim, {"error": error, "cause": cause}, outcome=reason)
+            return refused.reason != "busy"  # busy: someone holds it now; retry next tick
+        self.resume_claimed(claim, answer, outcome=outcome)
         return True
+
+    def _resume_from_child(self, parent: ExecutionRecord, wait: dict) -> bool:
+        child = self.store.load((wait.get("detail") or {}).get("executionId", ""))
+        if child is None:
+            return self._answer_point(parent, wait["id"], {
+                "error": "States.TaskFailed", "cause": "The child execution no longer exists."}, "redeemed")
+        if child.status not in FINISHED:
+            return True  # it will write a new timer when it ends
+        mode = (child.document.get("parent") or {}).get("mode", "sync")
+        return self._answer_point(parent, wait["id"], child_outcome(child.document, mode), "redeemed")
 
     def _stop(self, execution_id: str, status: str, error: str, cause: str, event: str,
               reason: str) -> dict:
@@ -316,6 +351,8 @@ class Service:
                 self._write(self._next(record, compiled, outcome), compiled)
             except CommitConflict:
                 continue  # someone else changed it (a redemption, an abort): reload
+            if record.status != "RUNNING":
+                self._after_commit(record)
             done += 1
         record = self.store.load(execution_id)
         return None if record is None else self.document(record)
@@ -391,6 +428,7 @@ class Service:
                     "url": f"{self.base_url}/continuations/{ident}",
                     "expiresAt": iso_timestamp(expires),
                     "parameters": wait.get("parameters"),
+                    **({"detail": wait["detail"]} if wait.get("detail") else {}),
                 })
         document["continuations"] = continuations
         if timers:
@@ -420,8 +458,10 @@ class Service:
             nonce = tokens[point] = new_nonce()
             return continuation_id(execution_id[:4], nonce, secret)
 
+        resolver = ChildExecutions(self, execution_id, as_resolver(
+            default_handlers() if self.handlers is None else self.handlers))
         result = step(dict(
-            handlers=self.handlers, clock=self.clock,
+            handlers=resolver, clock=self.clock,
             inline_wait_limit=self.settings.inline_wait_seconds,
             max_transitions=self.settings.request_max_transitions,
             max_seconds=self.settings.request_max_seconds,
@@ -448,6 +488,9 @@ class Service:
                 if field in result:
                     record.document[field] = result[field]
             ttl = self.settings.retention_seconds
+            parent = record.document.get("parent")
+            if parent and not create:  # a child that ended later than its start: resume the parent
+                timers.append((timer_member("child", parent["executionId"], parent["point"]), now))
         else:
             record.snapshot = result["snapshot"]
             if create and record.snapshot.get("timeoutAt"):

@@ -259,14 +259,17 @@ class Runner:
         handler = self.resolver.resolve(resource)
         if handler is None:
             raise StatesError(errors.RUNTIME, f"No handler is configured for the resource '{resource}'.")
-        point = frame.get("point")
+        def allocate_point() -> tuple[str, str]:
+            point = frame.get("point") or frame.setdefault("point", self.new_point())
+            return point, self.token_for(point)
+
         context = TaskContext(
             resource=resource,
             state=state.name,
             execution=self.snapshot["context"]["Execution"],
-            token=self.token_for(point) if point else None,
             timeout_seconds=timeout,
             heartbeat_seconds=heartbeat,
+            allocate_point=allocate_point,
         )
         self.emit(frame, "TaskScheduled", resource=resource, parameters=payload)
         try:

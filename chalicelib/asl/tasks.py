@@ -33,12 +33,37 @@ class Suspend:
 
 @dataclass
 class TaskContext:
+    """What a handler knows about the task it runs.
+
+    ``point`` and ``token`` name this task's suspension point: set for
+    ``.waitForTaskToken`` resources, and created on first use by handlers that
+    return a :class:`Suspend` and need to tell someone how to resume them
+    (a child execution tells its parent's token, say).
+    """
+
     resource: str
     state: str
     execution: dict  # the ``$$.Execution`` part of the context object
-    token: str | None = None  # ``$$.Task.Token`` for .waitForTaskToken resources
     timeout_seconds: float | None = None
     heartbeat_seconds: float | None = None
+    allocate_point: Callable[[], tuple[str, str]] | None = field(default=None, repr=False)
+    _point: tuple[str, str] | None = field(default=None, repr=False)
+
+    def _allocated(self) -> tuple[str, str]:
+        if self._point is None:
+            if self.allocate_point is None:
+                raise RuntimeError("this task has no suspension point")
+            self._point = self.allocate_point()
+        return self._point
+
+    @property
+    def point(self) -> str:
+        return self._allocated()[0]
+
+    @property
+    def token(self) -> str:
+        """``$$.Task.Token``: the token that resumes this task's suspension point."""
+        return self._allocated()[1]
 
 
 class TaskFailed(Exception):
