@@ -285,7 +285,11 @@ def test_budget_checkpoints_and_finishes_in_the_background(client, monkeypatch):
 
 def test_runaway_execution_is_visible_and_can_be_stopped(client, monkeypatch):
     monkeypatch.setenv("REQUEST_MAX_TRANSITIONS", "200")
-    loop = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "A"}}}
+    loop = {"StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Next": "Again"},
+        "Again": {"Type": "Choice", "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "Done"}],
+                  "Default": "A"},
+        "Done": {"Type": "Succeed"}}}
     status, document = post(client, "/executions", {"definition": loop})
     assert status == 202
     running = get(client, f"/executions/{document['executionId']}")[1]

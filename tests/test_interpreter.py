@@ -215,7 +215,7 @@ def test_handler_exception_class_name_is_the_error():
     def broken(payload, context):
         raise ValueError("bad value")
 
-    result = go(machine(("T", {"Type": "Task", "Resource": "x"})), handlers={"x": broken})
+    result = go(machine(("T", {"Type": "Task", "Resource": "test:x"})), handlers={"test:x": broken})
     assert result == {"status": "FAILED", "error": "ValueError", "cause": "bad value"}
 
 
@@ -223,7 +223,7 @@ def test_handler_can_raise_named_error():
     def refuse(payload, context):
         raise TaskFailed("Order.Rejected", "out of stock")
 
-    result = go(machine(("T", {"Type": "Task", "Resource": "x"})), handlers={"x": refuse})
+    result = go(machine(("T", {"Type": "Task", "Resource": "test:x"})), handlers={"test:x": refuse})
     assert (result["error"], result["cause"]) == ("Order.Rejected", "out of stock")
 
 
@@ -242,9 +242,9 @@ def flaky(failures: int, error: str = "Flaky"):
 def test_retry_with_backoff_waits_on_the_clock():
     handler, calls = flaky(3)
     clock = VirtualClock(START)
-    definition = machine(("T", {"Type": "Task", "Resource": "x", "Retry": [
+    definition = machine(("T", {"Type": "Task", "Resource": "test:x", "Retry": [
         {"ErrorEquals": ["Flaky"], "IntervalSeconds": 2, "BackoffRate": 3, "MaxAttempts": 3}]}))
-    result = go(definition, handlers={"x": handler}, clock=clock)
+    result = go(definition, handlers={"test:x": handler}, clock=clock)
     assert result["output"] == "ok" and len(calls) == 4
     assert clock.now() - START == pytest.approx(2 + 6 + 18)
 
@@ -252,85 +252,85 @@ def test_retry_with_backoff_waits_on_the_clock():
 def test_retry_max_delay_caps_interval():
     handler, _ = flaky(3)
     clock = VirtualClock(START)
-    definition = machine(("T", {"Type": "Task", "Resource": "x", "Retry": [
+    definition = machine(("T", {"Type": "Task", "Resource": "test:x", "Retry": [
         {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 10, "BackoffRate": 10, "MaxDelaySeconds": 15,
          "MaxAttempts": 3}]}))
-    go(definition, handlers={"x": handler}, clock=clock)
+    go(definition, handlers={"test:x": handler}, clock=clock)
     assert clock.now() - START == pytest.approx(10 + 15 + 15)
 
 
 def test_retry_full_jitter_waits_no_more_than_the_interval():
     handler, _ = flaky(1)
     clock = VirtualClock(START)
-    definition = machine(("T", {"Type": "Task", "Resource": "x", "Retry": [
+    definition = machine(("T", {"Type": "Task", "Resource": "test:x", "Retry": [
         {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 8, "JitterStrategy": "FULL"}]}))
-    assert go(definition, handlers={"x": handler}, clock=clock)["status"] == "SUCCEEDED"
+    assert go(definition, handlers={"test:x": handler}, clock=clock)["status"] == "SUCCEEDED"
     assert 0 <= clock.now() - START <= 8
 
 
 def test_retry_exhausted_then_catch():
     handler, calls = flaky(10)
     definition = {"StartAt": "T", "States": {
-        "T": {"Type": "Task", "Resource": "x", "Next": "Done",
+        "T": {"Type": "Task", "Resource": "test:x", "Next": "Done",
               "Retry": [{"ErrorEquals": ["Flaky"], "MaxAttempts": 2, "IntervalSeconds": 1}],
               "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Recover", "ResultPath": "$.err"}]},
         "Recover": {"Type": "Pass", "End": True},
         "Done": {"Type": "Succeed"}}}
-    result = go(definition, {"keep": 1}, handlers={"x": handler})
+    result = go(definition, {"keep": 1}, handlers={"test:x": handler})
     assert len(calls) == 3
     assert result["output"] == {"keep": 1, "err": {"Error": "Flaky", "Cause": "attempt 3"}}
 
 
 def test_max_attempts_zero_never_retries():
     handler, calls = flaky(1)
-    definition = machine(("T", {"Type": "Task", "Resource": "x", "Retry": [
+    definition = machine(("T", {"Type": "Task", "Resource": "test:x", "Retry": [
         {"ErrorEquals": ["States.ALL"], "MaxAttempts": 0}]}))
-    assert go(definition, handlers={"x": handler})["status"] == "FAILED"
+    assert go(definition, handlers={"test:x": handler})["status"] == "FAILED"
     assert len(calls) == 1
 
 
 def test_first_matching_retrier_decides():
     handler, calls = flaky(5, error="Specific")
-    definition = machine(("T", {"Type": "Task", "Resource": "x", "Retry": [
+    definition = machine(("T", {"Type": "Task", "Resource": "test:x", "Retry": [
         {"ErrorEquals": ["Specific"], "MaxAttempts": 1},
         {"ErrorEquals": ["States.ALL"], "MaxAttempts": 5}]}))
-    assert go(definition, handlers={"x": handler})["status"] == "FAILED"
+    assert go(definition, handlers={"test:x": handler})["status"] == "FAILED"
     assert len(calls) == 2
 
 
 def test_catch_default_result_path_replaces_input_with_error():
     definition = {"StartAt": "T", "States": {
-        "T": {"Type": "Task", "Resource": "x", "End": True,
+        "T": {"Type": "Task", "Resource": "test:x", "End": True,
               "Catch": [{"ErrorEquals": ["States.TaskFailed"], "Next": "R"}]},
         "R": {"Type": "Pass", "End": True}}}
     handler, _ = flaky(1, error="Anything")
-    assert go(definition, {"a": 1}, handlers={"x": handler})["output"] == {"Error": "Anything", "Cause": "attempt 1"}
+    assert go(definition, {"a": 1}, handlers={"test:x": handler})["output"] == {"Error": "Anything", "Cause": "attempt 1"}
 
 
 def test_states_all_does_not_catch_runtime_errors():
     definition = {"StartAt": "T", "States": {
-        "T": {"Type": "Task", "Resource": "x", "InputPath": "$.missing", "End": True,
+        "T": {"Type": "Task", "Resource": "test:x", "InputPath": "$.missing", "End": True,
               "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "R"}]},
         "R": {"Type": "Pass", "End": True}}}
-    result = go(definition, {}, handlers={"x": lambda p, c: p})
+    result = go(definition, {}, handlers={"test:x": lambda p, c: p})
     assert result["error"] == "States.Runtime"
 
 
 def test_task_failed_does_not_match_timeout():
     definition = {"StartAt": "T", "States": {
-        "T": {"Type": "Task", "Resource": "x", "End": True,
+        "T": {"Type": "Task", "Resource": "test:x", "End": True,
               "Catch": [{"ErrorEquals": ["States.TaskFailed"], "Next": "R"}]},
         "R": {"Type": "Pass", "End": True}}}
 
     def times_out(payload, context):
         raise TaskFailed("States.Timeout", "too slow")
 
-    assert go(definition, handlers={"x": times_out})["error"] == "States.Timeout"
+    assert go(definition, handlers={"test:x": times_out})["error"] == "States.Timeout"
 
 
 def test_oversized_task_result_fails_with_data_limit_exceeded():
-    definition = machine(("T", {"Type": "Task", "Resource": "x"}))
-    result = go(definition, handlers={"x": lambda p, c: "a" * (300 * 1024)})
+    definition = machine(("T", {"Type": "Task", "Resource": "test:x"}))
+    result = go(definition, handlers={"test:x": lambda p, c: "a" * (300 * 1024)})
     assert result["error"] == "States.DataLimitExceeded"
 
 
@@ -377,12 +377,12 @@ def test_long_wait_becomes_a_timer_suspension_point():
 
 def test_long_retry_interval_becomes_a_timer():
     handler, calls = flaky(1)
-    definition = machine(("T", {"Type": "Task", "Resource": "x", "Retry": [
+    definition = machine(("T", {"Type": "Task", "Resource": "test:x", "Retry": [
         {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 60}]}))
-    first = go(definition, handlers={"x": handler}, inline_wait_limit=5)
+    first = go(definition, handlers={"test:x": handler}, inline_wait_limit=5)
     [timer] = first["suspensions"]
     assert (timer["kind"], timer["purpose"]) == ("timer", "retry")
-    done = resume(definition, roundtrip(first["snapshot"]), timer["id"], handlers={"x": handler},
+    done = resume(definition, roundtrip(first["snapshot"]), timer["id"], handlers={"test:x": handler},
                   clock=VirtualClock(START + 60))
     assert done["output"] == "ok" and len(calls) == 2
 
@@ -409,7 +409,7 @@ def test_parallel_branch_failure_fails_the_state_and_can_be_caught():
             "Catch": [{"ErrorEquals": ["Boom"], "Next": "Caught", "ResultPath": "$.error"}]},
         "Caught": {"Type": "Pass", "End": True}}}
     assert go(definition, {})["output"] == {"error": {"Error": "Boom", "Cause": "b"}}
-    del definition["States"]["P"]["Catch"]
+    del definition["States"]["P"]["Catch"], definition["States"]["Caught"]
     assert go(definition, {}) == {"status": "FAILED", "error": "Boom", "cause": "b"}
 
 
@@ -608,14 +608,18 @@ def test_failure_in_one_branch_closes_suspension_points_of_the_others():
 
 
 def test_handlers_returning_suspend_stop_the_execution():
-    definition = machine(("Child", {"Type": "Task", "Resource": "x"}))
-    first = go(definition, {}, handlers={"x": lambda p, c: Suspend("child", {"execution": "e1"})})
+    definition = machine(("Child", {"Type": "Task", "Resource": "test:x"}))
+    first = go(definition, {}, handlers={"test:x": lambda p, c: Suspend("child", {"execution": "e1"})})
     assert first["suspensions"][0]["kind"] == "child"
 
 
 # -- budgets and timeouts -------------------------------------------------------------------
 
-LOOP = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "A"}}}
+LOOP = {"StartAt": "A", "States": {
+    "A": {"Type": "Pass", "Next": "Again"},
+    "Again": {"Type": "Choice", "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "Done"}],
+              "Default": "A"},
+    "Done": {"Type": "Succeed"}}}
 
 
 def test_transition_budget_checkpoints_a_runaway_execution():

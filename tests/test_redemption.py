@@ -218,9 +218,9 @@ def test_wait_for_task_token_continuation_is_the_token(redis_client, clock):
         return None
 
     service = Service(settings(), Store(redis.Redis.from_url(REDIS_URL)), clock=clock,
-                      handlers={"notify": notify})
+                      handlers={"test:notify": notify})
     definition = {"StartAt": "Ask", "States": {"Ask": {
-        "Type": "Task", "Resource": "notify.waitForTaskToken",
+        "Type": "Task", "Resource": "test:notify.waitForTaskToken",
         "Parameters": {"token.$": "$$.Task.Token"}, "ResultPath": "$.reply", "End": True}}}
     document = service.start(definition, {"q": 1}, state_machine=None, trusted=True)
     [waiting] = document["continuations"]

@@ -111,8 +111,8 @@ def test_long_retry_backoff_becomes_a_timer(redis_client, clock):
             raise TaskFailed("Busy", "try later")
         return {"ok": True}
 
-    service = make_service(clock, handlers={"flaky": flaky})
-    definition = machine(("Call", {"Type": "Task", "Resource": "flaky", "Retry": [
+    service = make_service(clock, handlers={"test:flaky": flaky})
+    definition = machine(("Call", {"Type": "Task", "Resource": "test:flaky", "Retry": [
         {"ErrorEquals": ["Busy"], "IntervalSeconds": 60, "BackoffRate": 2, "MaxDelaySeconds": 100}]}))
     document = start(service, definition)
     assert document["timers"][0]["purpose"] == "retry"
@@ -156,11 +156,11 @@ def test_answered_task_drops_its_timeout_timer(service, clock, redis_client):
 def test_timeout_racing_a_redemption_has_exactly_one_outcome(redis_client, clock):
     for round_ in range(6):
         service = make_service(clock)
-        definition = machine(("Ask", {"Type": "Task", "Resource": "module:suspend", "TimeoutSeconds": 10,
-                                      "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Late"}]}),
-                             ("Done", {"Type": "Pass", "Result": "answered", "End": True}),
-                             ("Late", {"Type": "Pass", "Result": "timed out"}))
-        definition["States"]["Ask"]["Next"] = "Done"
+        definition = {"StartAt": "Ask", "States": {
+            "Ask": {"Type": "Task", "Resource": "module:suspend", "TimeoutSeconds": 10, "Next": "Done",
+                    "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Late"}]},
+            "Done": {"Type": "Pass", "Result": "answered", "End": True},
+            "Late": {"Type": "Pass", "Result": "timed out", "End": True}}}
         document = start(service, definition)
         ident = document["continuations"][0]["id"]
         clock.advance(10 if round_ % 2 else 9.999)
