@@ -5,22 +5,18 @@ import json
 import os
 import re
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-#: Where definitions are looked for: a copy inside the package (what a Lambda
-#: deployment has, see the README's "Deploy to AWS"), then the project's folder.
-SEARCH_PATH = (
-    os.path.join(_HERE, "state_machines"),
-    os.path.join(os.path.dirname(_HERE), "state_machines"),
-)
+#: The project's ``state_machines/`` folder, next to ``chalicelib/``. The Lambda
+#: package has it at the same place: ``vendor/state_machines`` is a symlink to
+#: it, and Chalice copies what ``vendor/`` holds (following symlinks) into the
+#: package's root. ``STATE_MACHINES_DIR`` overrides it.
+DEFAULT_FOLDER = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "state_machines")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
 def folder() -> str | None:
-    override = os.environ.get("STATE_MACHINES_DIR")
-    for path in ((override,) if override else SEARCH_PATH):
-        if path and os.path.isdir(path):
-            return path
-    return None
+    path = os.environ.get("STATE_MACHINES_DIR") or DEFAULT_FOLDER
+    return path if os.path.isdir(path) else None
 
 
 def names() -> list[str]:
