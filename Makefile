@@ -10,7 +10,7 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-.PHONY: install run test conformance bench
+.PHONY: install run test conformance bench screenshots
 install: $(BIN)/.installed
 
 run: install
@@ -25,3 +25,7 @@ conformance: install
 bench: install
 	$(BIN)/python bench/interpreter.py
 	$(BIN)/python bench/service.py
+
+# Refresh docs/*.png: the browser test's screenshots of the approval, confirmation and outcome pages.
+screenshots: install
+	BROWSER_SCREENSHOTS_DIR=docs $(BIN)/python -m pytest -q tests/test_browser.py

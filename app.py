@@ -9,6 +9,7 @@ app = Chalice(app_name="asl-continuations")
 app.api.binary_types = []
 
 JSON = ["application/json"]
+FORM_OR_JSON = ["application/x-www-form-urlencoded", "application/json"]
 
 
 def request():
@@ -30,7 +31,7 @@ def stop_execution(execution_id):
     return web.stop_execution(request(), execution_id)
 
 
-@app.route("/continuations/{continuation}", methods=["POST"], content_types=JSON)
+@app.route("/continuations/{continuation}", methods=["POST"], content_types=FORM_OR_JSON)
 def redeem_continuation(continuation):
     return web.redeem_continuation(request(), continuation)
 
@@ -38,6 +39,16 @@ def redeem_continuation(continuation):
 @app.route("/continuations/{continuation}", methods=["GET"])
 def describe_continuation(continuation):
     return web.describe_continuation(request(), continuation)
+
+
+@app.route("/continuations/{continuation}/decide", methods=["GET"])
+def show_decision(continuation):
+    return web.show_decision(request(), continuation)
+
+
+@app.route("/continuations/{continuation}/decide", methods=["POST"], content_types=FORM_OR_JSON)
+def decide(continuation):
+    return web.decide(request(), continuation)
 
 
 @app.route("/continuations/{continuation}/failure", methods=["POST"], content_types=JSON)
@@ -63,6 +74,11 @@ def validate_state_machine():
 @app.route("/state-machines/{name}", methods=["GET"])
 def get_state_machine(name):
     return web.get_state_machine(request(), name)
+
+
+@app.route("/state-machines/{name}/diagram", methods=["GET"])
+def state_machine_diagram(name):
+    return web.state_machine_diagram(request(), name)
 
 
 @app.route("/", methods=["POST"], content_types=JSON)

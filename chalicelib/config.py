@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 ONE_YEAR = 365 * 24 * 3600
 DEV_SECRET = "dev-only-signing-secret-change-me"
+MERMAID_URL = "https://cdn.jsdelivr.net/npm/mermaid@11.4.1/dist/mermaid.esm.min.mjs"
 
 
 def _int(name: str, default: int) -> int:
@@ -40,11 +41,18 @@ class Settings:
     redis_socket_timeout: float
     local_data_dir: str
     tick_seconds: float
+    email_mode: str  # "ses" or "outbox"
+    email_from: str
+    outbox_dir: str
+    diagram_script_url: str  # where pages load mermaid.js from; empty: show the diagram as text
 
 
 def settings() -> Settings:
     env = os.environ
     allowed = env.get("ALLOWED_RESOURCES", "module:*")
+    local_data_dir = env.get("LOCAL_DATA_DIR") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".local")
+    deployed = bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and not env.get("AWS_CHALICE_CLI_MODE")
     return Settings(
         redis_url=env.get("REDIS_URL") or None,
         continuation_ttl=min(_int("CONTINUATION_TTL_SECONDS", 86400), ONE_YEAR),
@@ -59,7 +67,10 @@ def settings() -> Settings:
         signing_secret=env.get("SIGNING_SECRET") or DEV_SECRET,
         history_limit=_int("HISTORY_LIMIT", 1000),
         redis_socket_timeout=_float("REDIS_SOCKET_TIMEOUT", 2.0),
-        local_data_dir=env.get("LOCAL_DATA_DIR") or os.path.join(
-            os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".local"),
+        local_data_dir=local_data_dir,
         tick_seconds=_float("TIMER_TICK_SECONDS", 60.0),
+        email_mode=(env.get("EMAIL_MODE") or ("ses" if deployed else "outbox")).strip().lower(),
+        email_from=env.get("EMAIL_FROM") or "approvals@example.com",
+        outbox_dir=env.get("OUTBOX_DIR") or os.path.join(local_data_dir, "outbox"),
+        diagram_script_url=env.get("DIAGRAM_SCRIPT_URL", MERMAID_URL).strip(),
     )

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from . import catalog
+from . import catalog, forms, links
 from .asl import InvalidDefinition, SystemClock, load, proceed, resume, run
 from .asl.clock import iso_timestamp
 from .asl.engine import UnknownSuspension, iter_waits
@@ -25,6 +25,7 @@ from .children import ChildExecutions
 from .children import outcome as child_outcome
 from .config import ONE_YEAR, Settings
 from .continuations import continuation_id, id_hash, is_well_formed, new_execution_id, new_nonce, tag_of
+from .mailer import ApprovalEmails
 from .resources import default_handlers
 from .store import Claim, ClaimRefused, Commit, CommitConflict, ExecutionRecord, NewContinuation, Store
 
@@ -124,9 +125,25 @@ class Service:
     def redeem(self, continuation: str, *, result: Any = None, error: str | None = None,
                cause: str | None = None) -> dict:
         """Resume the execution waiting on ``continuation`` (at most once)."""
+        if error is None:
+            self.check_answer(continuation, result)
         claim = self.claim(continuation)
         answer = {"error": error, "cause": cause} if error is not None else {"result": result}
         return self.resume_claimed(claim, answer)
+
+    def check_answer(self, continuation: str, result: Any) -> None:
+        """Refuse (422) an answer that does not fit the question, before anything is claimed.
+
+        Only while the continuation waits: otherwise the claim says why it cannot be answered.
+        """
+        fields = self._continuation_fields(continuation)
+        if fields["status"] not in ("open", "claimed") or float(fields["expiresAt"]) <= self.clock.now():
+            return
+        question = forms.question_of(json.loads(fields.get("parameters") or "null"))
+        problems = forms.check_answer(question, result)
+        if problems:
+            raise ServiceError(422, "InvalidAnswer", "The answer does not fit the question.",
+                               fieldErrors=problems)
 
     def claim(self, continuation: str) -> Claim:
         if not is_well_formed(continuation):
@@ -399,6 +416,8 @@ class Service:
             "parameters": json.loads(fields.get("parameters") or "null"),
             "expiresAt": iso_timestamp(expires),
         }
+        if info["status"] == "waiting":
+            info.update(self.continuation_links(continuation, info["parameters"]))
         if fields.get("answer"):
             info["answer"] = json.loads(fields["answer"])
         if fields.get("reason"):
@@ -425,7 +444,7 @@ class Service:
                     "state": wait["state"],
                     "branch": branch or None,
                     "kind": wait["kind"],
-                    "url": f"{self.base_url}/continuations/{ident}",
+                    **self.continuation_links(ident, wait.get("parameters")),
                     "expiresAt": iso_timestamp(expires),
                     "parameters": wait.get("parameters"),
                     **({"detail": wait["detail"]} if wait.get("detail") else {}),
@@ -434,6 +453,32 @@ class Service:
         if timers:
             document["timers"] = timers
         return document
+
+    def continuation_links(self, continuation: str, parameters: Any) -> dict:
+        """``url`` (the continuation's page) and, for a question with Choices, signed ``decisions``."""
+        out: dict[str, Any] = {"url": links.page_url(self.base_url, continuation)}
+        choices = forms.question_of(parameters).choices
+        if choices:
+            out["decisions"] = links.decision_urls(self.base_url, continuation, choices,
+                                                   self.settings.signing_secret)
+        return out
+
+    def answer_trail(self, continuation: str) -> list[str]:
+        """The states the execution entered after this continuation was answered (from its history)."""
+        fields = self._continuation_fields(continuation)
+        events = self.store.history(fields["exec"])
+        for index in range(len(events) - 1, -1, -1):
+            if events[index].get("type") == "ExecutionResumed" and events[index].get("point") == fields["point"]:
+                return [e["state"] for e in events[index + 1:] if e.get("type") == "StateEntered"]
+        return []
+
+    def definition_of(self, execution_id: str) -> dict:
+        """The definition an execution runs (410 once it is no longer stored)."""
+        return self._stored_definition(self._reload(execution_id).definition_hash).definition
+
+    def expiry(self, now: float, timeout_at: float | None) -> float:
+        """When a continuation created at ``now`` expires: its task's timeout, else the stage's TTL."""
+        return min(timeout_at or now + self.settings.continuation_ttl, now + ONE_YEAR)
 
     # -- internals --------------------------------------------------------------
 
@@ -458,8 +503,8 @@ class Service:
             nonce = tokens[point] = new_nonce()
             return continuation_id(execution_id[:4], nonce, secret)
 
-        resolver = ChildExecutions(self, execution_id, as_resolver(
-            default_handlers() if self.handlers is None else self.handlers))
+        resolver = ApprovalEmails(self, ChildExecutions(self, execution_id, as_resolver(
+            default_handlers() if self.handlers is None else self.handlers)))
         result = step(dict(
             handlers=resolver, clock=self.clock,
             inline_wait_limit=self.settings.inline_wait_seconds,
@@ -505,7 +550,7 @@ class Service:
                     open_now[point] = previous_open[point]
                     continue
                 nonce = outcome.tokens.get(point) or new_nonce()
-                expires = min(wait.get("timeoutAt") or now + self.settings.continuation_ttl, now + ONE_YEAR)
+                expires = self.expiry(now, wait.get("timeoutAt"))
                 open_now[point] = [nonce, expires]
                 created.append(NewContinuation(
                     key_hash=self._hash(record.id, nonce),

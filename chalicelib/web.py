@@ -12,11 +12,12 @@ import json
 import logging
 import threading
 from typing import Any, Callable
+from urllib.parse import parse_qs
 
 from chalice import Response
 from redis.exceptions import RedisError
 
-from . import catalog
+from . import catalog, diagram, forms, links, views
 from .asl import validate
 from .config import Settings, settings
 from .redis_connection import get_redis
@@ -45,24 +46,62 @@ def error_response(error: ServiceError) -> Response:
     return json_response(error.to_json(), error.status)
 
 
+def page_response(page: views.Page) -> Response:
+    return Response(body=page.body, status_code=page.status, headers=page.headers)
+
+
+def wants_html(request) -> bool:
+    """Content negotiation: browsers (``Accept`` naming text/html) get pages, others JSON."""
+    headers = {k.lower(): v for k, v in (request.headers or {}).items()}
+    return "text/html" in headers.get("accept", "").lower()
+
+
 def endpoint(handler: Callable[..., Any]) -> Callable[..., Response]:
     """Turn a handler's result or error into a JSON response."""
+    return _answering(handler, lambda args, error: error_response(error))
 
+
+def page_endpoint(handler: Callable[..., Any]) -> Callable[..., Response]:
+    """As :func:`endpoint`; for a browser, errors about the continuation are friendly pages.
+
+    The handler is ``handler(request, continuation, ...)``.
+    """
+    def on_error(args: tuple, error: ServiceError) -> Response:
+        request, continuation = args[0], args[1]
+        if not wants_html(request):
+            return error_response(error)
+        service = make_service(request)
+        try:
+            return page_response(views.refusal_page(service, continuation, error))
+        except ServiceError as again:  # the store failed again while explaining
+            return page_response(views.error_page(service, again))
+        except RedisError:
+            return page_response(views.error_page(service, _store_unavailable()))
+
+    return _answering(handler, on_error)
+
+
+def _store_unavailable() -> ServiceError:
+    return ServiceError(503, "StoreUnavailable", "The continuation store is not reachable; try again.")
+
+
+def _answering(handler: Callable[..., Any], on_error: Callable[[tuple, ServiceError], Response]):
     @functools.wraps(handler)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
         try:
             result = handler(*args, **kwargs)
         except ServiceError as error:
-            return error_response(error)
+            return on_error(args, error)
         except RedisError as exc:
             log.warning("store unavailable: %s", type(exc).__name__)
-            return error_response(ServiceError(503, "StoreUnavailable",
-                                               "The continuation store is not reachable; try again."))
+            return on_error(args, _store_unavailable())
         except Exception:  # noqa: BLE001 - logged, answered without details
             log.exception("unexpected error")
-            return error_response(ServiceError(500, "InternalError", "The service failed unexpectedly."))
+            return on_error(args, ServiceError(500, "InternalError", "The service failed unexpectedly."))
         if isinstance(result, Response):
             return result
+        if isinstance(result, views.Page):
+            return page_response(result)
         status, body = result if isinstance(result, tuple) else (200, result)
         return json_response(body, status)
 
@@ -149,11 +188,29 @@ def ensure_local_ticker(config: Settings) -> None:
     _ticker.start()
 
 
-def read_json(request, config: Settings, *, required: bool = True) -> Any:
+def read_body(request, config: Settings) -> bytes:
     raw = request.raw_body or b""
     if len(raw) > config.max_body_bytes:
         raise ServiceError(413, "PayloadTooLarge",
                            f"The request body is larger than {config.max_body_bytes} bytes.")
+    return raw
+
+
+def is_form(request) -> bool:
+    headers = {k.lower(): v for k, v in (request.headers or {}).items()}
+    return headers.get("content-type", "").lower().startswith("application/x-www-form-urlencoded")
+
+
+def read_form(request, config: Settings) -> dict[str, list[str]]:
+    """An HTML form's fields, ``{name: [values]}``."""
+    try:
+        return parse_qs(read_body(request, config).decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        raise ServiceError(400, "InvalidRequest", "The form is not UTF-8.") from None
+
+
+def read_json(request, config: Settings, *, required: bool = True) -> Any:
+    raw = read_body(request, config)
     if not raw.strip():
         if required:
             raise ServiceError(400, "InvalidRequest", "The request needs a JSON body.")
@@ -235,12 +292,63 @@ def stop_execution(request, execution_id: str) -> dict:
 
 # -- continuations ------------------------------------------------------------------------
 
-@endpoint
-def redeem_continuation(request, continuation: str) -> dict:
+@page_endpoint
+def redeem_continuation(request, continuation: str) -> dict | views.Page:
+    """Answer with JSON (merged in), or with the question's HTML form (checked and typed first)."""
+    return _answer(request, continuation)
+
+
+def _answer(request, continuation: str, choice: str | None = None) -> dict | views.Page:
     config = settings()
-    body = read_json(request, config, required=False)
-    payload = {} if body is None else require_object(body, "The answer")
-    return make_service(request).redeem(continuation, result=payload)
+    service = make_service(request)
+    info = None
+    if is_form(request):
+        payload, info = views.read_answer(service, continuation, read_form(request, config), choice)
+    else:
+        body = read_json(request, config, required=False)
+        payload = {} if body is None else require_object(body, "The answer")
+        if choice is not None:
+            payload = {**payload, _choice_field(service, continuation): choice}
+    document = service.redeem(continuation, result=payload)
+    if not wants_html(request):
+        return document
+    if info is None:
+        info = service.describe_continuation(continuation)
+    return views.outcome_page(service, continuation, info, payload, document)
+
+
+def _choice_field(service: Service, continuation: str) -> str:
+    return forms.question_of(service.describe_continuation(continuation)["parameters"]).choice_field
+
+
+def _signed_choice(request, continuation: str) -> str:
+    """The choice a decision link carries, if its signature holds (else 403)."""
+    params = request.query_params or {}
+    choice = params.get("choice") or ""
+    if not choice or not links.verify(settings().signing_secret, continuation, choice, params.get("sig")):
+        raise ServiceError(403, "InvalidSignature",
+                           "This decision link is not valid: it was changed or cut short.")
+    return choice
+
+
+@page_endpoint
+def show_decision(request, continuation: str) -> dict | views.Page:
+    """A decision link opened: a page with one button (browsers) or what it would send. Changes nothing."""
+    choice = _signed_choice(request, continuation)
+    service = make_service(request)
+    info = service.describe_continuation(continuation)
+    if not wants_html(request):
+        field = forms.question_of(info["parameters"]).choice_field
+        return {**info, "decision": {field: choice}}
+    if info["status"] != "waiting":
+        return views.status_page(service, info)
+    return views.confirm_page(service, info, choice)
+
+
+@page_endpoint
+def decide(request, continuation: str) -> dict | views.Page:
+    """A decision link's button pressed: answer with its choice (and the form's other fields)."""
+    return _answer(request, continuation, _signed_choice(request, continuation))
 
 
 @endpoint
@@ -260,9 +368,16 @@ def heartbeat_continuation(request, continuation: str) -> dict:
     return make_service(request).heartbeat(continuation)
 
 
-@endpoint
-def describe_continuation(request, continuation: str) -> dict:
-    return make_service(request).describe_continuation(continuation)
+@page_endpoint
+def describe_continuation(request, continuation: str) -> dict | views.Page:
+    """What a continuation waits for: JSON, or for a browser the question's page. Changes nothing."""
+    service = make_service(request)
+    info = service.describe_continuation(continuation)
+    if not wants_html(request):
+        return info
+    if info["status"] != "waiting":
+        return views.status_page(service, info)
+    return views.question_page(service, info)
 
 
 # -- state machines -----------------------------------------------------------------------
@@ -278,6 +393,17 @@ def get_state_machine(request, name: str) -> dict:
     if definition is None:
         raise ServiceError(404, "StateMachineNotFound", f"There is no state machine named {name!r}.")
     return {"name": name, "definition": definition}
+
+
+def state_machine_diagram(request, name: str) -> Response:
+    """The definition as a Mermaid flowchart (text/plain); ``?highlight=State`` marks states."""
+    definition = catalog.load(name)
+    if definition is None:
+        return error_response(ServiceError(404, "StateMachineNotFound", f"There is no state machine named {name!r}."))
+    params = request.query_params or {}
+    marked = [s for s in (params.get("highlight") or "").split(",") if s]
+    return Response(body=diagram.mermaid(definition, waiting=marked), status_code=200,
+                    headers={"Content-Type": "text/plain; charset=utf-8"})
 
 
 @endpoint

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import redis
@@ -9,6 +10,8 @@ import redis
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 os.environ.setdefault("REDIS_URL", REDIS_URL)
+# Emails that examples send under test go to a throwaway outbox, not the project's .local/.
+os.environ.setdefault("OUTBOX_DIR", tempfile.mkdtemp(prefix="outbox-"))
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def call(method: str, url: str, body: bytes | None = None, content_type: str = "
 def server(redis_client):
     port = free_port()
     process = subprocess.Popen(
-        [chalice_command(), "local", "--port", str(port), "--stage", "dev"],
+        [chalice_command(), "local", "--port", str(port), "--stage", "dev", "--no-autoreload"],
         cwd=ROOT, env={**os.environ, "REDIS_URL": REDIS_URL},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )

@@ -1,0 +1,162 @@
+"""The approval email: ``arn:aws:states:::email:send.waitForTaskToken``.
+
+A Task with this resource sends one email and waits, like any
+``.waitForTaskToken`` task, until its continuation is answered. Parameters:
+``To`` (an address or a list), ``Subject`` (default: the Title), and the
+question (``Title``, ``Description``, ``Data``, ``Choices``, ``ChoiceField``,
+``Fields``: see ``forms.py``), which is also what the continuation's page
+shows. The message links to that page and, for each choice, to a signed
+one-click decision link. The spelling without ``.waitForTaskToken`` waits the
+same way: an approval email whose links could never be answered is no use.
+
+Delivery: Amazon SES (``sesv2.send_email``) when ``EMAIL_MODE=ses``, the
+default when deployed; otherwise (``EMAIL_MODE=outbox``, the default under
+``chalice local``) the message is logged and written as a ``.eml`` file to
+``OUTBOX_DIR``, so a developer can open its links.
+
+Sending happens while the execution runs, before its new state is committed:
+as with any task, if that commit has to be redone the email is sent again.
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import re
+import secrets
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import TYPE_CHECKING, Any
+
+from . import forms, links, pages
+from .asl import Suspend, TaskContext, TaskFailed
+from .asl.clock import iso_timestamp
+
+if TYPE_CHECKING:
+    from .service import Service
+
+RESOURCE = "arn:aws:states:::email:send"
+_ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+$")
+
+log = logging.getLogger(__name__)
+
+
+class ApprovalEmails:
+    """A resolver for the email resource, falling back to ``resolver``."""
+
+    def __init__(self, service: "Service", resolver):
+        self.service = service
+        self.resolver = resolver
+
+    def resolve(self, resource: str):
+        if resource == RESOURCE:
+            return self.send
+        return self.resolver.resolve(resource)
+
+    def send(self, payload: Any, context: TaskContext) -> Suspend:
+        service = self.service
+        if not service.base_url:  # outside a request (a timer, a background run) and no PUBLIC_BASE_URL
+            if service.settings.email_mode == "ses":
+                raise TaskFailed("Email.NoBaseUrl",
+                                 "Links need PUBLIC_BASE_URL when the task runs outside a request.")
+            log.warning("PUBLIC_BASE_URL is not set: the email's links are relative")
+        now = service.clock.now()
+        timeout_at = now + context.timeout_seconds if context.timeout_seconds else None
+        message = compose(payload, context.token, service.base_url, service.settings.signing_secret,
+                          service.expiry(now, timeout_at))
+        deliver(message, service.settings)
+        return Suspend("task-token")
+
+
+def compose(payload: Any, token: str, base_url: str, secret: str, expires_at: float) -> dict:
+    """The message (addresses, subject, text and HTML bodies) for one waiting task."""
+    if not isinstance(payload, dict):
+        raise TaskFailed("Email.InvalidParameters", "The Parameters must be an object with To.")
+    recipients = payload.get("To")
+    recipients = [recipients] if isinstance(recipients, str) else recipients
+    if not isinstance(recipients, list) or not recipients or not all(
+            isinstance(r, str) and _ADDRESS.match(r) for r in recipients):
+        raise TaskFailed("Email.InvalidParameters", "To must be an email address or a list of them.")
+    question = forms.question_of(payload)
+    if question.problems:
+        raise TaskFailed("Email.InvalidQuestion", " ".join(question.problems))
+    subject = payload.get("Subject") or question.title or "A workflow is waiting for your answer"
+    if not isinstance(subject, str) or "\n" in subject or "\r" in subject:
+        raise TaskFailed("Email.InvalidParameters", "Subject must be one line of text.")
+    context = {
+        "question": question,
+        "data": pages.data_rows(question.data),
+        "page_url": links.page_url(base_url, token),
+        "decisions": links.decision_urls(base_url, token, question.choices, secret),
+        "expires": pages.friendly_time(iso_timestamp(expires_at)),
+    }
+    return {
+        "to": recipients,
+        "subject": subject,
+        "text": pages.render("email.txt", **context),
+        "html": pages.render("email.html", **context),
+        "links": {"page": context["page_url"], **context["decisions"]},
+    }
+
+
+def deliver(message: dict, settings) -> str:
+    """Send (SES) or keep (outbox) the message; returns its message ID."""
+    if settings.email_mode == "ses":
+        return _send_with_ses(message, settings.email_from)
+    if settings.email_mode == "outbox":
+        return _write_to_outbox(message, settings.email_from, settings.outbox_dir)
+    raise TaskFailed("Email.NotConfigured", f"EMAIL_MODE must be 'ses' or 'outbox', not {settings.email_mode!r}.")
+
+
+def _send_with_ses(message: dict, sender: str) -> str:
+    import boto3  # in the Lambda runtime; only needed when sending for real
+    from botocore.exceptions import ClientError
+
+    def part(text: str) -> dict:
+        return {"Data": text, "Charset": "UTF-8"}
+
+    try:
+        response = boto3.client("sesv2").send_email(
+            FromEmailAddress=sender,
+            Destination={"ToAddresses": message["to"]},
+            Content={"Simple": {"Subject": part(message["subject"]),
+                                "Body": {"Text": part(message["text"]), "Html": part(message["html"])}}},
+        )
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        raise TaskFailed(f"SesV2.{details.get('Code', 'ClientError')}", details.get("Message", str(error))) from None
+    return response["MessageId"]
+
+
+def _write_to_outbox(message: dict, sender: str, folder: str) -> str:
+    email = EmailMessage()
+    email["From"] = sender
+    email["To"] = ", ".join(message["to"])
+    email["Subject"] = message["subject"]
+    email["Message-ID"] = message_id = make_msgid(domain="outbox.local")
+    try:  # unwrapped, so the links in the file can be clicked
+        email.set_content(message["text"], cte="8bit")
+    except ValueError:  # a line too long for 8bit
+        email.set_content(message["text"])
+    email.add_alternative(message["html"], subtype="html")
+    os.makedirs(folder, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    path = os.path.join(folder, f"{stamp}-{secrets.token_hex(4)}.eml")
+    with open(path, "wb") as handle:
+        handle.write(bytes(email))
+    lines = [f"email to {email['To']}: {message['subject']!r} (saved to {path})"]
+    lines += [f"  {name}: {url}" for name, url in message["links"].items()]
+    _outbox_log().info("\n".join(lines))
+    return message_id
+
+
+def _outbox_log() -> logging.Logger:
+    """The outbox's log: the console of ``chalice local``, whatever the root logger's level."""
+    logger = logging.getLogger("outbox")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("outbox: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
