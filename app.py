@@ -88,8 +88,11 @@ def prototype():
 
 @app.lambda_function(name="continue_execution")
 def continue_execution(event, context):
-    """Runs an execution on after a request's budget ran out (invoked asynchronously)."""
-    web.continue_in_background(event["executionId"])
+    """Runs an execution on after a request's budget ran out (invoked asynchronously).
+
+    It stops with time to spare and invokes itself again for what is left.
+    """
+    web.continue_in_background(event["executionId"], context.get_remaining_time_in_millis() / 1000 - 10)
     return {"ok": True}
 
 

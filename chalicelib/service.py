@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -354,13 +355,20 @@ class Service:
 
     # -- running on (after a budget ran out) ------------------------------------
 
-    def continue_running(self, execution_id: str, rounds: int | None = None) -> dict | None:
-        """Run a RUNNING execution on, one budget at a time, committing each step."""
-        done = 0
-        while rounds is None or done < rounds:
+    def continue_running(self, execution_id: str, seconds: float | None = None) -> dict | None:
+        """Run a RUNNING execution on, one request budget at a time, committing each step.
+
+        With ``seconds`` (what is left of a Lambda invocation), stop in time and hand
+        the rest to a new invocation, so a long execution is never cut off half-way.
+        """
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while True:
             record = self.store.load(execution_id)
             if record is None or record.status != "RUNNING" or record.snapshot is None:
                 return None if record is None else self.document(record)
+            if deadline is not None and time.monotonic() + self.settings.request_max_seconds > deadline:
+                self.dispatch(execution_id)
+                return self.document(record)
             compiled = self._stored_definition(record.definition_hash)
             outcome = self._run(record.id, lambda options: proceed(
                 compiled, record.snapshot, copy_snapshot=False, **options), record.snapshot)
@@ -370,9 +378,6 @@ class Service:
                 continue  # someone else changed it (a redemption, an abort): reload
             if record.status != "RUNNING":
                 self._after_commit(record)
-            done += 1
-        record = self.store.load(execution_id)
-        return None if record is None else self.document(record)
 
     # -- stopping ---------------------------------------------------------------
 

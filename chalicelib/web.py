@@ -143,9 +143,10 @@ def dispatcher(config: Settings) -> Callable[[str], None]:
     return in_thread
 
 
-def continue_in_background(execution_id: str) -> None:
+def continue_in_background(execution_id: str, seconds: float | None = None) -> None:
+    """Run an execution on (a thread locally; the continue_execution function when deployed)."""
     try:
-        make_service(None).continue_running(execution_id)
+        make_service(None).continue_running(execution_id, seconds)
     except Exception:  # noqa: BLE001 - a background worker must not die silently
         log.exception("continuing execution %s failed", execution_id)
 

@@ -240,3 +240,21 @@ def test_history_is_capped(redis_client, clock, monkeypatch):
     history = service.describe(document["executionId"])["history"]
     assert len(history) == 10 and history[-1]["type"] == "ExecutionSucceeded"
     assert json.dumps(history)
+
+
+def test_background_run_hands_off_before_its_time_runs_out(redis_client, clock, monkeypatch):
+    monkeypatch.setenv("REQUEST_MAX_TRANSITIONS", "20")
+    dispatched = []
+    service = Service(settings(), Store(redis.Redis.from_url(REDIS_URL)), clock=clock, dispatch=dispatched.append)
+    counter = {"StartAt": "Check", "States": {
+        "Check": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericGreaterThanEquals": 100, "Next": "Done"}],
+                  "Default": "Add"},
+        "Add": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 1)"}, "Next": "Check"},
+        "Done": {"Type": "Succeed"}}}
+    document = service.start(counter, {"n": 0}, state_machine=None, trusted=True)
+    assert document["status"] == "RUNNING" and dispatched == [document["executionId"]]
+    # too little time left for one more budget: nothing runs, the rest goes to a new invocation
+    handed_off = service.continue_running(document["executionId"], seconds=0)
+    assert handed_off["status"] == "RUNNING" and len(dispatched) == 2
+    finished = service.continue_running(document["executionId"])
+    assert finished["status"] == "SUCCEEDED" and finished["output"] == {"n": 100}
