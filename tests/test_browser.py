@@ -10,13 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import time
 
 import pytest
 
-from .conftest import REDIS_URL, ROOT
-from .test_chalice_local import call, chalice_command, free_port
+from .local_server import call, chalice_local
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -46,29 +43,9 @@ REQUEST = {"item": "standing desk", "requester": "Mia", "reason": "Back pain; th
 
 @pytest.fixture
 def server(redis_client, tmp_path):
-    port = free_port()
-    env = {**os.environ, "REDIS_URL": REDIS_URL, "OUTBOX_DIR": str(tmp_path / "outbox"),
-           "EMAIL_MODE": "outbox", "DIAGRAM_SCRIPT_URL": ""}
-    log = open(tmp_path / "chalice-local.log", "wb")
-    process = subprocess.Popen(  # no autoreload: files written into the project (screenshots) must not restart it
-        [chalice_command(), "local", "--no-autoreload", "--port", str(port), "--stage", "dev"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if call("GET", base + "/state-machines")[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        log.close()
-        raise AssertionError("chalice local did not start:\n" + (tmp_path / "chalice-local.log").read_text())
-    yield base
-    process.terminate()
-    process.wait(10)
-    log.close()
+    with chalice_local(tmp_path / "chalice-local.log", OUTBOX_DIR=str(tmp_path / "outbox"),
+                       EMAIL_MODE="outbox", DIAGRAM_SCRIPT_URL="") as base:
+        yield base
 
 
 def make_browser(profile, javascript: bool = True, width: int = 900, height: int = 1300):

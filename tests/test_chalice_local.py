@@ -3,63 +3,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
 import urllib.request
 
 import pytest
 
-from .conftest import REDIS_URL, ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def chalice_command() -> str:
-    beside = os.path.join(os.path.dirname(sys.executable), "chalice")
-    return beside if os.path.exists(beside) else shutil.which("chalice")
-
-
-def call(method: str, url: str, body: bytes | None = None, content_type: str = "application/json"):
-    request = urllib.request.Request(url, data=body, method=method)
-    if body is not None:
-        request.add_header("Content-Type", content_type)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+from .conftest import ROOT
+from .local_server import call, chalice_local
 
 
 @pytest.fixture
-def server(redis_client):
-    port = free_port()
-    process = subprocess.Popen(
-        [chalice_command(), "local", "--port", str(port), "--stage", "dev", "--no-autoreload"],
-        cwd=ROOT, env={**os.environ, "REDIS_URL": REDIS_URL},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if call("GET", base + "/state-machines")[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        raise AssertionError("chalice local did not start:\n" + process.stdout.read().decode())
-    yield base
-    process.terminate()
-    process.wait(10)
+def server(redis_client, tmp_path):
+    with chalice_local(tmp_path / "chalice-local.log") as base:
+        yield base
 
 
 def test_incsquare_over_http(server):
