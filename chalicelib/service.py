@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from . import catalog, forms, links
+from . import forms, links
 from .asl import InvalidDefinition, SystemClock, load, proceed, resume, run
 from .asl.clock import iso_timestamp
 from .asl.engine import UnknownSuspension, iter_waits
