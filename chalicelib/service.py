@@ -21,6 +21,7 @@ from .asl import InvalidDefinition, SystemClock, load, proceed, resume, run
 from .asl.clock import iso_timestamp
 from .asl.engine import UnknownSuspension, iter_waits
 from .asl.interpreter import Compiled
+from .asl.interpreter import cached as cached_definition
 from .asl.tasks import as_resolver
 from .children import ChildExecutions
 from .children import outcome as child_outcome
@@ -85,6 +86,10 @@ class Service:
         return compiled
 
     def _stored_definition(self, definition_hash: str) -> Compiled:
+        """The definition an execution runs: compiled in this process already, or read from Redis."""
+        compiled = cached_definition(definition_hash)
+        if compiled is not None:
+            return compiled
         text = self.store.get_definition(definition_hash)
         if text is None:
             raise ServiceError(410, "ExecutionExpired", "The execution's definition is no longer stored.")

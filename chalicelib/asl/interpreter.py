@@ -67,6 +67,11 @@ def canonical_json(definition: dict) -> str:
     return json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def cached(definition_hash: str) -> Compiled | None:
+    """The compiled definition with this content hash, if this process has it."""
+    return _CACHE.get(definition_hash)
+
+
 def load(definition: dict | str | Compiled) -> Compiled:
     """Validate and compile a definition, cached by its content hash.
 
