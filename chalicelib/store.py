@@ -5,8 +5,8 @@ continuation IDs; the braces make it a Redis Cluster hash tag, so every key of
 one execution lives in one slot and each multi-key change is one Lua script)::
 
     asl:d:<sha256>            definition text, stored once per distinct definition
-    asl:{t}:x:<executionId>   hash: ver, status, def, doc (JSON), snap (JSON), open (JSON)
-    asl:{t}:h:<executionId>   list: history events (JSON), newest last, capped
+    asl:{t}:x:<executionId>   hash: ver, status, def, doc (JSON), snap (zlib'd JSON), open (JSON)
+    asl:{t}:h:<executionId>   list: one item per commit, its history events (zlib'd JSON), capped
     asl:{t}:c:<sha256(id)>    hash: one continuation (exec, point, status, expiresAt, ...)
     asl:timers                sorted set: due timers, member "<kind>|<executionId>|<point>", score = due time
 
@@ -24,6 +24,7 @@ did not commit finds nothing to do when it fires.
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,7 +79,7 @@ redis.call('HSET', xkey, 'ver', ver + 1, 'status', head.status, 'def', head.def,
 redis.call('EXPIRE', xkey, head.ttl)
 local a = 5
 if head.events > 0 then
-  for n = 1, head.events do redis.call('RPUSH', KEYS[2], ARGV[a]); a = a + 1 end
+  redis.call('RPUSH', KEYS[2], ARGV[a]); a = a + 1
   redis.call('LTRIM', KEYS[2], -head.keep, -1)
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], head.ttl) end
@@ -188,6 +189,15 @@ class Commit:
     definition: tuple[str, str] | None = None  # (hash, text) to keep stored at least as long
 
 
+def _pack(value: Any) -> bytes:
+    """Compact JSON, zlib-compressed: snapshots and history repeat themselves a lot."""
+    return zlib.compress(json.dumps(value, separators=(",", ":"), default=str).encode(), 6)
+
+
+def _unpack(data: bytes) -> Any:
+    return json.loads(zlib.decompress(data))
+
+
 def _evalsha(pipe, script, keys: list, args: list) -> None:
     pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
@@ -238,7 +248,10 @@ class Store:
         return _record(execution_id, *values[:5])
 
     def history(self, execution_id: str) -> list[dict]:
-        return [json.loads(item) for item in self.redis.lrange(self.history_key(execution_id), 0, -1)]
+        """The latest ``history_limit`` events, oldest first."""
+        events = [event for item in self.redis.lrange(self.history_key(execution_id), 0, -1)
+                  for event in _unpack(item)]
+        return events[-self.history_limit:]
 
     def commit(self, change: Commit) -> int:
         """Apply a change atomically; return the new version or raise CommitConflict.
@@ -273,10 +286,11 @@ class Store:
         args = [
             json.dumps(head),
             json.dumps(record.document, separators=(",", ":")),
-            "" if record.snapshot is None else json.dumps(record.snapshot, separators=(",", ":")),
+            b"" if record.snapshot is None else _pack(record.snapshot),
             json.dumps(record.open, separators=(",", ":")),
         ]
-        args += [json.dumps(e, separators=(",", ":"), default=str) for e in change.events]
+        if change.events:  # one list item per commit: its events, compressed
+            args.append(_pack(change.events[-self.history_limit:]))
         args += [json.dumps({**c.fields, "ttl": max(1, int(c.ttl))}, separators=(",", ":")) for c in created]
         args += [reason for _, reason in closed]
         definition = change.definition
@@ -343,10 +357,12 @@ class Store:
         key = self.continuation_key(tag, key_hash)
         prefix = f"{PREFIX}:{{{tag}}}:x:"
         args = [now, now + lease_seconds, token, prefix, "force" if force else ""]
-        reply = [_text(v) for v in self._claim(keys=[key], args=args)]
-        if reply[0] != "ok":
-            raise ClaimRefused(reply[0], reply[1] if len(reply) > 1 else None, reply[2] if len(reply) > 2 else "")
-        execution_id, point, ver, doc, snap, open_, definition = reply[1:8]
+        reply = self._claim(keys=[key], args=args)
+        if _text(reply[0]) != "ok":
+            detail = [_text(v) for v in reply]
+            raise ClaimRefused(detail[0], detail[1] if len(detail) > 1 else None, detail[2] if len(detail) > 2 else "")
+        execution_id, point = _text(reply[1]), _text(reply[2])
+        ver, doc, snap, open_, definition = reply[3:8]  # the snapshot stays bytes (compressed)
         record = _record(execution_id, ver, doc, snap, open_, definition)
         return Claim(key, token, point, record)
 
@@ -363,13 +379,12 @@ class Store:
 
 def _record(execution_id: str, ver, doc, snap, open_, definition) -> ExecutionRecord:
     document = json.loads(doc)
-    snap_text = _text(snap) or ""
     return ExecutionRecord(
         id=execution_id,
         version=int(ver),
         status=document.get("status", ""),
         definition_hash=_text(definition) or "",
         document=document,
-        snapshot=json.loads(snap_text) if snap_text else None,
+        snapshot=_unpack(snap) if snap else None,
         open=json.loads(open_) if open_ else {},
     )

@@ -22,7 +22,7 @@ import zipfile
 import pytest
 
 from .conftest import REDIS_URL, ROOT
-from .test_chalice_local import chalice_command
+from .local_server import chalice_command
 
 REGION = "us-east-1"
 HOST = "abc123defg.execute-api.us-east-1.amazonaws.com"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import threading
+import zlib
 
 import pytest
 import redis
@@ -80,17 +81,27 @@ def test_ttl_from_timeout_seconds_and_capped_at_one_year(service):
 
 # -- what Redis holds -------------------------------------------------------------------------
 
+def readable(value: bytes) -> str:
+    """A stored value as text, decompressed where it is compressed (snapshots, history)."""
+    try:
+        return zlib.decompress(value).decode()
+    except zlib.error:
+        return value.decode("utf-8", "replace")
+
+
 def dump(redis_client) -> str:
     parts = []
     for key in redis_client.scan_iter("*"):
         kind = redis_client.type(key).decode()
         parts.append(key.decode())
         if kind == "hash":
-            parts += [f"{k.decode()}={v.decode()}" for k, v in redis_client.hgetall(key).items()]
+            parts += [f"{k.decode()}={readable(v)}" for k, v in redis_client.hgetall(key).items()]
         elif kind == "list":
-            parts += [v.decode() for v in redis_client.lrange(key, 0, -1)]
+            parts += [readable(v) for v in redis_client.lrange(key, 0, -1)]
         elif kind == "string":
-            parts.append(redis_client.get(key).decode())
+            parts.append(readable(redis_client.get(key)))
+        elif kind == "zset":
+            parts += [m.decode() for m in redis_client.zrange(key, 0, -1)]
     return "\n".join(parts)
 
 
