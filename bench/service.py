@@ -38,6 +38,7 @@ import json
 import os
 import statistics
 import sys
+import zlib
 import time
 from dataclasses import dataclass, field
 
@@ -263,13 +264,18 @@ def mean_fields(redis: Redis, keys: list[str]) -> dict[str, float]:
 
 
 def history_events(redis: Redis, store: Store, sample: list[Created]) -> dict[str, tuple[float, float]]:
-    """Per event type: mean count and mean bytes per execution in the history list, largest first."""
-    totals: dict[str, list[int]] = {}
+    """Per event type: mean count per execution, and its share of the history list's bytes.
+
+    The list holds one compressed item per commit; an item's size is shared among its events.
+    """
+    totals: dict[str, list[float]] = {}
     for created in sample:
         for item in redis.lrange(store.history_key(created.execution_id), 0, -1):
-            total = totals.setdefault(json.loads(item).get("type", "?"), [0, 0])
-            total[0] += 1
-            total[1] += len(item)
+            events = json.loads(zlib.decompress(item))
+            for event in events:
+                total = totals.setdefault(event.get("type", "?"), [0, 0.0])
+                total[0] += 1
+                total[1] += len(item) / len(events)
     means = {kind: (count / len(sample), size / len(sample)) for kind, (count, size) in totals.items()}
     return dict(sorted(means.items(), key=lambda kv: -kv[1][1]))
 
