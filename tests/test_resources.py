@@ -704,3 +704,24 @@ def test_allowed_resources_patterns_cover_every_kind_and_the_wait_for_task_token
     # Patterns may name one service's actions, or one region's functions.
     assert refused("arn:aws:states:::aws-sdk:dynamodb:*", "arn:aws:states:::lambda:invoke*",
                    "arn:aws:lambda:us-east-1:*", "arn:aws:states:::http:invoke") == ["A", "L"]
+
+
+_SHOP_REPLY = {"method": "POST", "query": {}, "token": None}  # what the test server's /json answers
+
+
+def test_order_notification_example_calls_the_shop_then_emails_the_customer(server, stub):
+    from chalicelib import catalog
+
+    ses = stub("sesv2")
+    ses.add_response("send_email", {"MessageId": "m-42", "ResponseMetadata": meta()}, {
+        "FromEmailAddress": "orders@example.com", "Destination": {"ToAddresses": ["kim@example.com"]},
+        "Content": {"Simple": {"Subject": {"Data": "Your order 7 is confirmed"},
+                               "Body": {"Text": {"Data": "Thank you! The shop answered: "
+                                                         + json.dumps(_SHOP_REPLY, separators=(",", ":"))}}}}})
+    result = go(catalog.load("order-notification"), {
+        "webhook": server.url + "/json", "order": {"id": 7, "item": "desk"},
+        "customer": "kim@example.com", "sender": "orders@example.com"})
+    assert result["status"] == "SUCCEEDED", result
+    assert result["output"]["email"] == {"messageId": "m-42"}
+    assert result["output"]["shop"]["status"] == 200
+    assert json.loads(server.requests[-1]["body"]) == {"id": 7, "item": "desk"}
