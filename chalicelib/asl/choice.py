@@ -21,7 +21,7 @@ from .errors import StatesError
 from .paths import Env, Path, PathNotFound, PathSyntaxError, compile_path
 from .timestamps import parse_timestamp, timestamp_nanos
 
-__all__ = ["ChoiceSyntaxError", "Rule", "compile_rule", "parse_timestamp"]
+__all__ = ["OPERATORS", "ChoiceSyntaxError", "Rule", "compile_rule", "parse_timestamp"]
 
 
 class ChoiceSyntaxError(ValueError):
@@ -89,6 +89,8 @@ _OPERATORS = frozenset(
     [*_COMPARISONS, *(name + "Path" for name in _COMPARISONS), *_TYPE_TESTS,
      "IsPresent", "StringMatches"]
 )
+#: Every comparison operator field of a Choice Rule.
+OPERATORS = _OPERATORS
 _COMBINATORS = ("And", "Or", "Not")
 #: Fields of a top-level rule that the Choice state itself handles.
 _STATE_FIELDS = frozenset({"Next", "Assign", "Output", "Comment"})

@@ -13,18 +13,31 @@ a Map iteration)::
      "retries": {"0": 1},            # attempts per Retrier, when retrying
      "point": "p3",                  # suspension point id of a waiting task
      "wait": {...},                  # open suspension point (see Runner.suspend)
-     "group": {...}}                 # children of a running Parallel or Map
+     "group": {...},                 # children of a running Parallel or Map
+     "vars": {"name": value}}        # the variables this frame's scope assigned
 
 and, once finished, ``"status": "succeeded" | "failed"`` with ``output`` or
 ``error``/``cause``. The runner changes the snapshot in place, one state at a
 time, so it can stop between any two steps (suspension, exhausted budget) and
 another process can continue from ``json.loads(json.dumps(snapshot))``.
+
+Variables (``Assign``) live in the frames, so they are part of the snapshot.
+Each frame is one scope: the root frame's is the state machine's, a Parallel
+branch's or Map iteration's its own. While the runner walks the frames it
+knows the scopes around the one it runs (``Runner.outer``): a state reads its
+own frame's variables and those of the enclosing frames, and assigns only in
+its own frame; a name an enclosing scope holds cannot be assigned again
+(``States.Runtime``). A state's assignments take effect once it is done, so
+everything a state evaluates sees the variables as they were when it was
+entered.
 """
 from __future__ import annotations
 
 import random
 import time
-from typing import Any, Callable
+from collections import ChainMap
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 from . import errors
 from .clock import iso_timestamp
@@ -49,16 +62,20 @@ class UnknownSuspension(KeyError):
     """A resume named a suspension point that is not open in the snapshot."""
 
 
-class Env:
-    """What paths see besides ``$``: the context object (built lazily) and variables."""
+_NO_VARIABLES: Mapping = MappingProxyType({})
 
-    __slots__ = ("_runner", "_frame", "_map_item", "_context")
+
+class Env:
+    """What paths and expressions see besides ``$``: the context object (built lazily) and variables."""
+
+    __slots__ = ("_runner", "_frame", "_map_item", "_context", "_outer")
 
     def __init__(self, runner: "Runner", frame: dict, map_item: dict | None = None):
         self._runner = runner
         self._frame = frame
         self._map_item = map_item
         self._context = None
+        self._outer = runner.outer
 
     @property
     def context(self) -> dict:
@@ -67,8 +84,12 @@ class Env:
         return self._context
 
     @property
-    def variables(self) -> dict:
-        return {}
+    def variables(self) -> Mapping:
+        """The variables in scope: the frame's own, then those of the enclosing frames."""
+        own = self._frame.get("vars")
+        if not self._outer:
+            return _NO_VARIABLES if own is None else own
+        return ChainMap(own or {}, *reversed(self._outer))
 
 
 class Runner:
@@ -100,6 +121,8 @@ class Runner:
         self.transitions = 0
         self.max_transitions = max_transitions
         self.deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        #: The variable scopes around the frame being run, outermost first.
+        self.outer: tuple[dict, ...] = ()
 
     # -- the loop ---------------------------------------------------------------
 
@@ -130,8 +153,36 @@ class Runner:
                                  "TIMED_OUT": "ExecutionTimedOut"}[status], **fields)
         return snap
 
-    def run_frame(self, frame: dict, machine: Machine, branch: str) -> str:
-        """Advance a frame; return 'succeeded', 'failed' or 'blocked'."""
+    def run_frame(self, frame: dict, machine: Machine, branch: str, outer: tuple[dict, ...] = ()) -> str:
+        """Advance a frame; return 'succeeded', 'failed' or 'blocked'.
+
+        ``outer`` holds the variable scopes around the frame (see ``inner_scopes``).
+        """
+        saved, self.outer = self.outer, outer
+        try:
+            return self._run(frame, machine)
+        finally:
+            self.outer = saved
+
+    def inner_scopes(self, frame: dict) -> tuple[dict, ...]:
+        """The scopes around the branches or iterations that this frame's state starts."""
+        return (*self.outer, frame.get("vars") or {})
+
+    def assign(self, frame: dict, values: dict) -> None:
+        """Set variables in the frame's own scope (a state's ``Assign``, once it is done)."""
+        for name in values:
+            for scope in self.outer:
+                if name in scope:
+                    raise errors.state_failure(
+                        errors.RUNTIME, frame["at"], frame["eid"],
+                        f"The variable '{name}' cannot be assigned: it belongs to an outer scope.")
+        variables = frame.get("vars")
+        if variables is None:
+            frame["vars"] = dict(values)
+        else:
+            variables.update(values)
+
+    def _run(self, frame: dict, machine: Machine) -> str:
         states = machine.states
         while True:
             status = frame.get("status")
@@ -146,6 +197,8 @@ class Runner:
                 del frame["wait"]  # the back-off timer fired: run the state again
             try:
                 step = state.run(frame, self)
+                if step.assign:
+                    self.assign(frame, step.assign)
             except StatesError as failure:
                 step = self._handle_error(state, frame, failure)
             except (OutOfBudget, ExecutionTimedOut):
@@ -160,7 +213,10 @@ class Runner:
             if step is _FAILED:
                 return "failed"
             self.transitions += 1
-            self.emit(frame, state.type + "StateExited", output=step.output)
+            if step.assign:
+                self.emit(frame, state.type + "StateExited", output=step.output, assignedVariables=step.assign)
+            else:
+                self.emit(frame, state.type + "StateExited", output=step.output)
             if step.kind == "next":
                 self._enter(frame, step.next, step.output)
             else:
@@ -184,11 +240,14 @@ class Runner:
         return frame
 
     def _enter(self, frame: dict, state: str, value: Any) -> None:
+        variables = frame.get("vars")
         frame.clear()
         frame["at"] = state
         frame["input"] = value
         frame["t"] = self.clock.now()
         frame["eid"] = self.snapshot["events"] + 1
+        if variables is not None:
+            frame["vars"] = variables
         self.emit(frame, "StateEntered", input=value)
 
     # -- errors, Retry and Catch ------------------------------------------------
@@ -215,10 +274,21 @@ class Runner:
                     details = {"Error": error}
                     if cause is not None:
                         details["Cause"] = cause
-                    raw = frame["input"]
-                    output = raw if catcher.result_path is None else catcher.result_path.put(raw, details)
+                    try:
+                        output, assign = catcher.finish(frame["input"], details, frame, self)
+                        if assign:
+                            self.assign(frame, assign)
+                    except StatesError as failure:  # the Catcher's own Output or Assign failed
+                        error, cause = failure.error, failure.cause
+                        break
+                    except Exception as bug:  # never let a Python error escape as such
+                        error, cause = errors.RUNTIME, f"{type(bug).__name__}: {bug}"
+                        break
                     self.transitions += 1
-                    self.emit(frame, state.type + "StateExited", output=output)
+                    if assign:
+                        self.emit(frame, state.type + "StateExited", output=output, assignedVariables=assign)
+                    else:
+                        self.emit(frame, state.type + "StateExited", output=output)
                     return Step("next", catcher.next, output)
         frame.clear()
         frame["status"] = "failed"

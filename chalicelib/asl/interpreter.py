@@ -245,8 +245,8 @@ def resume(
 
     With ``error`` the waiting task fails with that error (Retry and Catch
     apply); otherwise ``result`` is the task's result (for a ``module:suspend``
-    state without ResultPath it is deep-merged into the state's input). A timer
-    point is resumed with no result. Raises :class:`UnknownSuspension` when the
+    state without ResultPath, or in JSONata without Output, it is deep-merged
+    into the state's input). A timer point is resumed with no result. Raises :class:`UnknownSuspension` when the
     point is not open.
     """
     compiled = load(definition)

@@ -2,9 +2,14 @@
 
 ``compile_machine`` turns a definition (or a Parallel branch, or a Map's
 ItemProcessor) into a :class:`Machine` of :class:`State` objects, with every
-path, template and rule already compiled. Each state's ``run(frame, runner)``
-does one step for a frame positioned at that state and returns a
-:class:`Step`: go to the next state, end the frame, or block (suspended).
+path, template, expression and rule already compiled. Each state's
+``run(frame, runner)`` does one step for a frame positioned at that state and
+returns a :class:`Step`: go to the next state, end the frame, or block
+(suspended), with the variables the state assigns.
+
+A state does its input and output processing through ``self.io``, the
+processor of its query language (see ``processing``): the same state class
+runs JSONPath and JSONata states.
 
 Everything a state needs to remember between steps lives in the frame (a
 plain JSON object inside the snapshot), never in these objects, which are
@@ -13,21 +18,27 @@ shared by every execution of the same definition.
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 from . import errors
-from .choice import compile_rule
 from .errors import StatesError
-from .intrinsics import compile_intrinsic, is_intrinsic
-from .paths import PathNotFound, compile_path, compile_reference_path
+from .processing import (
+    JSONATA,
+    JSONPATH,
+    check_fields,
+    processor,
+    runtime_error,
+    state_language,
+)
 from .tasks import Suspend
-from .templates import Template, compact_json
+from .templates import compact_json
 from .timestamps import parse_timestamp
 
 if TYPE_CHECKING:
     from .engine import Runner
 
-_UNSET = object()
+__all__ = ["BLOCK", "MAX_PAYLOAD_BYTES", "STATE_TYPES", "Machine", "State", "Step", "compile_machine"]
 
 #: AWS's limit on a state's input, output and task results.
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -45,106 +56,23 @@ def check_size(value: Any, frame: dict) -> Any:
 
 
 class Step:
-    """What a state's run produced. ``kind`` is 'next', 'end' or 'block'."""
+    """What a state's run produced. ``kind`` is 'next', 'end' or 'block'.
 
-    __slots__ = ("kind", "next", "output")
+    ``assign`` holds the variables the state assigns (applied by the runner
+    once the state is done), or None.
+    """
 
-    def __init__(self, kind: str, next_state: str | None = None, output: Any = None):
+    __slots__ = ("kind", "next", "output", "assign")
+
+    def __init__(self, kind: str, next_state: str | None = None, output: Any = None,
+                 assign: dict | None = None):
         self.kind = kind
         self.next = next_state
         self.output = output
+        self.assign = assign
 
 
 BLOCK = Step("block")
-
-
-def _runtime(runner: "Runner", frame: dict, message: str) -> StatesError:
-    return errors.state_failure(errors.RUNTIME, frame["at"], frame["eid"], message)
-
-
-class PathIO:
-    """InputPath / Parameters / ResultSelector / ResultPath / OutputPath.
-
-    Missing fields mean the identity (``$``); an explicit ``null`` means the
-    spec's special case (empty object for Input/OutputPath, keep the input
-    for ResultPath).
-    """
-
-    def __init__(self, spec: dict, result_path_default: str | None = "$"):
-        self.input_path = self._path(spec, "InputPath")
-        self.output_path = self._path(spec, "OutputPath")
-        self.parameters = Template(spec["Parameters"]) if "Parameters" in spec else None
-        self.result_selector = (
-            Template(spec["ResultSelector"]) if "ResultSelector" in spec else None
-        )
-        self.has_result_path = "ResultPath" in spec
-        raw = spec.get("ResultPath", result_path_default)
-        self.result_path = None if raw is None else compile_reference_path(raw)
-
-    @staticmethod
-    def _path(spec: dict, field: str):
-        if field not in spec:
-            return _UNSET
-        if spec[field] is None:
-            return None
-        path = compile_path(spec[field])
-        return _UNSET if path.root == "input" and path.keys == () else path
-
-    def _select(self, path, value: Any, field: str, frame: dict, runner: "Runner") -> Any:
-        if path is _UNSET:
-            return value
-        if path is None:
-            return {}
-        try:
-            return path.get(value, runner.env(frame))
-        except PathNotFound:
-            raise _runtime(
-                runner, frame, f"Invalid path '{path.text}' : No results for path: "
-                + _bracketed(path.text)
-            ) from None
-
-    def effective_input(self, raw: Any, frame: dict, runner: "Runner") -> Any:
-        """InputPath then Parameters."""
-        value = self._select(self.input_path, raw, "InputPath", frame, runner)
-        if self.parameters is not None:
-            value = self.parameters.evaluate(value, runner.env(frame))
-        return value
-
-    def select_result(self, result: Any, frame: dict, runner: "Runner") -> Any:
-        if self.result_selector is None:
-            return result
-        return self.result_selector.evaluate(result, runner.env(frame))
-
-    def place_result(self, raw: Any, result: Any, frame: dict, runner: "Runner") -> Any:
-        """ResultPath: put the result into the state's raw input."""
-        if self.result_path is None:
-            return raw
-        try:
-            return self.result_path.put(raw, result)
-        except PathNotFound:
-            raise errors.state_failure(
-                errors.RESULT_PATH_MATCH_FAILURE, frame["at"], frame["eid"],
-                f"Unable to apply step \"ResultPath\" to input '{compact_json(raw)}'",
-            ) from None
-
-    def output(self, value: Any, frame: dict, runner: "Runner") -> Any:
-        return self._select(self.output_path, value, "OutputPath", frame, runner)
-
-    def finish(self, raw: Any, result: Any, frame: dict, runner: "Runner") -> Any:
-        """ResultSelector, ResultPath and OutputPath applied to a result."""
-        result = self.select_result(result, frame, runner)
-        return self.output(self.place_result(raw, result, frame, runner), frame, runner)
-
-
-def _bracketed(text: str) -> str:
-    """``$.a.b`` written as AWS's error messages do: ``$['a']['b']``."""
-    path = compile_path(text)
-    if path.keys is None:
-        return text
-    out = "$"
-    for key in path.keys:
-        out += f"['{key}']" if isinstance(key, str) else f"[{key}]"
-    return out
 
 
 class Retrier:
@@ -166,32 +94,38 @@ class Retrier:
         return seconds
 
 
-class Catcher:
-    def __init__(self, spec: dict):
-        self.error_equals = list(spec["ErrorEquals"])
-        self.next = spec["Next"]
-        self.result_path = (
-            None if spec.get("ResultPath", "$") is None
-            else compile_reference_path(spec.get("ResultPath", "$"))
-        )
-
-
 class State:
-    """Fields every state has; subclasses implement ``run``."""
+    """Fields every state has; subclasses implement ``run``.
+
+    ``machine_language`` is the state machine's query language; the state's
+    own is its ``QueryLanguage`` field or that one.
+    """
 
     type = ""
+    #: JSONata: the state takes ``Arguments`` / its result is ``$states.result``.
+    takes_arguments = False
+    binds_result = False
+    #: JSONPath: ``Parameters`` shape the state's input (not a Map's: those select items).
+    takes_parameters = True
 
-    def __init__(self, name: str, spec: dict):
+    def __init__(self, name: str, spec: dict, machine_language: str = JSONPATH):
         self.name = name
         self.spec = spec
+        self.machine_language = machine_language
+        self.language = state_language(spec, machine_language)
+        check_fields(self.type, spec, self.language)
         self.next = spec.get("Next")
         self.end = bool(spec.get("End", False))
-        self.io = PathIO(spec)
+        self._final = self.end or self.next is None
+        self.io = processor(spec, self.language, arguments=self.takes_arguments, result=self.binds_result,
+                            parameters=self.takes_parameters)
         self.retriers = [Retrier(r) for r in spec.get("Retry", ())]
-        self.catchers = [Catcher(c) for c in spec.get("Catch", ())]
+        self.catchers = [self.io.catcher(c, index) for index, c in enumerate(spec.get("Catch", ()))]
 
-    def transition(self, output: Any) -> Step:
-        return Step("end", None, output) if self.end or self.next is None else Step("next", self.next, output)
+    def transition(self, output: Any, assign: dict | None = None) -> Step:
+        if self._final:
+            return Step("end", None, output, assign)
+        return Step("next", self.next, output, assign)
 
     def run(self, frame: dict, runner: "Runner") -> Step:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -203,8 +137,8 @@ class State:
 class Pass(State):
     type = "Pass"
 
-    def __init__(self, name: str, spec: dict):
-        super().__init__(name, spec)
+    def __init__(self, name: str, spec: dict, machine_language: str = JSONPATH):
+        super().__init__(name, spec, machine_language)
         self.has_result = "Result" in spec
         self.result = spec.get("Result")
         self.result_too_large = self.has_result and (
@@ -215,78 +149,77 @@ class Pass(State):
         value = self.io.effective_input(raw, frame, runner)
         if self.result_too_large:
             check_size(self.result, frame)
-        result = self.result if self.has_result else value
-        output = self.io.output(self.io.place_result(raw, result, frame, runner), frame, runner)
-        return self.transition(output)
+        output, assign = self.io.finish(raw, self.result if self.has_result else value, frame, runner)
+        return self.transition(output, assign)
 
 
 class Succeed(State):
     type = "Succeed"
 
     def run(self, frame: dict, runner: "Runner") -> Step:
-        value = self.io.effective_input(frame["input"], frame, runner)
-        return Step("end", None, self.io.output(value, frame, runner))
+        raw = frame["input"]
+        output, _ = self.io.finish(raw, self.io.effective_input(raw, frame, runner), frame, runner)
+        return Step("end", None, output)
+
+
+def _fail_missing(field: str):
+    def missing(frame: dict, path: str, data: Any) -> StatesError:
+        return runtime_error(frame, f"The JSONPath '{path}' specified for the field '{field}' "
+                                    f"could not be found in the input '{compact_json(data)}'")
+    return missing
 
 
 class Fail(State):
     type = "Fail"
 
-    def __init__(self, name: str, spec: dict):
-        super().__init__(name, spec)
-        self.error = self._source(spec, "Error")
-        self.cause = self._source(spec, "Cause")
+    def __init__(self, name: str, spec: dict, machine_language: str = JSONPATH):
+        super().__init__(name, spec, machine_language)
+        self.error = self.io.field(spec, "Error", _fail_missing("ErrorPath"))
+        self.cause = self.io.field(spec, "Cause", _fail_missing("CausePath"))
 
     @staticmethod
-    def _source(spec: dict, field: str):
-        if f"{field}Path" in spec:
-            text = spec[f"{field}Path"]
-            return (f"{field}Path", compile_intrinsic(text) if is_intrinsic(text) else compile_path(text))
-        return (None, spec.get(field))
-
-    def _value(self, source, frame: dict, runner: "Runner"):
-        field, value = source
-        if field is None:
-            return value
-        data = frame["input"]
-        try:
-            found = value.evaluate(data, runner.env(frame)) if hasattr(value, "evaluate") \
-                else value.get(data, runner.env(frame))
-        except PathNotFound as missing:
-            raise _runtime(
-                runner, frame, f"The JSONPath '{missing.path}' specified for the field "
-                f"'{field}' could not be found in the input '{compact_json(data)}'"
-            ) from None
-        return found if isinstance(found, str) else compact_json(found)
+    def _text(reader, frame: dict, runner: "Runner") -> str | None:
+        if reader is None:
+            return None
+        value = reader.read(frame, runner)
+        return value if isinstance(value, str) else compact_json(value)
 
     def run(self, frame: dict, runner: "Runner") -> Step:
-        raise StatesError(self._value(self.error, frame, runner), self._value(self.cause, frame, runner))
+        raise StatesError(self._text(self.error, frame, runner), self._text(self.cause, frame, runner))
 
 
 class Choice(State):
     type = "Choice"
 
-    def __init__(self, name: str, spec: dict):
-        super().__init__(name, spec)
-        self.rules = [(compile_rule(rule), rule["Next"]) for rule in spec.get("Choices", ())]
+    def __init__(self, name: str, spec: dict, machine_language: str = JSONPATH):
+        super().__init__(name, spec, machine_language)
+        # A matched rule uses its own Assign (and, in JSONata, Output); the Default the state's.
+        self.rules = [
+            (self.io.condition(rule, index), self.io.variant(rule, f"Choices[{index}]/"), rule["Next"])
+            for index, rule in enumerate(spec.get("Choices", ()))
+        ]
         self.default = spec.get("Default")
 
     def run(self, frame: dict, runner: "Runner") -> Step:
-        value = self.io.effective_input(frame["input"], frame, runner)
-        env = runner.env(frame)
-        for rule, next_state in self.rules:
-            try:
-                matched = rule.matches(value, env)
-            except StatesError as failure:  # the rule cannot name its state; add AWS's prefix
-                raise errors.state_failure(failure.error, frame["at"], frame["eid"], failure.cause) from None
-            if matched:
-                return Step("next", next_state, self.io.output(value, frame, runner))
+        raw = frame["input"]
+        value = self.io.effective_input(raw, frame, runner)
+        for condition, io, next_state in self.rules:
+            if condition.matches(value, frame, runner):
+                return Step("next", next_state, *io.finish(raw, value, frame, runner))
         if self.default is not None:
-            return Step("next", self.default, self.io.output(value, frame, runner))
+            return Step("next", self.default, *self.io.finish(raw, value, frame, runner))
         raise StatesError(errors.NO_CHOICE_MATCHED, "No Matches!")
 
 
 class Wait(State):
     type = "Wait"
+
+    def __init__(self, name: str, spec: dict, machine_language: str = JSONPATH):
+        super().__init__(name, spec, machine_language)
+        self.seconds = self.io.field(spec, "Seconds")
+        self.timestamp = self.io.field(spec, "Timestamp")
+        if self.seconds is None and self.timestamp is None:
+            raise ValueError("a Wait state needs Seconds or Timestamp (or, in JSONPath, SecondsPath or TimestampPath)")
 
     def run(self, frame: dict, runner: "Runner") -> Step:
         waited = runner.take_answer(frame)
@@ -294,67 +227,57 @@ class Wait(State):
             due = self._due(frame, runner)
             if not runner.wait_until(frame, due, purpose="wait"):
                 return BLOCK
-        value = self.io.effective_input(frame["input"], frame, runner)
-        return self.transition(self.io.output(value, frame, runner))
+        raw = frame["input"]
+        return self.transition(*self.io.finish(raw, self.io.effective_input(raw, frame, runner), frame, runner))
 
     def _due(self, frame: dict, runner: "Runner") -> float:
-        spec = self.spec
-        now = runner.clock.now()
-        if "Seconds" in spec:
-            return now + spec["Seconds"]
-        if "Timestamp" in spec:
-            return parse_timestamp(spec["Timestamp"]).timestamp()
-        data = frame["input"]
-        if "SecondsPath" in spec:
-            path = spec["SecondsPath"]
-            seconds = self._lookup(path, "SecondsPath", frame, runner)
+        if self.seconds is not None:
+            seconds = self.seconds.read(frame, runner)
             if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or (
                 isinstance(seconds, float) and not seconds.is_integer()
             ):
-                raise _runtime(runner, frame, f"The SecondsPath parameter cannot be parsed as a long value: {path} == {compact_json(seconds)}")
+                raise self.seconds.invalid(
+                    frame, seconds, expected="integer",
+                    path_message="The SecondsPath parameter cannot be parsed as a long value: {path} == {json}")
             if seconds < 0:
-                raise _runtime(runner, frame, f"The SecondsPath parameter references a negative value: {path} == {compact_json(seconds)}")
-            return now + seconds
-        path = spec["TimestampPath"]
-        text = self._lookup(path, "TimestampPath", frame, runner)
+                raise self.seconds.invalid(
+                    frame, seconds, expected="non-negative integer",
+                    path_message="The SecondsPath parameter references a negative value: {path} == {json}")
+            return runner.clock.now() + seconds
+        text = self.timestamp.read(frame, runner)
         moment = parse_timestamp(text) if isinstance(text, str) else None
         if moment is None:
-            shown = text if isinstance(text, str) else compact_json(text)
-            raise _runtime(runner, frame, "The TimestampPath parameter does not reference a valid "
-                           f"ISO-8601 extended offset date-time format string: {path} == {shown}")
-        del data
+            raise self.timestamp.invalid(
+                frame, text, expected="timestamp",
+                path_message="The TimestampPath parameter does not reference a valid ISO-8601 "
+                             "extended offset date-time format string: {path} == {shown}",
+                expression_message="The {field} field cannot be parsed as an ISO-8601 "
+                                   "extended offset date-time format string: {shown}")
         return moment.timestamp()
-
-    def _lookup(self, path: str, field: str, frame: dict, runner: "Runner") -> Any:
-        try:
-            return compile_path(path).get(frame["input"], runner.env(frame))
-        except PathNotFound:
-            raise _runtime(runner, frame, f"Invalid path '{path}' : No results for path: {_bracketed(path)}") from None
 
 
 class Task(State):
     type = "Task"
+    takes_arguments = True
+    binds_result = True
 
-    def __init__(self, name: str, spec: dict):
-        super().__init__(name, spec)
+    def __init__(self, name: str, spec: dict, machine_language: str = JSONPATH):
+        super().__init__(name, spec, machine_language)
         self.resource = spec["Resource"]
         self.waits_for_token = self.resource.endswith(".waitForTaskToken")
         self.base_resource = self.resource[: -len(".waitForTaskToken")] if self.waits_for_token else self.resource
-        self.timeout = spec.get("TimeoutSeconds")
-        self.timeout_path = compile_path(spec["TimeoutSecondsPath"]) if "TimeoutSecondsPath" in spec else None
-        self.heartbeat = spec.get("HeartbeatSeconds")
-        self.heartbeat_path = compile_path(spec["HeartbeatSecondsPath"]) if "HeartbeatSecondsPath" in spec else None
+        self.timeout = self.io.field(spec, "TimeoutSeconds")
+        self.heartbeat = self.io.field(spec, "HeartbeatSeconds")
 
-    def _seconds(self, fixed, path, field: str, frame: dict, runner: "Runner"):
-        if path is None:
-            return fixed
-        try:
-            value = path.get(frame["input"], runner.env(frame))
-        except PathNotFound:
-            raise _runtime(runner, frame, f"Invalid path '{path.text}' : No results for path: {_bracketed(path.text)}") from None
+    @staticmethod
+    def _seconds(reader, frame: dict, runner: "Runner") -> int | None:
+        if reader is None:
+            return None
+        value = reader.read(frame, runner)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise _runtime(runner, frame, f"The {field} field refers to value {compact_json(value)} "
-                           f"which is not a valid positive integer: {path.text}")
+            raise reader.invalid(
+                frame, value, expected="positive integer",
+                path_message="The {field} field refers to value {json} which is not a valid positive integer: {path}")
         return value
 
     def run(self, frame: dict, runner: "Runner") -> Step:
@@ -364,11 +287,10 @@ class Task(State):
             if "error" in answer:
                 raise StatesError(answer["error"], answer.get("cause"))
             if answer.get("merge"):
-                output = deep_merge(raw, answer.get("result"))
-                return self.transition(self.io.output(output, frame, runner))
-            return self.transition(self.io.finish(raw, answer.get("result"), frame, runner))
-        timeout = self._seconds(self.timeout, self.timeout_path, "TimeoutSecondsPath", frame, runner)
-        heartbeat = self._seconds(self.heartbeat, self.heartbeat_path, "HeartbeatSecondsPath", frame, runner)
+                return self.transition(*self.io.merge(raw, answer.get("result"), frame, runner))
+            return self.transition(*self.io.finish(raw, answer.get("result"), frame, runner))
+        timeout = self._seconds(self.timeout, frame, runner)
+        heartbeat = self._seconds(self.heartbeat, frame, runner)
         if self.waits_for_token:  # the point exists before the call: its token is $$.Task.Token
             frame["point"] = runner.new_point()
         payload = self.io.effective_input(raw, frame, runner)
@@ -376,28 +298,20 @@ class Task(State):
         if self.waits_for_token or isinstance(outcome, Suspend):
             kind = "task-token" if self.waits_for_token else outcome.kind
             runner.suspend(frame, kind, payload, timeout, heartbeat,
-                           merge=(kind == "suspend" and not self.io.has_result_path),
+                           merge=(kind == "suspend" and self.io.merges_suspend),
                            detail=None if self.waits_for_token else outcome.detail)
             return BLOCK
-        return self.transition(self.io.finish(raw, check_size(outcome, frame), frame, runner))
-
-
-def deep_merge(base: Any, extra: Any) -> Any:
-    """Objects merge key by key, recursively; anything else is replaced."""
-    if isinstance(base, dict) and isinstance(extra, dict):
-        merged = dict(base)
-        for key, value in extra.items():
-            merged[key] = deep_merge(base[key], value) if key in base else value
-        return merged
-    return extra
+        return self.transition(*self.io.finish(raw, check_size(outcome, frame), frame, runner))
 
 
 class Parallel(State):
     type = "Parallel"
+    takes_arguments = True
+    binds_result = True
 
-    def __init__(self, name: str, spec: dict):
-        super().__init__(name, spec)
-        self.branches = [compile_machine(branch) for branch in spec.get("Branches", ())]
+    def __init__(self, name: str, spec: dict, machine_language: str = JSONPATH):
+        super().__init__(name, spec, machine_language)
+        self.branches = [compile_machine(branch, machine_language) for branch in spec.get("Branches", ())]
 
     def children(self) -> list["Machine"]:
         return self.branches
@@ -412,12 +326,13 @@ class Parallel(State):
                 "results": [None] * len(self.branches),
             }
             runner.emit(frame, "ParallelStateStarted")
+        scopes = runner.inner_scopes(frame)
         blocked = False
         for index, branch in enumerate(self.branches):
             child = group["frames"][index]
             if child is None:
                 continue
-            outcome = runner.run_frame(child, branch, f"{self.name}[{index}]")
+            outcome = runner.run_frame(child, branch, f"{self.name}[{index}]", scopes)
             if outcome == "blocked":
                 blocked = True
                 continue
@@ -430,68 +345,76 @@ class Parallel(State):
             return BLOCK
         results = frame.pop("group")["results"]
         runner.emit(frame, "ParallelStateSucceeded")
-        return self.transition(self.io.finish(raw, check_size(results, frame), frame, runner))
+        return self.transition(*self.io.finish(raw, check_size(results, frame), frame, runner))
+
+
+_INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
+
+
+def _as_number(value: Any, kind: str) -> int | float | None:
+    """A Map setting as a number: numbers and numeric strings (AWS parses those), else None."""
+    if isinstance(value, str):
+        text = value.strip()
+        if kind == "integer":
+            return int(text) if _INTEGER_TEXT.match(text) else None
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if kind == "integer":
+        return int(value) if float(value).is_integer() else None
+    return float(value)
 
 
 class Map(State):
     type = "Map"
+    binds_result = True
+    takes_parameters = False
 
-    def __init__(self, name: str, spec: dict):
-        super().__init__(name, spec)
-        processor = spec.get("ItemProcessor") or spec.get("Iterator") or {}
-        self.processor = compile_machine(processor)
-        self.items_path = compile_path(spec.get("ItemsPath", "$"))
-        selector = spec.get("ItemSelector", spec.get("Parameters") if "Parameters" in spec else None)
-        self.item_selector = Template(selector) if selector is not None else None
-        # Map's own Parameters are the legacy ItemSelector, not the state input.
-        self.io.parameters = None
-        self.max_concurrency = spec.get("MaxConcurrency", 0)
-        self.max_concurrency_path = spec.get("MaxConcurrencyPath")
-        self.tolerated_count = spec.get("ToleratedFailureCount")
-        self.tolerated_count_path = spec.get("ToleratedFailureCountPath")
-        self.tolerated_percentage = spec.get("ToleratedFailurePercentage")
-        self.tolerated_percentage_path = spec.get("ToleratedFailurePercentagePath")
+    def __init__(self, name: str, spec: dict, machine_language: str = JSONPATH):
+        super().__init__(name, spec, machine_language)
+        processor_spec = spec.get("ItemProcessor") or spec.get("Iterator") or {}
+        self.processor = compile_machine(processor_spec, machine_language)
+        # A distributed Map's iterations are child executions: they cannot read the Map's variables.
+        self.distributed = (processor_spec.get("ProcessorConfig") or {}).get("Mode") == "DISTRIBUTED"
+        self.items = self.io.items(spec)
+        self.item_selector = self.io.item_selector(spec)
+        self.max_concurrency = self.io.field(spec, "MaxConcurrency")
+        self.tolerated_count = self.io.field(spec, "ToleratedFailureCount")
+        self.tolerated_percentage = self.io.field(spec, "ToleratedFailurePercentage")
 
     def children(self) -> list["Machine"]:
         return [self.processor]
 
-    def _number(self, path_text: str, field: str, kind: str, frame: dict, runner: "Runner"):
-        try:
-            value = compile_path(path_text).get(frame["input"], runner.env(frame))
-        except PathNotFound:
-            raise _runtime(runner, frame, f"Invalid path '{path_text}' : No results for path: {_bracketed(path_text)}") from None
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if kind == "integer":
-            ok = ok and float(value).is_integer()
-        if not ok:
-            shown = value if isinstance(value, str) else compact_json(value)
-            raise _runtime(runner, frame, f"The {field} field refers to value \"{shown}\" "
-                           f"which is not a valid {kind}: {path_text}")
-        return int(value) if kind == "integer" else float(value)
+    @staticmethod
+    def _number(reader, kind: str, frame: dict, runner: "Runner") -> int | float:
+        value = reader.read(frame, runner)
+        number = _as_number(value, kind)
+        if number is None:
+            raise reader.invalid(
+                frame, value, expected=kind,
+                path_message='The {field} field refers to value "{shown}" which is not a valid ' + kind + ": {path}")
+        return number
 
     def _start(self, raw: Any, frame: dict, runner: "Runner") -> dict:
         value = self.io.effective_input(raw, frame, runner)
-        try:
-            items = self.items_path.get(value, runner.env(frame))
-        except PathNotFound:
-            raise _runtime(runner, frame, f"Invalid path '{self.items_path.text}' : No results for path: {_bracketed(self.items_path.text)}") from None
-        if not isinstance(items, list):
-            raise _runtime(runner, frame, f"Map state input must be an array but was: {compact_json(items)}")
-        concurrency = self.max_concurrency
-        if self.max_concurrency_path:
-            concurrency = self._number(self.max_concurrency_path, "MaxConcurrencyPath", "integer", frame, runner)
+        items = self.items.read(value, frame, runner)
+        concurrency = 0
+        if self.max_concurrency is not None:
+            concurrency = self._number(self.max_concurrency, "integer", frame, runner)
         tolerated = None
-        if self.tolerated_count_path or self.tolerated_count is not None:
-            count = (self._number(self.tolerated_count_path, "ToleratedFailureCountPath", "integer", frame, runner)
-                     if self.tolerated_count_path else self.tolerated_count)
+        if self.tolerated_count is not None:
+            count = self._number(self.tolerated_count, "integer", frame, runner)
             if count < 0:
-                raise _runtime(runner, frame, "ToleratedFailureCount cannot be negative.")
+                raise runtime_error(frame, "ToleratedFailureCount cannot be negative.")
             tolerated = count
-        if self.tolerated_percentage_path or self.tolerated_percentage is not None:
-            pct = (self._number(self.tolerated_percentage_path, "ToleratedFailurePercentagePath", "float", frame, runner)
-                   if self.tolerated_percentage_path else self.tolerated_percentage)
+        if self.tolerated_percentage is not None:
+            pct = self._number(self.tolerated_percentage, "float", frame, runner)
             if not 0 <= pct <= 100:
-                raise _runtime(runner, frame, "ToleratedFailurePercentage must be between 0 and 100.")
+                raise runtime_error(frame, "ToleratedFailurePercentage must be between 0 and 100.")
             by_pct = math.floor(len(items) * pct / 100)
             tolerated = by_pct if tolerated is None else max(tolerated, by_pct)
         runner.emit(frame, "MapStateStarted", length=len(items))
@@ -511,9 +434,10 @@ class Map(State):
         group = frame.get("group")
         if group is None:
             group = frame["group"] = self._start(raw, frame, runner)
+        scopes = () if self.distributed else runner.inner_scopes(frame)
         items, active = group["items"], group["active"]
         for key in list(active):
-            self._advance(int(key), active[key], frame, group, runner)
+            self._advance(int(key), active[key], frame, group, runner, scopes)
         while group["next"] < len(items) and (
             not group["concurrency"] or len(active) < group["concurrency"]
         ):
@@ -521,19 +445,19 @@ class Map(State):
             group["next"] = index + 1
             item_input = items[index]
             if self.item_selector is not None:
-                env = runner.env(frame, map_item={"Index": index, "Value": items[index]})
-                item_input = self.item_selector.evaluate(group["selector_input"], env)
+                item_input = self.item_selector.select(group["selector_input"], index, item_input, frame, runner)
             child = runner.new_frame(self.processor.start_at, item_input)
             active[str(index)] = child
-            self._advance(index, child, frame, group, runner)
+            self._advance(index, child, frame, group, runner, scopes)
         if active:
             return BLOCK
         frame.pop("group")
         runner.emit(frame, "MapStateSucceeded")
-        return self.transition(self.io.finish(raw, check_size(group["results"], frame), frame, runner))
+        return self.transition(*self.io.finish(raw, check_size(group["results"], frame), frame, runner))
 
-    def _advance(self, index: int, child: dict, frame: dict, group: dict, runner: "Runner") -> None:
-        outcome = runner.run_frame(child, self.processor, f"{self.name}[{index}]")
+    def _advance(self, index: int, child: dict, frame: dict, group: dict, runner: "Runner",
+                 scopes: tuple) -> None:
+        outcome = runner.run_frame(child, self.processor, f"{self.name}[{index}]", scopes)
         if outcome == "blocked":
             return
         del group["active"][str(index)]
@@ -558,10 +482,22 @@ STATE_TYPES: dict[str, type[State]] = {
 
 
 class Machine:
-    """A compiled list of states with its StartAt: a definition, branch or processor."""
+    """A compiled list of states with its StartAt: a definition, branch or processor.
 
-    def __init__(self, spec: dict):
+    ``language`` is the state machine's query language; a definition's comes
+    from its ``QueryLanguage`` (default JSONPath), and its branches and
+    processors inherit it (not the enclosing state's).
+    """
+
+    def __init__(self, spec: dict, language: str | None = None):
         self.spec = spec
+        if language is None:
+            language = spec.get("QueryLanguage", JSONPATH)
+            if language not in (JSONPATH, JSONATA):
+                raise ValueError(f"'QueryLanguage' must be 'JSONPath' or 'JSONata', not {language!r}")
+        elif "QueryLanguage" in spec:
+            raise ValueError("Field 'QueryLanguage' is not supported in a branch or an ItemProcessor")
+        self.language = language
         self.start_at = spec.get("StartAt")
         self.timeout_seconds = spec.get("TimeoutSeconds")
         self.states: dict[str, State] = {}
@@ -569,8 +505,9 @@ class Machine:
             cls = STATE_TYPES.get(state_spec.get("Type"))
             if cls is None:
                 raise ValueError(f"state {name!r} has an unknown Type {state_spec.get('Type')!r}")
-            self.states[name] = cls(name, state_spec)
+            self.states[name] = cls(name, state_spec, language)
 
 
-def compile_machine(spec: dict) -> Machine:
-    return Machine(spec)
+def compile_machine(spec: dict, language: str | None = None) -> Machine:
+    """Compile a definition (``language`` None) or a branch/processor of a ``language`` machine."""
+    return Machine(spec, language)

@@ -19,8 +19,23 @@ from statelint.config import Config
 from statelint.linter import Linter
 from statelint.problem import ProblemType
 
+from .choice import OPERATORS
+from .processing import (
+    JSONATA,
+    JSONATA_CATCH_FIELDS,
+    JSONATA_FIELDS,
+    JSONATA_RULE_FIELDS,
+    JSONPATH,
+    JSONPATH_CATCH_FIELDS,
+    JSONPATH_FIELDS,
+    JSONPATH_RULE_FIELDS,
+)
+
 #: AWS takes integers where statelint wants floats (BackoffRate: 2).
 _CONFIG = Config(ignored_problem_types={ProblemType.FLOAT})
+#: Fields that belong to one query language (in states, Choice Rules and Catchers).
+_LANGUAGE_FIELDS = frozenset({*JSONPATH_FIELDS, *JSONATA_FIELDS, *JSONPATH_RULE_FIELDS, *JSONATA_RULE_FIELDS,
+                              *JSONPATH_CATCH_FIELDS, *JSONATA_CATCH_FIELDS, *OPERATORS})
 
 
 @dataclass(frozen=True)
@@ -75,6 +90,26 @@ def _literal_condition(problem: str) -> bool:
     return ".Condition is " in problem and problem.endswith("should be a String")
 
 
+def _query_language_field(problem: str) -> bool:
+    """A field of the other query language: checked by the compiler with AWS's own message.
+
+    statelint takes a nested state's language from the enclosing Map or
+    Parallel; AWS (and the compiler) from the state machine.
+    """
+    match = re.match(r'Field "([^"]+)" not allowed in ', problem)
+    return bool(match) and match.group(1) in _LANGUAGE_FIELDS
+
+
+def _jsonata_condition(problem: str) -> bool:
+    """A JSONata Choice Rule without ``Condition``: the compiler names the JSONPath fields it has instead."""
+    return problem.endswith('does not have required field "Condition"')
+
+
+def _jsonata_wait(problem: str) -> bool:
+    """A JSONata Wait without Seconds or Timestamp: the compiler names the JSONPath fields it has instead."""
+    return problem.endswith('does not have required field from ["Seconds", "Timestamp"]')
+
+
 def _item_reader_config(problem: str) -> bool:
     """Newer ``ItemReader.ReaderConfig`` fields, and ``MaxItems`` 0 (statelint says floor 0, then refuses 0)."""
     return ".ItemReader.ReaderConfig" in problem and (
@@ -84,6 +119,9 @@ def _item_reader_config(problem: str) -> bool:
 
 ACCEPTED_BY_AWS: list[Callable[[str], bool]] = [
     _item_reader_config,
+    _query_language_field,
+    _jsonata_condition,
+    _jsonata_wait,
     _assign_field,
     _expression_in_typed_field,
     _variable_or_context_path,
@@ -130,8 +168,11 @@ def _field_of(message: str, location: str) -> str | None:
 
 # -- the compile check ----------------------------------------------------------------------
 
-def _compile_problems(states: Any, where: str) -> list[Problem]:
-    """Compile each state on its own so a problem names its (innermost) state."""
+def _compile_problems(states: Any, where: str, language: str) -> list[Problem]:
+    """Compile each state on its own so a problem names its (innermost) state.
+
+    ``language`` is the state machine's query language, which nested states inherit.
+    """
     from .states import STATE_TYPES
 
     problems: list[Problem] = []
@@ -143,17 +184,17 @@ def _compile_problems(states: Any, where: str) -> list[Problem]:
         location = f"{where}.States.{name}"
         for index, branch in enumerate(spec.get("Branches") or []):
             if isinstance(branch, dict):
-                problems += _compile_problems(branch.get("States"), f"{location}.Branches[{index}]")
+                problems += _compile_problems(branch.get("States"), f"{location}.Branches[{index}]", language)
         for key in ("ItemProcessor", "Iterator"):
             if isinstance(spec.get(key), dict):
-                problems += _compile_problems(spec[key].get("States"), f"{location}.{key}")
+                problems += _compile_problems(spec[key].get("States"), f"{location}.{key}", language)
         if problems:
             continue
         cls = STATE_TYPES.get(spec.get("Type"))
         if cls is None:
             continue  # statelint reports unknown types
         try:
-            cls(name, spec)
+            cls(name, spec, language)
         except KeyError as exc:
             field = exc.args[0] if exc.args else "?"
             problems.append(Problem(name, field, location, f"{location}: the required field '{field}' is missing"))
@@ -175,5 +216,9 @@ def validate(definition: dict | str) -> list[Problem]:
                 if not any(rule(m) for rule in ACCEPTED_BY_AWS)]
     problems = [_problem(m) for m in messages]
     if not problems:
-        problems = _compile_problems(definition.get("States"), "State Machine")
+        language = definition.get("QueryLanguage", JSONPATH)
+        if language not in (JSONPATH, JSONATA):
+            return [Problem(None, "QueryLanguage", "State Machine",
+                            f"'QueryLanguage' must be 'JSONPath' or 'JSONata', not {language!r}")]
+        problems = _compile_problems(definition.get("States"), "State Machine", language)
     return problems
