@@ -17,7 +17,7 @@ import re
 from typing import Any, Callable
 
 from . import errors
-from .errors import StatesError
+from .errors import StatesError, json_type
 from .paths import Env, Path, PathNotFound, PathSyntaxError, compile_path
 from .timestamps import parse_timestamp, timestamp_nanos
 
@@ -328,14 +328,6 @@ def _wildcard_pattern(pattern: str) -> re.Pattern:
 
 
 def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
+    """``json_type`` with its article, for this module's messages ("an array"; "null" has none)."""
+    kind = json_type(value)
+    return kind if kind == "null" else ("an " if kind[0] in "ao" else "a ") + kind

@@ -54,6 +54,21 @@ def error_matches(error_equals: list[str], error: str | None) -> bool:
     return False
 
 
+def json_type(value) -> str:
+    """The JSON type name AWS uses in its messages: null, boolean, number, string, array, object."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
 def state_failure(error: str, state: str, event_id: int, message: str) -> StatesError:
     """A runtime error with the cause prefix AWS writes for a failing state."""
     return StatesError(

@@ -41,7 +41,7 @@ from jsonata.jexception import JException
 from jsonata.utils import Utils
 
 from . import errors
-from .errors import StatesError
+from .errors import StatesError, json_type
 
 __all__ = [
     "Expression",
@@ -70,21 +70,6 @@ class ExpressionSyntaxError(ValueError):
 def is_expression(value: Any) -> bool:
     """Whether a value is a JSONata expression string ``{% ... %}``."""
     return type(value) is str and len(value) >= 4 and value.startswith("{%") and value.endswith("%}")
-
-
-def json_type(value: Any) -> str:
-    """The JSON type name AWS uses in its messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 def compact(value: Any) -> str:

@@ -26,7 +26,7 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from . import errors
-from .errors import StatesError
+from .errors import StatesError, json_type
 from .paths import Env, PathSyntaxError, compile_path
 
 __all__ = ["Intrinsic", "IntrinsicSyntaxError", "compile_intrinsic", "is_intrinsic"]
@@ -91,24 +91,10 @@ def _failure(name: str, detail: str) -> StatesError:
     return StatesError(errors.INTRINSIC_FAILURE, f"Invalid arguments in {name}: {detail}")
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
 def _expect(name: str, value: Any, kind: type, what: str) -> Any:
     if type(value) is not kind:
         article = "an" if what[0] in "aeiou" else "a"
-        raise _failure(name, f"expected {article} {what}, got {_json_type(value)}")
+        raise _failure(name, f"expected {article} {what}, got {json_type(value)}")
     return value
 
 
@@ -129,7 +115,7 @@ def _integer(name: str, value: Any, what: str, exact: bool = False) -> int:
 
 
 def _describe(value: Any) -> str:
-    kind = _json_type(value)
+    kind = json_type(value)
     return f"{kind} {_compact(value)}" if kind in ("number", "boolean") else kind
 
 
