@@ -15,41 +15,22 @@ from chalicelib.asl import (
     VirtualClock,
     expressions,
     resume,
-    run,
     validate,
 )
 
+from .asl_helpers import START, go, roundtrip
+from .asl_helpers import chain as plain_chain
 from .conftest import ROOT
 
-START = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 QUERY_ERROR = "States.QueryEvaluationError"
 
 
 def chain(*states: tuple[str, dict], language: str | None = "JSONata", **top) -> dict:
-    """A definition chaining the given states in order (the last one ends)."""
-    names = [name for name, _ in states]
-    out = {}
-    for i, (name, spec) in enumerate(states):
-        spec = dict(spec)
-        if spec["Type"] not in ("Choice", "Succeed", "Fail") and "Next" not in spec and "End" not in spec:
-            if i + 1 < len(states):
-                spec["Next"] = names[i + 1]
-            else:
-                spec["End"] = True
-        out[name] = spec
-    definition = {"StartAt": names[0], "States": out, **top}
+    """``asl_helpers.chain`` with a top-level QueryLanguage (JSONata unless told otherwise)."""
+    definition = plain_chain(*states, **top)
     if language:
         definition["QueryLanguage"] = language
     return definition
-
-
-def go(definition, input=None, **kw):
-    kw.setdefault("clock", VirtualClock(START))
-    return run(definition, input, **kw)
-
-
-def roundtrip(snapshot):
-    return json.loads(json.dumps(snapshot))
 
 
 def cause_tail(result: dict) -> str:
@@ -464,7 +445,7 @@ def test_expressions_are_parsed_when_the_definition_is_compiled_not_when_states_
     monkeypatch.setattr(expressions.Jsonata, "__init__", counting)
     marker = uuid.uuid4().hex  # text no other test has compiled
     definition = {"QueryLanguage": "JSONata", "StartAt": "Loop", "States": {
-        "Loop": {"Type": "Pass", "Assign": {"i": f"{{% ($exists($i) ? $i : 0) + 1 %}}"},
+        "Loop": {"Type": "Pass", "Assign": {"i": "{% ($exists($i) ? $i : 0) + 1 %}"},
                  "Output": {"tag": f"{{% '{marker}' %}}"}, "Next": "Again"},
         "Again": {"Type": "Choice", "Choices": [{"Condition": "{% $i >= 25 %}", "Next": "Done"}],
                   "Default": "Loop"},

@@ -1,38 +1,11 @@
 """Workflow variables: Assign in both query languages, references, order, scopes, snapshots."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from chalicelib.asl import TaskFailed, VirtualClock, proceed, resume, run, validate
+from chalicelib.asl import TaskFailed, VirtualClock, proceed, resume, validate
 
-START = 1_700_000_000.0  # 2023-11-14T22:13:20Z
-
-
-def chain(*states: tuple[str, dict], **top) -> dict:
-    """A definition chaining the given states in order (the last one ends)."""
-    names = [name for name, _ in states]
-    out = {}
-    for i, (name, spec) in enumerate(states):
-        spec = dict(spec)
-        if spec["Type"] not in ("Choice", "Succeed", "Fail") and "Next" not in spec and "End" not in spec:
-            if i + 1 < len(states):
-                spec["Next"] = names[i + 1]
-            else:
-                spec["End"] = True
-        out[name] = spec
-    return {"StartAt": names[0], "States": out, **top}
-
-
-def go(definition, input=None, **kw):
-    kw.setdefault("clock", VirtualClock(START))
-    return run(definition, input, **kw)
-
-
-def roundtrip(snapshot):
-    return json.loads(json.dumps(snapshot))
-
+from .asl_helpers import START, chain, go, roundtrip
 
 def show(*names: str) -> tuple[str, dict]:
     """A last JSONPath state whose output is the named variables."""
