@@ -355,9 +355,6 @@ class Service:
             deadlines += [wait.get("due", now) for _, wait in iter_waits(record.snapshot)]
         return int(max(deadlines) - now) + self.settings.retention_seconds
 
-    def release(self, claim: Claim) -> None:
-        self.store.release(claim)
-
     # -- running on (after a budget ran out) ------------------------------------
 
     def continue_running(self, execution_id: str, seconds: float | None = None) -> dict | None:

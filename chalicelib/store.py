@@ -48,15 +48,6 @@ redis.call('HSET', KEYS[1], 'status', 'claimed', 'lease', ARGV[2], 'claim', ARGV
 return {'ok', c[4], c[7], x[1], x[2], x[3], x[4], x[5]}
 """
 
-_RELEASE = """
-if redis.call('HGET', KEYS[1], 'claim') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'status', 'open')
-  redis.call('HDEL', KEYS[1], 'claim', 'lease')
-  return 1
-end
-return 0
-"""
-
 # KEYS: exec, history, [claimed continuation], created continuations..., closed continuations...
 # ARGV: header JSON, doc, snap, open, events..., created records (JSON)..., close reasons...
 _COMMIT = """
@@ -211,7 +202,6 @@ class Store:
         self.redis = redis
         self.history_limit = history_limit
         self._claim = redis.register_script(_CLAIM)
-        self._release = redis.register_script(_RELEASE)
         self._commit = redis.register_script(_COMMIT)
         self._touch = redis.register_script(_TOUCH_DEFINITION)
         self._known_definitions: set[str] = set()
@@ -365,10 +355,6 @@ class Store:
         ver, doc, snap, open_, definition = reply[3:8]  # the snapshot stays bytes (compressed)
         record = _record(execution_id, ver, doc, snap, open_, definition)
         return Claim(key, token, point, record)
-
-    def release(self, claim: Claim) -> None:
-        """Give a claim back at once (the resume did not happen)."""
-        self._release(keys=[claim.continuation_key], args=[claim.token])
 
     def continuation(self, tag: str, key_hash: str) -> dict | None:
         values = self.redis.hgetall(self.continuation_key(tag, key_hash))
