@@ -2,44 +2,40 @@
 
 `statelint <https://pypi.org/project/statelint/>`_ ports AWS's own ASL
 validator. Version 3.1 predates some of what AWS accepts today (variables,
-some JSONata placements, newer Map fields), so a few of its problems are
-filtered by narrow, named rules below. Everything those rules let through is
-then checked by this interpreter's own compilers (paths, intrinsics, Choice
-rules, payload templates), which is also the check statelint lacks: every
-expression in the definition must compile.
+JSONata in typed fields, newer Map fields), so the few problems it reports for
+definitions AWS accepts are filtered by the narrow, named rules of
+``ACCEPTED_BY_AWS``. A few others are true problems that this interpreter's
+compiler reports in AWS's own words (``LEFT_TO_THE_COMPILER``).
+
+The checks statelint lacks are in ``_state_problems``: every path and ``.$``
+value compiles, ResultPath is a reference path, and the state compiles as the
+interpreter will compile it (JSONata syntax, variable names, query-language
+fields, ...). ``_unreachable`` completes statelint's reachability check.
 """
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from statelint.config import Config
 from statelint.linter import Linter
-from statelint.problem import ProblemType
 
-from .choice import OPERATORS
-from .processing import (
-    JSONATA,
-    JSONATA_CATCH_FIELDS,
-    JSONATA_FIELDS,
-    JSONATA_RULE_FIELDS,
-    JSONPATH,
-    JSONPATH_CATCH_FIELDS,
-    JSONPATH_FIELDS,
-    JSONPATH_RULE_FIELDS,
-)
+from .paths import PathSyntaxError, compile_path, compile_reference_path
 
-#: AWS takes integers where statelint wants floats (BackoffRate: 2).
-_CONFIG = Config(ignored_problem_types={ProblemType.FLOAT})
-#: Fields that belong to one query language (in states, Choice Rules and Catchers).
-_LANGUAGE_FIELDS = frozenset({*JSONPATH_FIELDS, *JSONATA_FIELDS, *JSONPATH_RULE_FIELDS, *JSONATA_RULE_FIELDS,
-                              *JSONPATH_CATCH_FIELDS, *JSONATA_CATCH_FIELDS, *OPERATORS})
+__all__ = ["ACCEPTED_BY_AWS", "LEFT_TO_THE_COMPILER", "Problem", "validate"]
+
+JSONPATH = "JSONPath"
+JSONATA = "JSONata"
+ROOT = "State Machine"  # how statelint names the top of a definition
+PAYLOAD_TEMPLATES = ("Parameters", "ResultSelector", "ItemSelector")
 
 
 @dataclass(frozen=True)
 class Problem:
+    """One problem: the (innermost) state and field it is in, where, and what."""
+
     state: str | None
     field: str | None
     location: str
@@ -49,176 +45,424 @@ class Problem:
         return {"state": self.state, "field": self.field, "location": self.location, "message": self.message}
 
 
-# -- statelint problems AWS does not report ------------------------------------------------
+# -- where a statelint message points -----------------------------------------------------------
 
-def _assign_field(problem: str) -> bool:
-    """Variables (late 2024): ``Assign`` on any state and on Choice rules."""
-    return problem.startswith('Field "Assign" not allowed in')
+@dataclass
+class _Place:
+    """What a location names in the definition."""
+
+    state: str | None = None
+    state_location: str | None = None  # the location text up to the state's name
+    spec: dict | None = None  # the state itself
+    field: str | None = None  # the last field named after the state
+    language: str = JSONPATH  # the state's query language, as AWS sees it
+    node: Any = None  # what the location names, as far as the definition has it
+    reached: str = ROOT  # the part of the location that names ``node``
 
 
-def _expression_in_typed_field(problem: str) -> bool:
-    """JSONata ``{% ... %}`` in numeric, integer, boolean or timestamp fields."""
-    return bool(re.search(r' is "\{%.*%\}" but should be ', problem))
+def _follow(definition: dict, location: str) -> _Place:
+    """Follow ``location`` (``State Machine.States.P.Branches[0].States.Q.Retry[0]``) through the definition.
 
-
-def _variable_or_context_path(problem: str) -> bool:
-    """``$variable`` and ``$$.context`` paths where statelint wants a plain JSONPath.
-
-    Their syntax is checked by this project's own path compiler afterwards.
+    Keys are matched against the definition, longest first, so state names
+    with dots or spaces resolve to the right state.
     """
-    return bool(re.search(r' is "\$\$?[A-Za-z_.\[]', problem)) and (
-        "should be a JSONPath" in problem or "should be a Reference Path" in problem)
+    machine_language = definition.get("QueryLanguage", JSONPATH)
+    place = _Place(language=machine_language)
+    node: Any = definition
+    done = ROOT
+    text = location[len(ROOT):] if location.startswith(ROOT) else ""
+    previous_key = None
+    while text:
+        if isinstance(node, list):
+            match = re.match(r"\[(\d+)\]", text)
+            if not match or int(match.group(1)) >= len(node):
+                break
+            node, step = node[int(match.group(1))], match.group(0)
+        elif isinstance(node, dict) and text.startswith("."):
+            key = _longest_key(node, text[1:])
+            states = node.get("States")
+            if key is None and isinstance(states, dict) and text[1:] in states:
+                text = ".States" + text  # "No transition found to state State Machine.Name"
+                continue
+            if key is None:
+                break
+            node, step = node[key], "." + key
+            if previous_key == "States" and isinstance(node, dict):
+                language = node.get("QueryLanguage") or machine_language
+                place = _Place(key, done + step, node, None, language)
+            else:
+                place.field = key
+            previous_key = key
+        else:
+            break
+        done, text = done + step, text[len(step):]
+    place.node, place.reached = node, done
+    return place
 
 
-def _dynamic_parameter(problem: str) -> bool:
-    """``.$`` values statelint's pattern misses (variables, regex filters, escapes); compiled below."""
-    return " is not a JSONPath or intrinsic function expression" in problem
+def _longest_key(node: dict, text: str) -> str | None:
+    keys = [k for k in node if isinstance(k, str) and text.startswith(k) and text[len(k):len(k) + 1] in ("", ".", "[")]
+    return max(keys, key=len) if keys else None
 
 
-def _newer_map_fields(problem: str) -> bool:
-    """``Label`` on Map and ``ProcessorConfig`` in the legacy ``Iterator``."""
-    return bool(re.match(r'Field "(Label|ProcessorConfig)" not allowed in', problem))
-
-
-def _fractional_percentage(problem: str) -> bool:
-    """``ToleratedFailurePercentage`` is a number from 0 to 100, not only an integer."""
-    return ".ToleratedFailurePercentage is " in problem and problem.endswith("should be an Integer")
-
-
-def _literal_condition(problem: str) -> bool:
-    """A JSONata Choice ``Condition`` may be a literal boolean."""
-    return ".Condition is " in problem and problem.endswith("should be a String")
-
-
-def _query_language_field(problem: str) -> bool:
-    """A field of the other query language: checked by the compiler with AWS's own message.
-
-    statelint takes a nested state's language from the enclosing Map or
-    Parallel; AWS (and the compiler) from the state machine.
-    """
-    match = re.match(r'Field "([^"]+)" not allowed in ', problem)
-    return bool(match) and match.group(1) in _LANGUAGE_FIELDS
-
-
-def _jsonata_condition(problem: str) -> bool:
-    """A JSONata Choice Rule without ``Condition``: the compiler names the JSONPath fields it has instead."""
-    return problem.endswith('does not have required field "Condition"')
-
-
-def _jsonata_wait(problem: str) -> bool:
-    """A JSONata Wait without Seconds or Timestamp: the compiler names the JSONPath fields it has instead."""
-    return problem.endswith('does not have required field from ["Seconds", "Timestamp"]')
-
-
-def _item_reader_config(problem: str) -> bool:
-    """Newer ``ItemReader.ReaderConfig`` fields, and ``MaxItems`` 0 (statelint says floor 0, then refuses 0)."""
-    return ".ItemReader.ReaderConfig" in problem and (
-        bool(re.match(r'Field "(CSVHeaderLocation|CSVHeaders|CSVDelimiter|InputType)" not allowed', problem))
-        or problem.endswith("is 0 but allowed floor is 0"))
-
-
-ACCEPTED_BY_AWS: list[Callable[[str], bool]] = [
-    _item_reader_config,
-    _query_language_field,
-    _jsonata_condition,
-    _jsonata_wait,
-    _assign_field,
-    _expression_in_typed_field,
-    _variable_or_context_path,
-    _dynamic_parameter,
-    _newer_map_fields,
-    _fractional_percentage,
-    _literal_condition,
-]
-
-
-# -- turning messages into problems ---------------------------------------------------------
-
-_LOCATION = re.compile(r"(State Machine(?:\.[A-Za-z0-9_\[\]]+|\.States\.[^ \"]+)*)")
-
-
-def _problem(message: str) -> Problem:
-    location = _location(message)
-    return Problem(_state_of(location), _field_of(message, location), location, message)
+_LOCATIONS = [re.compile(pattern) for pattern in (
+    r'^Field ".*" not allowed in (State Machine.*)$',
+    r'^Field ".*" of \w+ at "(State Machine.*)" is not a JSONPath',
+    r'^No state found named ".*", referenced at (State Machine.*)$',
+    r"^No transition found to state (State Machine.*)$",
+    r'^State ".*", defined at (State Machine.*), is also defined at ',
+    r" not found in States field at (State Machine.*)$",
+    r"^No terminal state found in machine at (State Machine.*)$",
+    r"^(State Machine.*?)(?: is |: States\.ALL| has forbidden field| does not have required field"
+    r"| may have only one of| should be non-null)",
+)]
+_NAMED_FIELD = re.compile(r'^Field "(.*)" not allowed in |has forbidden field "(.*)"$'
+                          r'|does not have required field "(.*)"$|^Field ".*" of (\w+) at ')
 
 
 def _location(message: str) -> str:
-    found = re.findall(r'(State Machine[^ "]*)', message)
-    return max(found, key=len) if found else "State Machine"
+    for pattern in _LOCATIONS:
+        match = pattern.search(message)
+        if match:
+            return match.group(1)
+    return ROOT
 
 
-def _state_of(location: str) -> str | None:
-    parts = location.split(".States.")
-    if len(parts) < 2:  # "No transition found to state State Machine.X" names the state directly
-        rest = location[len("State Machine."):] if location.startswith("State Machine.") else ""
-        return rest or None
-    return re.split(r"[.\[]", parts[-1])[0] or None
+def _from_statelint(message: str, definition: dict) -> Problem:
+    location = _location(message)
+    place = _follow(definition, location)
+    named = _NAMED_FIELD.search(message)
+    field = next((g for g in named.groups() if g), None) if named else place.field
+    duplicate = re.match(r'^State "(.*)", defined at ', message)
+    state = duplicate.group(1) if duplicate else place.state
+    return Problem(state, field, location, message)
 
 
-def _field_of(message: str, location: str) -> str | None:
-    quoted = re.match(r'(?:Field|No) "([^"]+)"', message)
-    if quoted:
-        return quoted.group(1)
-    if ".States." not in location:
-        return None
-    tail = location.split(".States.")[-1]
-    pieces = tail.split(".")
-    return pieces[-1] if len(pieces) > 1 else None
+# -- statelint problems for what AWS accepts -----------------------------------------------------
+#
+# Each rule gets the problem and the definition, and says whether AWS accepts
+# what statelint complains about.
+
+_ASSIGN_HOLDER = re.compile(r"\.(Choices|Catch)\[\d+\]$")
 
 
-# -- the compile check ----------------------------------------------------------------------
+def _assign_where_aws_has_it(problem: Problem, definition: dict) -> bool:
+    """Variables (late 2024): ``Assign`` on Pass, Task, Choice, Wait, Parallel and Map states,
+    on Choice rules and on Catchers, in both query languages."""
+    from .processing import ASSIGNING_STATES
 
-def _compile_problems(states: Any, where: str, language: str) -> list[Problem]:
-    """Compile each state on its own so a problem names its (innermost) state.
+    match = re.match(r'^Field "Assign" not allowed in (.*)$', problem.message)
+    if not match:
+        return False
+    place = _follow(definition, match.group(1))
+    if _ASSIGN_HOLDER.search(match.group(1)):
+        return place.state_location is not None
+    return match.group(1) == place.state_location and place.spec.get("Type") in ASSIGNING_STATES
 
-    ``language`` is the state machine's query language, which nested states inherit.
+
+def _jsonata_in_typed_field(problem: Problem, definition: dict) -> bool:
+    """JSONata: a ``{% ... %}`` expression in a number or timestamp field (MaxConcurrency,
+    ToleratedFailure*, Wait Seconds/Timestamp, ...); AWS checks its value at run time."""
+    match = re.search(r' is "\{%.*%\}" but should be (an Integer|numeric|a Float|an RFC3339 timestamp)$',
+                      problem.message)
+    return bool(match) and _follow(definition, problem.location).language == JSONATA
+
+
+def _literal_condition(problem: Problem, definition: dict) -> bool:
+    """JSONata: a Choice rule's ``Condition`` may be a literal ``true`` or ``false``."""
+    return bool(re.search(r"\.Choices\[\d+\]\.Condition is (true|false) but should be a String$", problem.message))
+
+
+_PATH_PROBLEM = re.compile(r'^(State Machine.*?)\.(\w+) is "(.*)" but should be '
+                           r"(a JSONPath|a Reference Path|a Reference Path or an Intrinsic Function)$", re.DOTALL)
+
+
+def _path_the_compiler_accepts(problem: Problem, definition: dict) -> bool:
+    """A path statelint's pattern refuses but AWS accepts: ``$variable`` references
+    (ItemsPath, MaxConcurrencyPath, ...), context paths ``$$.`` (ErrorPath, CausePath),
+    filters with regular expressions. This project's compiler checks them instead."""
+    match = _PATH_PROBLEM.match(problem.message)
+    if not match:
+        return False
+    _, field, value, expected = match.groups()
+    if field == "ResultPath":
+        return _compile_error(compile_reference_path, value) is None
+    if expected.endswith("Intrinsic Function") and value.startswith("States."):
+        return _dynamic_value_error(value) is None
+    if _compile_error(compile_path, value) is not None:
+        return False
+    return expected == "a JSONPath" or compile_path(value).definite
+
+
+_PAYLOAD_PROBLEM = re.compile(r'^Field "(.*)" of (\w+) at "(State Machine.*)" is not a JSONPath or intrinsic function '
+                              r"expression$", re.DOTALL)
+
+
+def _payload_value_the_compiler_accepts(problem: Problem, definition: dict) -> bool:
+    """A ``.$`` value statelint's pattern refuses but AWS accepts: ``$variable`` references,
+    regular-expression filters, escaped characters in intrinsic arguments. Compiled instead."""
+    match = _PAYLOAD_PROBLEM.match(problem.message)
+    if not match:
+        return False
+    key, template, at = match.groups()
+    place = _follow(definition, at)  # the state, or its ItemReader or ItemBatcher
+    if not isinstance(place.node, dict):
+        return False
+    for where, entry, value in _dynamic_entries(place.node.get(template), place.reached):
+        if (where, entry) == (at, key):
+            return _dynamic_value_error(value) is None
+    return False
+
+
+def _newer_map_fields(problem: Problem, definition: dict) -> bool:
+    """Map: ``Label`` (names a Distributed Map's child executions), and ``ProcessorConfig``
+    in the older ``Iterator`` as in ``ItemProcessor``."""
+    match = re.match(r'^Field "(Label|ProcessorConfig)" not allowed in (.*)$', problem.message)
+    if not match:
+        return False
+    place = _follow(definition, match.group(2))
+    if match.group(1) == "Label":
+        return match.group(2) == place.state_location and place.spec.get("Type") == "Map"
+    return match.group(2) == f"{place.state_location}.Iterator"
+
+
+def _fractional_tolerated_failure_percentage(problem: Problem, definition: dict) -> bool:
+    """Map: ``ToleratedFailurePercentage`` is a number from 0 to 100, not only an integer."""
+    match = re.search(r"\.ToleratedFailurePercentage is (\d+\.\d+) but should be an Integer$", problem.message)
+    return bool(match) and 0 <= float(match.group(1)) <= 100
+
+
+def _integer_backoff_rate(problem: Problem, definition: dict) -> bool:
+    """Retry: an integer ``BackoffRate`` such as 2 (statelint wants a float such as 2.0)."""
+    return bool(re.search(r"\.BackoffRate is \d+ but should be a Float$", problem.message))
+
+
+def _csv_reader_config(problem: Problem, definition: dict) -> bool:
+    """Distributed Map: ``ItemReader.ReaderConfig`` fields for CSV and JSON files."""
+    return bool(re.match(r'^Field "(InputType|CSVHeaderLocation|CSVHeaders|CSVDelimiter)" not allowed in '
+                         r"State Machine.*\.ItemReader\.ReaderConfig$", problem.message))
+
+
+def _zero_max_items(problem: Problem, definition: dict) -> bool:
+    """Distributed Map: ``ReaderConfig.MaxItems`` 0 (read every item)."""
+    return problem.message.endswith(".ItemReader.ReaderConfig.MaxItems is 0 but allowed floor is 0")
+
+
+ACCEPTED_BY_AWS: list[Callable[[Problem, dict], bool]] = [
+    _assign_where_aws_has_it,
+    _jsonata_in_typed_field,
+    _literal_condition,
+    _path_the_compiler_accepts,
+    _payload_value_the_compiler_accepts,
+    _newer_map_fields,
+    _fractional_tolerated_failure_percentage,
+    _integer_backoff_rate,
+    _csv_reader_config,
+    _zero_max_items,
+]
+
+
+# -- statelint problems the compiler reports in AWS's words --------------------------------------
+
+def _query_language_field(problem: Problem, definition: dict) -> bool:
+    """A field that belongs to one query language, or ``Assign`` where AWS refuses it.
+
+    statelint takes a nested state's language from the enclosing Parallel or
+    Map, AWS from the state or the state machine; the compiler follows AWS.
     """
+    from .choice import OPERATORS
+    from .processing import (JSONATA_CATCH_FIELDS, JSONATA_FIELDS, JSONATA_RULE_FIELDS, JSONPATH_CATCH_FIELDS,
+                             JSONPATH_FIELDS, JSONPATH_RULE_FIELDS)
+
+    fields = {*JSONPATH_FIELDS, *JSONATA_FIELDS, *JSONPATH_RULE_FIELDS, *JSONATA_RULE_FIELDS,
+              *JSONPATH_CATCH_FIELDS, *JSONATA_CATCH_FIELDS, *OPERATORS, "Assign"}
+    match = re.match(r'^Field "(.*)" not allowed in ', problem.message)
+    return bool(match) and match.group(1) in fields
+
+
+def _jsonata_required_field(problem: Problem, definition: dict) -> bool:
+    """A JSONata Choice rule without ``Condition`` or Wait without Seconds/Timestamp:
+    the compiler names the JSONPath fields given instead."""
+    return problem.message.endswith(('does not have required field "Condition"',
+                                     'does not have required field from ["Seconds", "Timestamp"]'))
+
+
+LEFT_TO_THE_COMPILER: list[Callable[[Problem, dict], bool]] = [
+    _query_language_field,
+    _jsonata_required_field,
+]
+
+
+# -- the checks statelint lacks -------------------------------------------------------------------
+
+def _compile_error(compile: Callable[[str], Any], value: Any) -> str | None:
+    try:
+        compile(value)
+    except PathSyntaxError as exc:
+        return str(exc)
+    return None
+
+
+def _dynamic_value_error(value: Any) -> str | None:
+    """Why a ``.$`` value is neither a path nor an intrinsic function call (None if it is one)."""
+    if isinstance(value, str) and value.startswith("States."):
+        try:
+            from .intrinsics import compile_intrinsic
+        except ImportError:  # intrinsic functions unavailable: nothing to check them with
+            return None
+        try:
+            compile_intrinsic(value)
+        except ValueError as exc:
+            return str(exc)
+        return None
+    return _compile_error(compile_path, value)
+
+
+def _dynamic_entries(template: Any, at: str) -> Iterator[tuple[str, str, Any]]:
+    """The ``(location, key, value)`` of every ``.$`` entry of a payload template, nested ones
+    included; locations as statelint writes them (the state, then the keys inside the template)."""
+    if isinstance(template, list):
+        for index, item in enumerate(template):
+            yield from _dynamic_entries(item, f"{at}[{index}]")
+    elif isinstance(template, dict):
+        for key, value in template.items():
+            if key.endswith(".$"):
+                yield at, key, value
+            else:
+                yield from _dynamic_entries(value, f"{at}.{key}")
+
+
+def _state_problems(name: str, spec: dict, location: str, machine_language: str) -> list[Problem]:
+    """A state's paths and ``.$`` values compile; then the whole state compiles."""
     from .states import STATE_TYPES
 
+    problems = []
+    if (spec.get("QueryLanguage") or machine_language) == JSONPATH:
+        paths = [(f, compile_path, spec.get(f)) for f in ("InputPath", "OutputPath") if spec.get(f) is not None]
+        if "ItemsPath" in spec:
+            paths.append(("ItemsPath", compile_path, spec["ItemsPath"]))
+        if spec.get("ResultPath") is not None:
+            paths.append(("ResultPath", compile_reference_path, spec["ResultPath"]))
+        for index, catcher in enumerate(spec.get("Catch") or ()):
+            if isinstance(catcher, dict) and catcher.get("ResultPath") is not None:
+                paths.append((f"Catch[{index}].ResultPath", compile_reference_path, catcher["ResultPath"]))
+        for field, compile, value in paths:
+            error = _compile_error(compile, value)
+            if error:
+                problems.append(Problem(name, field.rsplit(".", 1)[-1], f"{location}.{field}",
+                                        f"{location}.{field}: {error}"))
+        for template in PAYLOAD_TEMPLATES:
+            for at, key, value in _dynamic_entries(spec.get(template), location):
+                error = _dynamic_value_error(value)
+                if error:
+                    problems.append(Problem(name, template, at, f'Field "{key}" of {template} at "{at}" is not '
+                                                                f"a valid path or intrinsic function: {error}"))
+    if problems or spec.get("Type") not in STATE_TYPES:
+        return problems  # statelint reports unknown types
+    try:
+        STATE_TYPES[spec["Type"]](name, spec, machine_language)
+    except KeyError as exc:
+        field = str(exc.args[0]) if exc.args else None
+        return [Problem(name, field, location, f'{location} does not have required field "{field}"')]
+    except Exception as exc:  # whatever the compiler refuses is a problem of the definition
+        named = re.search(r"[Ff]ield '([^']+)'", str(exc))
+        return [Problem(name, named.group(1) if named else None, location, f"{location}: {exc}")]
+    return []
+
+
+def _inside(location: str, prefix: str) -> bool:
+    return location == prefix or location.startswith((prefix + ".", prefix + "["))
+
+
+def _own_checks(container: dict, where: str, language: str, known: list[Problem],
+                checked: set[str]) -> list[Problem]:
+    """Check every state without a known problem, innermost first (a Parallel or Map compiles its
+    branches, so it is checked only when they are fine). ``checked`` collects their locations."""
     problems: list[Problem] = []
+    states = container.get("States")
     if not isinstance(states, dict):
         return problems
     for name, spec in states.items():
         if not isinstance(spec, dict):
             continue
         location = f"{where}.States.{name}"
-        for index, branch in enumerate(spec.get("Branches") or []):
+        for index, branch in enumerate(spec.get("Branches") or ()):
             if isinstance(branch, dict):
-                problems += _compile_problems(branch.get("States"), f"{location}.Branches[{index}]", language)
+                problems += _own_checks(branch, f"{location}.Branches[{index}]", language, known + problems, checked)
         for key in ("ItemProcessor", "Iterator"):
             if isinstance(spec.get(key), dict):
-                problems += _compile_problems(spec[key].get("States"), f"{location}.{key}", language)
-        if problems:
+                problems += _own_checks(spec[key], f"{location}.{key}", language, known + problems, checked)
+        if any(_inside(p.location, location) for p in known + problems):
             continue
-        cls = STATE_TYPES.get(spec.get("Type"))
-        if cls is None:
-            continue  # statelint reports unknown types
-        try:
-            cls(name, spec, language)
-        except KeyError as exc:
-            field = exc.args[0] if exc.args else "?"
-            problems.append(Problem(name, field, location, f"{location}: the required field '{field}' is missing"))
-        except (ValueError, TypeError) as exc:
-            problems.append(Problem(name, None, location, f"{location}: {exc}"))
+        checked.add(location)
+        problems += _state_problems(name, spec, location, language)
     return problems
 
 
+def _transitions(spec: dict) -> Iterator[Any]:
+    yield spec.get("Next")
+    yield spec.get("Default")
+    for key in ("Choices", "Catch"):
+        for item in spec.get(key) or ():
+            if isinstance(item, dict):
+                yield item.get("Next")
+
+
+def _unreachable(container: dict, where: str) -> list[str]:
+    """statelint's message for each state not reachable from StartAt, nested ones included.
+
+    statelint counts a state as reached when any state names it, even one
+    that is itself unreachable; AWS follows transitions from StartAt.
+    """
+    states = container.get("States")
+    if not isinstance(states, dict):
+        return []
+    messages = []
+    seen, todo = set(), [container.get("StartAt")]
+    while todo:
+        name = todo.pop()
+        if isinstance(name, str) and name in states and name not in seen:
+            seen.add(name)
+            if isinstance(states[name], dict):
+                todo.extend(_transitions(states[name]))
+    for name, spec in states.items():
+        if name not in seen:
+            messages.append(f"No transition found to state {where}.{name}")
+        if not isinstance(spec, dict):
+            continue
+        for index, branch in enumerate(spec.get("Branches") or ()):
+            if isinstance(branch, dict):
+                messages += _unreachable(branch, f"{where}.States.{name}.Branches[{index}]")
+        for key in ("ItemProcessor", "Iterator"):
+            if isinstance(spec.get(key), dict):
+                messages += _unreachable(spec[key], f"{where}.States.{name}.{key}")
+    return messages
+
+
 def validate(definition: dict | str) -> list[Problem]:
-    """The problems of a definition (empty when it is valid)."""
+    """The problems of a definition (an empty list when it is valid)."""
     if isinstance(definition, str):
         try:
             definition = json.loads(definition)
         except ValueError as exc:
-            return [Problem(None, None, "State Machine", f"The definition is not valid JSON: {exc}")]
+            return [Problem(None, None, ROOT, f"The definition is not valid JSON: {exc}")]
     if not isinstance(definition, dict):
-        return [Problem(None, None, "State Machine", "The definition must be a JSON object.")]
-    messages = [m for m in Linter.validate(definition, _CONFIG)
-                if not any(rule(m) for rule in ACCEPTED_BY_AWS)]
-    problems = [_problem(m) for m in messages]
-    if not problems:
-        language = definition.get("QueryLanguage", JSONPATH)
-        if language not in (JSONPATH, JSONATA):
-            return [Problem(None, "QueryLanguage", "State Machine",
-                            f"'QueryLanguage' must be 'JSONPath' or 'JSONata', not {language!r}")]
-        problems = _compile_problems(definition.get("States"), "State Machine", language)
+        return [Problem(None, None, ROOT, f"The definition must be a JSON object, not {type(definition).__name__}.")]
+    messages = Linter.validate(definition, Config())
+    if isinstance(definition.get("StartAt"), str):
+        messages += [m for m in _unreachable(definition, ROOT) if m not in messages]
+    problems, deferred = [], []
+    for problem in (_from_statelint(m, definition) for m in messages):
+        if any(rule(problem, definition) for rule in ACCEPTED_BY_AWS):
+            continue
+        if any(rule(problem, definition) for rule in LEFT_TO_THE_COMPILER):
+            deferred.append(problem)
+        else:
+            problems.append(problem)
+    language = definition.get("QueryLanguage", JSONPATH)
+    checked: set[str] = set()
+    if language in (JSONPATH, JSONATA):  # else statelint reports it, and nothing compiles
+        problems += _own_checks(definition, ROOT, language, problems, checked)
+    # A deferred problem stands when its state was not compiled (it has other problems).
+    problems += [p for p in deferred if _follow(definition, p.location).state_location not in checked]
     return problems
