@@ -38,7 +38,6 @@ import json
 import os
 import statistics
 import sys
-import zlib
 import time
 from dataclasses import dataclass, field
 
@@ -57,7 +56,7 @@ from chalicelib.config import Settings, settings  # noqa: E402
 from chalicelib.continuations import id_hash, tag_of  # noqa: E402
 from chalicelib.redis_connection import get_redis  # noqa: E402
 from chalicelib.service import Service  # noqa: E402
-from chalicelib.store import Store  # noqa: E402
+from chalicelib.store import Store, unpack_record  # noqa: E402
 from chalicelib.web import store_for  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -233,8 +232,7 @@ class KeyKind:
 
 def key_kinds(redis: Redis, store: Store, sample: list[Created]) -> dict[str, KeyKind]:
     keys = {
-        "execution hash": [store.execution_key(c.execution_id) for c in sample],
-        "history list": [store.history_key(c.execution_id) for c in sample],
+        "execution record (string)": [store.execution_key(c.execution_id) for c in sample],
         "continuation hash": [continuation_key(store, c.continuation) for c in sample],
     }
     pipe = redis.pipeline(transaction=False)
@@ -263,21 +261,19 @@ def mean_fields(redis: Redis, keys: list[str]) -> dict[str, float]:
     return {name: total / len(keys) for name, total in sorted(totals.items(), key=lambda kv: -kv[1])}
 
 
-def history_events(redis: Redis, store: Store, sample: list[Created]) -> dict[str, tuple[float, float]]:
-    """Per event type: mean count per execution, and its share of the history list's bytes.
-
-    The list holds one compressed item per commit; an item's size is shared among its events.
-    """
-    totals: dict[str, list[float]] = {}
+def record_parts(redis: Redis, store: Store, sample: list[Created]) -> dict[str, float]:
+    """Mean bytes of each part of the execution record: stored (compressed, all parts together)
+    and, for comparison, each part's compact JSON before compression."""
+    totals: dict[str, int] = {}
     for created in sample:
-        for item in redis.lrange(store.history_key(created.execution_id), 0, -1):
-            events = json.loads(zlib.decompress(item))
-            for event in events:
-                total = totals.setdefault(event.get("type", "?"), [0, 0.0])
-                total[0] += 1
-                total[1] += len(item) / len(events)
-    means = {kind: (count / len(sample), size / len(sample)) for kind, (count, size) in totals.items()}
-    return dict(sorted(means.items(), key=lambda kv: -kv[1][1]))
+        stored = redis.get(store.execution_key(created.execution_id))
+        record = unpack_record(created.execution_id, stored)
+        parts = {"stored value": len(stored), "JSON: document": json_size(record.document),
+                 "snapshot": json_size(record.snapshot), "open points": json_size(record.open),
+                 "history": json_size(record.history)}
+        for name, size in parts.items():
+            totals[name] = totals.get(name, 0) + size
+    return {name: total / len(sample) for name, total in totals.items()}
 
 
 @dataclass
@@ -289,9 +285,8 @@ class Memory:
     keys: int
     kinds: dict[str, KeyKind]
     definition_bytes: int
-    execution_fields: dict[str, float]
+    record_parts: dict[str, float]
     continuation_fields: dict[str, float]
-    events: dict[str, tuple[float, float]]
 
 
 def measure_memory(redis: Redis, store: Store, config: Settings, count: int) -> Memory:
@@ -311,9 +306,8 @@ def measure_memory(redis: Redis, store: Store, config: Settings, count: int) -> 
         keys=redis.dbsize(),
         kinds=key_kinds(redis, store, sample),
         definition_bytes=redis.memory_usage(store.definition_key(load(definition).hash), samples=0) or 0,
-        execution_fields=mean_fields(redis, [store.execution_key(c.execution_id) for c in sample]),
+        record_parts=record_parts(redis, store, sample),
         continuation_fields=mean_fields(redis, [continuation_key(store, c.continuation) for c in sample]),
-        events=history_events(redis, store, sample),
     )
 
 
@@ -373,7 +367,7 @@ def report_memory(m: Memory) -> None:
     overhead = per_execution - m.user_bytes
     print(f"4. Redis memory per suspended execution: used_memory before and after creating {m.count:,} "
           f"(through Service.start, not HTTP: {m.count / m.seconds:,.0f}/s; {m.keys:,} keys); "
-          f"MEMORY USAGE of {len(m.kinds['execution hash'].sizes)} sampled keys of each kind")
+          f"MEMORY USAGE of {len(next(iter(m.kinds.values())).sizes)} sampled keys of each kind")
     print(f"  used_memory delta / executions       {per_execution:9,.0f} bytes")
     print(f"  user data (input + parameters JSON)  {m.user_bytes:9,.0f} bytes")
     print(f"  overhead beyond its own data         {overhead:9,.0f} bytes   "
@@ -387,12 +381,10 @@ def report_memory(m: Memory) -> None:
     print(f"    {'definition (one, shared)':34s} {m.definition_bytes / m.count:9,.2f} bytes   "
           f"({m.definition_bytes:,} in all)")
     print(f"    {'rest (keyspace and expiry entries)':34s} {per_execution - accounted:9,.0f} bytes")
-    print("  execution hash, mean value bytes:    "
-          + ", ".join(f"{name} {size:,.0f}" for name, size in m.execution_fields.items()))
+    print("  execution record, mean bytes:        "
+          + ", ".join(f"{name} {size:,.0f}" for name, size in m.record_parts.items()))
     print("  continuation hash, mean value bytes: "
           + ", ".join(f"{name} {size:,.0f}" for name, size in m.continuation_fields.items()))
-    print("  history list, per event type:        "
-          + ", ".join(f"{kind} {count:g}x {size:,.0f} B" for kind, (count, size) in m.events.items()))
 
 
 def main() -> None:

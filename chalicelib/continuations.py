@@ -3,7 +3,7 @@
 An ID is ``<tag><secret part>``: the 4-character shard tag of its execution
 (so the store finds the right Redis slot) followed by 22 URL-safe characters
 derived with HMAC-SHA256 from a 128-bit random nonce (``secrets``) and the
-service's signing secret. Redis stores the nonce and the SHA-256 of the ID:
+service's signing secret. Redis stores the nonce and a SHA-256 hash of the ID:
 the service can show an execution's open IDs again, while someone with only a
 copy of the Redis data can neither compute an ID nor reverse a hash.
 """
@@ -30,7 +30,9 @@ def continuation_id(tag: str, nonce: str, secret: str) -> str:
 
 
 def id_hash(continuation: str) -> str:
-    return hashlib.sha256(continuation.encode()).hexdigest()
+    """What Redis keys a continuation by: 22 URL-safe characters (132 bits) of its SHA-256."""
+    digest = hashlib.sha256(continuation.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:_SECRET_PART]
 
 
 def is_well_formed(continuation: str) -> bool:

@@ -56,7 +56,7 @@ class RunOutcome:
     result: dict
     events: list[dict]
     tokens: dict[str, str]  # point -> nonce of task tokens issued during the run
-    points_before: set[str]  # suspension points open before the run
+    waits_before: dict[str, dict]  # what the points open before the run asked (see ``asked``)
 
 
 class Service:
@@ -131,23 +131,22 @@ class Service:
     def redeem(self, continuation: str, *, result: Any = None, error: str | None = None,
                cause: str | None = None) -> dict:
         """Resume the execution waiting on ``continuation`` (at most once)."""
-        if error is None:
-            self.check_answer(continuation, result)
         claim = self.claim(continuation)
+        if error is None:
+            self._check_answer(claim, result)
         answer = {"error": error, "cause": cause} if error is not None else {"result": result}
         return self.resume_claimed(claim, answer)
 
-    def check_answer(self, continuation: str, result: Any) -> None:
-        """Refuse (422) an answer that does not fit the question, before anything is claimed.
+    def _check_answer(self, claim: Claim, result: Any) -> None:
+        """Refuse (422) an answer that does not fit the question, and give the claim back.
 
-        Only while the continuation waits: otherwise the claim says why it cannot be answered.
+        Checked after claiming because the claim brings the question along (one round
+        trip fewer than reading it first); a refused answer releases the claim at once.
         """
-        fields = self._continuation_fields(continuation)
-        if fields["status"] not in ("open", "claimed") or float(fields["expiresAt"]) <= self.clock.now():
-            return
-        question = forms.question_of(json.loads(fields.get("parameters") or "null"))
-        problems = forms.check_answer(question, result)
+        wait = asked(claim.execution.snapshot).get(claim.point) or {}
+        problems = forms.check_answer(forms.question_of(wait.get("parameters")), result)
         if problems:
+            self.store.release(claim)
             raise ServiceError(422, "InvalidAnswer", "The answer does not fit the question.",
                                fieldErrors=problems)
 
@@ -259,7 +258,8 @@ class Service:
                 counts["busy"] += 1  # a redemption holds the continuation: try next tick
                 continue
             if outcome is not True:
-                self.store.add_timers([(member, outcome)])
+                ttl = int(outcome - self.clock.now()) + self.settings.retention_seconds
+                self.store.add_timers([(member, outcome)], ttl)
                 counts["rescheduled"] += 1
                 continue
             self.store.remove_timer(member)
@@ -334,11 +334,14 @@ class Service:
                                    f"The execution has already ended ({record.status}).",
                                    executionId=execution_id)
             now = self.clock.now()
-            closed = [(self._hash(execution_id, nonce), reason) for nonce, _ in record.open.values()]
+            closed = [(self._hash(execution_id, nonce), reason, point)
+                      for point, (nonce, _) in record.open.items()]
+            about = asked(record.snapshot)
             record.status = status
             record.document.update(status=status, stopDate=iso_timestamp(now), error=error, cause=cause)
             record.snapshot, record.open = None, {}
-            commit = Commit(record=record, ttl=self.settings.retention_seconds, closed=closed, now=now,
+            commit = Commit(record=record, ttl=self.settings.retention_seconds, closed=closed, about=about,
+                            now=now,
                             events=[{"type": event, "timestamp": iso_timestamp(now), "error": error,
                                      "cause": cause}])
             try:
@@ -412,15 +415,19 @@ class Service:
         status = fields["status"]
         if status in ("open", "claimed") and expires <= self.clock.now():
             status = "expired"
+        if fields.get("about"):  # answered or closed: what it asked was kept with it
+            about = json.loads(fields["about"]) or {}
+        else:
+            about = asked(record.snapshot if record else None).get(fields["point"]) or {}
         info = {
             "id": continuation,
             "status": {"open": "waiting", "claimed": "waiting"}.get(status, status),
             "executionId": fields["exec"],
             "executionStatus": record.status if record else "EXPIRED",
-            "state": fields.get("state"),
-            "branch": fields.get("branch") or None,
-            "kind": fields.get("kind"),
-            "parameters": json.loads(fields.get("parameters") or "null"),
+            "state": about.get("state"),
+            "branch": about.get("branch"),
+            "kind": about.get("kind"),
+            "parameters": about.get("parameters"),
             "expiresAt": iso_timestamp(expires),
         }
         if info["status"] == "waiting":
@@ -501,7 +508,7 @@ class Service:
 
     def _run(self, execution_id: str, step: Callable[[dict], dict], snapshot: dict | None = None) -> RunOutcome:
         """Run ``step`` (which may change ``snapshot`` in place) with the service's options."""
-        before = {wait["id"] for _, wait in iter_waits(snapshot)} if snapshot else set()
+        before = asked(snapshot)
         events: list[dict] = []
         tokens: dict[str, str] = {}
         secret = self.settings.signing_secret
@@ -547,9 +554,9 @@ class Service:
             record.snapshot = result["snapshot"]
             if create and record.snapshot.get("timeoutAt"):
                 timers.append((timer_member("execution", record.id), record.snapshot["timeoutAt"]))
-            for branch, wait in iter_waits(record.snapshot):
+            for _, wait in iter_waits(record.snapshot):
                 point = wait["id"]
-                if point not in outcome.points_before:
+                if point not in outcome.waits_before:
                     timers += wait_timers(record.id, wait)
                 if wait["kind"] == "timer":
                     continue
@@ -561,19 +568,18 @@ class Service:
                 open_now[point] = [nonce, expires]
                 created.append(NewContinuation(
                     key_hash=self._hash(record.id, nonce),
-                    fields={"exec": record.id, "point": point, "state": wait["state"], "kind": wait["kind"],
-                            "branch": branch, "expiresAt": repr(expires), "status": "open",
-                            "parameters": json.dumps(wait.get("parameters"), separators=(",", ":"))},
+                    fields={"exec": record.id, "point": point, "expiresAt": repr(expires), "status": "open"},
                     ttl=int(expires - now) + self.settings.retention_seconds,
                 ))
-        closed = [(self._hash(record.id, nonce), "closed")
+        closed = [(self._hash(record.id, nonce), "closed", point)
                   for point, (nonce, _) in previous_open.items()
                   if point not in open_now and point != redeemed]
         record.open = open_now
         if status not in FINISHED:
             ttl = self._ttl(record, now)
         return Commit(record=record, ttl=ttl, events=outcome.events, create=create, claim=claim,
-                      answer=answer, created=created, closed=closed, now=now, timers=timers)
+                      answer=answer, about=outcome.waits_before, created=created, closed=closed,
+                      now=now, timers=timers)
 
     def _write(self, commit: Commit, compiled: Compiled) -> None:
         if commit.record.snapshot is not None:
@@ -619,6 +625,13 @@ def disallowed_resources(definition: dict, patterns: tuple[str, ...]) -> list[di
 
     visit(definition.get("States"))
     return refused
+
+
+def asked(snapshot: dict | None) -> dict[str, dict]:
+    """What each open suspension point asks: its state, branch, kind and parameters."""
+    return {wait["id"]: {"state": wait["state"], "branch": branch or None, "kind": wait["kind"],
+                         "parameters": wait.get("parameters")}
+            for branch, wait in iter_waits(snapshot or {})}
 
 
 def _open_wait(record: ExecutionRecord, point: str) -> dict | None:

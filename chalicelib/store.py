@@ -4,16 +4,22 @@ Key layout (``t`` is the execution's 4-character shard tag, shared by its
 continuation IDs; the braces make it a Redis Cluster hash tag, so every key of
 one execution lives in one slot and each multi-key change is one Lua script)::
 
-    asl:d:<sha256>            definition text, stored once per distinct definition
-    asl:{t}:x:<executionId>   hash: ver, status, def, doc (JSON), snap (zlib'd JSON), open (JSON)
-    asl:{t}:h:<executionId>   list: one item per commit, its history events (zlib'd JSON), capped
-    asl:{t}:c:<sha256(id)>    hash: one continuation (exec, point, status, expiresAt, ...)
+    asl:d:<sha256>            string: definition text, stored once per distinct definition
+    asl:{t}:x:<executionId>   string: "<version>|" then the record, compressed (see ``pack_record``)
+    asl:{t}:c:<hash(id)>      hash: one continuation: exec, point, expiresAt, status
+                              (+ lease, claim while claimed; + about, answer once answered or closed)
     asl:timers                sorted set: due timers, member "<kind>|<executionId>|<point>", score = due time
 
-Redis only ever sees the SHA-256 of a continuation ID. ``open`` maps each open
-suspension point to ``[nonce, expiresAt]``; the ID is derived from the nonce
-with the service's secret (see ``continuations.py``), so a copy of the Redis
-data cannot be used to redeem anything.
+An execution is one string: its document, snapshot, open suspension points and
+history in one compressed body. Compressing them together (with a preset
+dictionary of the words every record repeats) and paying for one key instead
+of three is what keeps a suspended execution under 1 KiB of Redis memory. The
+scripts only read the version in front; the service reads and writes the rest.
+
+Redis only ever sees a hash of a continuation ID. The record's ``open`` maps
+each open suspension point to ``[nonce, expiresAt]``; the ID is derived from
+the nonce with the service's secret (see ``continuations.py``), so a copy of
+the Redis data cannot be used to redeem anything.
 
 Round trips: a write (start, resume, checkpoint) is one pipeline: keep the
 definition stored, add due timers, run the commit script. Claiming a
@@ -25,7 +31,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis import Redis
@@ -34,6 +40,7 @@ from redis.exceptions import NoScriptError
 PREFIX = "asl"
 TIMERS_KEY = f"{PREFIX}:timers"
 
+# KEYS: the continuation.  ARGV: now, lease until, claim token, execution key prefix, "force" or "".
 _CLAIM = """
 local c = redis.call('HMGET', KEYS[1], 'status', 'expiresAt', 'lease', 'exec', 'answeredAt', 'reason', 'point')
 if not c[1] then return {'missing'} end
@@ -41,84 +48,144 @@ if c[1] == 'redeemed' then return {'redeemed', c[4], c[5] or ''} end
 if c[1] == 'closed' then return {'closed', c[4], c[6] or ''} end
 if tonumber(c[2]) <= tonumber(ARGV[1]) and ARGV[5] ~= 'force' then return {'expired', c[4]} end
 if c[1] == 'claimed' and tonumber(c[3]) > tonumber(ARGV[1]) then return {'busy', c[4]} end
-local xkey = ARGV[4] .. c[4]
-local x = redis.call('HMGET', xkey, 'ver', 'doc', 'snap', 'open', 'def')
-if not x[1] then return {'expired', c[4]} end
+local x = redis.call('GET', ARGV[4] .. c[4])
+if not x then return {'expired', c[4]} end
 redis.call('HSET', KEYS[1], 'status', 'claimed', 'lease', ARGV[2], 'claim', ARGV[3])
-return {'ok', c[4], c[7], x[1], x[2], x[3], x[4], x[5]}
+return {'ok', c[4], c[7], x}
 """
 
-# KEYS: exec, history, [claimed continuation], created continuations..., closed continuations...
-# ARGV: header JSON, doc, snap, open, [history item: the events, compressed], created records (JSON)..., close reasons...
+# KEYS: the continuation.  ARGV: claim token.  Gives a claim back (the answer did not fit).
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'claim') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'open')
+redis.call('HDEL', KEYS[1], 'claim', 'lease')
+return 1
+"""
+
+# KEYS: execution, [claimed continuation], created continuations..., closed continuations...
+# ARGV: header JSON, record body, created continuations (JSON)..., closed ones (reason, about)...
 _COMMIT = """
 local head = cjson.decode(ARGV[1])
 local xkey = KEYS[1]
 local ver = 0
+local current = redis.call('GETRANGE', xkey, 0, 20)
 if head.create then
-  if redis.call('EXISTS', xkey) == 1 then return {'exists'} end
+  if current ~= '' then return {'exists'} end
 else
-  local current = redis.call('HGET', xkey, 'ver')
-  if not current then return {'gone'} end
-  if tonumber(current) ~= head.ver then return {'conflict', current} end
-  ver = head.ver
+  if current == '' then return {'gone'} end
+  ver = tonumber(string.match(current, '^(%d+)|'))
+  if ver ~= head.ver then return {'conflict', tostring(ver)} end
   if head.claim then
-    if redis.call('HGET', KEYS[3], 'claim') ~= head.claim then return {'lost'} end
+    if redis.call('HGET', KEYS[2], 'claim') ~= head.claim then return {'lost'} end
   end
 end
-redis.call('HSET', xkey, 'ver', ver + 1, 'status', head.status, 'def', head.def,
-           'doc', ARGV[2], 'snap', ARGV[3], 'open', ARGV[4])
-redis.call('EXPIRE', xkey, head.ttl)
-local a = 5
-if head.events > 0 then
-  redis.call('RPUSH', KEYS[2], ARGV[a]); a = a + 1
-  redis.call('LTRIM', KEYS[2], -head.keep, -1)
-end
-if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], head.ttl) end
-local k = 3
+redis.call('SET', xkey, (ver + 1) .. '|' .. ARGV[2], 'EX', head.ttl)
+local k, a = 2, 3
 if head.claim then
   if head.outcome == 'redeemed' then
-    redis.call('HSET', KEYS[3], 'status', 'redeemed', 'answeredAt', head.now, 'answer', head.answer)
+    redis.call('HSET', KEYS[2], 'status', 'redeemed', 'answeredAt', head.now, 'answer', head.answer,
+               'about', head.about)
   else
-    redis.call('HSET', KEYS[3], 'status', 'closed', 'reason', head.outcome)
+    redis.call('HSET', KEYS[2], 'status', 'closed', 'reason', head.outcome, 'about', head.about)
   end
-  redis.call('HDEL', KEYS[3], 'claim', 'lease')
-  k = 4
+  redis.call('HDEL', KEYS[2], 'claim', 'lease')
+  k = 3
 end
 for n = 1, head.created do
   local rec = cjson.decode(ARGV[a]); a = a + 1
-  for field, value in pairs(rec) do
-    if field ~= 'ttl' then redis.call('HSET', KEYS[k], field, value) end
+  for name, value in pairs(rec) do
+    if name ~= 'ttl' then redis.call('HSET', KEYS[k], name, value) end
   end
   redis.call('EXPIRE', KEYS[k], rec.ttl)
   k = k + 1
 end
 for n = 1, head.closed do
-  if redis.call('HGET', KEYS[k], 'status') == 'open' or redis.call('HGET', KEYS[k], 'status') == 'claimed' then
-    redis.call('HSET', KEYS[k], 'status', 'closed', 'reason', ARGV[a])
+  local status = redis.call('HGET', KEYS[k], 'status')
+  if status == 'open' or status == 'claimed' then
+    redis.call('HSET', KEYS[k], 'status', 'closed', 'reason', ARGV[a], 'about', ARGV[a + 1])
     redis.call('HDEL', KEYS[k], 'claim', 'lease')
   end
-  a = a + 1
+  a = a + 2
   k = k + 1
 end
 return {'ok', tostring(ver + 1)}
 """
 
-_TOUCH_DEFINITION = """
+# KEYS: one key.  ARGV: seconds, text.  Keep the key for at least that long (never shorten its
+# TTL); store ``text`` if the key is missing (return 0 if it is missing and no text is given).
+_KEEP = """
 local ttl = tonumber(ARGV[1])
 local current = redis.call('TTL', KEYS[1])
 if current == -2 then
   if ARGV[2] == '' then return 0 end
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ttl)
-elseif current >= 0 and current < ttl then
+elseif current == -1 or current < ttl then
   redis.call('EXPIRE', KEYS[1], ttl)
 end
 return 1
 """
 
+# The words every record repeats (JSON keys, event types, ARNs of the context object), most
+# frequent last. Deflate refers back into it, so a record stores what is its own. Changing it
+# makes stored records unreadable: add a new RECORD_FORMAT instead.
+_DICTIONARY = "".join([
+    '"ExecutionFailed","error":"States.","cause":"","ExecutionAborted","ExecutionTimedOut",',
+    '"TaskFailed","StateFailed","StateRetryScheduled","TaskHeartbeat","TimerScheduled",',
+    '"ParallelStateStarted","ParallelStateSucceeded","MapStateStarted","MapStateSucceeded",',
+    '"ChoiceStateExited","PassStateExited","WaitStateExited","SucceedStateExited","FailStateExited",',
+    '"ExecutionSucceeded","output":{"',
+    '"stopDate":"2026-01-01T00:00:00.000Z","heartbeatAt":null,"due":null,"timeoutAt":null,',
+    '"kind":"task","purpose":"task","detail":null,"group":{"frames":[],"active":{}},"vars":{},',
+    '"answer":{"result":{}},"ExecutionResumed","point":"p1",',
+    '"f":"0123456789abcdef","o":{"p1":["',
+    '"s":{"version":1,"definition":"0123456789abcdef","status":"SUSPENDED","events":1,"seq":1,',
+    '"started":1700000000.0,"timeoutAt":null,"context":{"Execution":{"Id":',
+    '"arn:aws:states:local:000000000000:execution:',
+    '","Input":{},"Name":"","RoleArn":"arn:aws:iam::000000000000:role/',
+    '-role","StartTime":"2026-01-01T00:00:00.000Z","RedriveCount":0},',
+    '"StateMachine":{"Id":"arn:aws:states:local:000000000000:stateMachine:',
+    '","Name":""}},"root":{"at":"","input":{},"t":1700000000.0,"eid":1,',
+    '"wait":{"id":"p1","kind":"suspend","purpose":"task","state":"","parameters":{},"merge":true}}},',
+    '"h":[{"id":1,"type":"ExecutionStarted","timestamp":"2026-01-01T00:00:00.000Z","input":{}},',
+    '{"id":2,"type":"StateEntered","timestamp":"2026-01-01T00:00:00.000Z","state":"","input":{}},',
+    '{"id":3,"type":"TaskScheduled","timestamp":"2026-01-01T00:00:00.000Z","state":"",',
+    '"resource":"module:","parameters":{}},',
+    '{"id":4,"type":"TaskSucceeded","timestamp":"2026-01-01T00:00:00.000Z","state":"","resource":"module:"},',
+    '{"id":5,"type":"TaskStateExited","timestamp":"2026-01-01T00:00:00.000Z","state":"","output":{}},',
+    '{"id":6,"type":"ExecutionSuspended","timestamp":"2026-01-01T00:00:00.000Z","state":"","point":"p1",',
+    '"kind":"suspend","parameters":{}}]}',
+    '{"d":{"executionId":"","name":"","stateMachine":"","status":"SUSPENDED","input":{},',
+    '"startDate":"2026-01-01T00:00:00.000Z"},',
+]).encode()
+RECORD_FORMAT = b"1"
+
+
+def pack_record(record: ExecutionRecord, history: list[dict]) -> bytes:
+    """The stored body of a record: a format byte, then raw deflate of compact JSON."""
+    body = json.dumps({"d": record.document, "f": record.definition_hash, "o": record.open,
+                       "s": record.snapshot, "h": history}, separators=(",", ":"), default=str)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=_DICTIONARY)
+    return RECORD_FORMAT + deflate.compress(body.encode()) + deflate.flush()
+
+
+def unpack_record(execution_id: str, stored: bytes) -> ExecutionRecord:
+    """Read what ``pack_record`` wrote, behind the version the scripts keep in front."""
+    version, _, body = stored.partition(b"|")
+    if body[:1] != RECORD_FORMAT:
+        raise ValueError(f"execution {execution_id}: unknown record format {body[:1]!r}")
+    inflate = zlib.decompressobj(-15, zdict=_DICTIONARY)
+    data = json.loads(inflate.decompress(body[1:]) + inflate.flush())
+    document = data["d"]
+    return ExecutionRecord(
+        id=execution_id, version=int(version), status=document.get("status", ""),
+        definition_hash=data["f"], document=document, snapshot=data["s"], open=data["o"],
+        history=data["h"],
+    )
+
 
 @dataclass
 class ExecutionRecord:
-    """An execution as stored: the document, the snapshot while it can go on, and version."""
+    """An execution as stored: document, snapshot while it can go on, open points, history, version."""
 
     id: str
     version: int
@@ -127,6 +194,7 @@ class ExecutionRecord:
     document: dict
     snapshot: dict | None
     open: dict  # suspension point -> [nonce, expiresAt]
+    history: list[dict] = field(default_factory=list)  # the latest events, oldest first
 
 
 @dataclass
@@ -158,7 +226,7 @@ class CommitConflict(Exception):
 @dataclass
 class NewContinuation:
     key_hash: str
-    fields: dict  # exec, point, state, kind, branch, expiresAt, parameters (JSON text)
+    fields: dict  # exec, point, expiresAt, status
     ttl: int
 
 
@@ -172,21 +240,13 @@ class Commit:
     create: bool = False
     claim: Claim | None = None
     answer: str = ""
+    about: dict[str, dict] | None = None  # point -> what it asked (state, branch, kind, parameters)
     created: list[NewContinuation] | None = None
-    closed: list[tuple[str, str]] | None = None  # (continuation key hash, reason)
+    closed: list[tuple[str, str, str]] | None = None  # (continuation key hash, reason, point)
     now: float = 0.0
     outcome: str = "redeemed"  # what the claimed continuation becomes: redeemed, or a close reason
     timers: list[tuple[str, float]] | None = None  # (member, due) to add to the timer set
     definition: tuple[str, str] | None = None  # (hash, text) to keep stored at least as long
-
-
-def _pack(value: Any) -> bytes:
-    """Compact JSON, zlib-compressed: snapshots and history repeat themselves a lot."""
-    return zlib.compress(json.dumps(value, separators=(",", ":"), default=str).encode(), 6)
-
-
-def _unpack(data: bytes) -> Any:
-    return json.loads(zlib.decompress(data))
 
 
 def _evalsha(pipe, script, keys: list, args: list) -> None:
@@ -197,13 +257,18 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
 class Store:
     def __init__(self, redis: Redis, history_limit: int = 1000):
         self.redis = redis
         self.history_limit = history_limit
         self._claim = redis.register_script(_CLAIM)
+        self._release = redis.register_script(_RELEASE)
         self._commit = redis.register_script(_COMMIT)
-        self._touch = redis.register_script(_TOUCH_DEFINITION)
+        self._keep = redis.register_script(_KEEP)
         self._known_definitions: set[str] = set()
 
     # -- keys -------------------------------------------------------------------
@@ -211,10 +276,6 @@ class Store:
     @staticmethod
     def execution_key(execution_id: str) -> str:
         return f"{PREFIX}:{{{execution_id[:4]}}}:x:{execution_id}"
-
-    @staticmethod
-    def history_key(execution_id: str) -> str:
-        return f"{PREFIX}:{{{execution_id[:4]}}}:h:{execution_id}"
 
     @staticmethod
     def continuation_key(tag: str, key_hash: str) -> str:
@@ -232,16 +293,13 @@ class Store:
     # -- executions -------------------------------------------------------------
 
     def load(self, execution_id: str) -> ExecutionRecord | None:
-        values = self.redis.hmget(self.execution_key(execution_id), "ver", "doc", "snap", "open", "def", "status")
-        if values[0] is None:
-            return None
-        return _record(execution_id, *values[:5])
+        stored = self.redis.get(self.execution_key(execution_id))
+        return None if stored is None else unpack_record(execution_id, stored)
 
     def history(self, execution_id: str) -> list[dict]:
         """The latest ``history_limit`` events, oldest first."""
-        events = [event for item in self.redis.lrange(self.history_key(execution_id), 0, -1)
-                  for event in _unpack(item)]
-        return events[-self.history_limit:]
+        record = self.load(execution_id)
+        return [] if record is None else record.history
 
     def commit(self, change: Commit) -> int:
         """Apply a change atomically; return the new version or raise CommitConflict.
@@ -250,60 +308,54 @@ class Store:
         """
         record = change.record
         tag = record.id[:4]
-        keys = [self.execution_key(record.id), self.history_key(record.id)]
+        history = (record.history + change.events)[-self.history_limit:]
+        keys = [self.execution_key(record.id)]
         if change.claim is not None:
             keys.append(change.claim.continuation_key)
         created = change.created or []
         closed = change.closed or []
+        about = change.about or {}
         keys += [self.continuation_key(tag, c.key_hash) for c in created]
-        keys += [self.continuation_key(tag, key_hash) for key_hash, _ in closed]
+        keys += [self.continuation_key(tag, key_hash) for key_hash, _, _ in closed]
         ttl = max(1, int(change.ttl))
         head = {
             "create": change.create,
             "ver": record.version,
             "claim": change.claim.token if change.claim else False,
             "outcome": change.outcome,
-            "status": record.status,
-            "def": record.definition_hash,
             "ttl": ttl,
-            "events": len(change.events),
-            "keep": self.history_limit,
             "created": len(created),
             "closed": len(closed),
             "now": str(change.now),
             "answer": change.answer,
+            "about": _compact(about.get(change.claim.point)) if change.claim else "",
         }
-        args = [
-            json.dumps(head),
-            json.dumps(record.document, separators=(",", ":")),
-            b"" if record.snapshot is None else _pack(record.snapshot),
-            json.dumps(record.open, separators=(",", ":")),
-        ]
-        if change.events:  # one list item per commit: its events, compressed
-            args.append(_pack(change.events[-self.history_limit:]))
-        args += [json.dumps({**c.fields, "ttl": max(1, int(c.ttl))}, separators=(",", ":")) for c in created]
-        args += [reason for _, reason in closed]
+        args: list[Any] = [json.dumps(head), pack_record(record, history)]
+        args += [_compact({**c.fields, "ttl": max(1, int(c.ttl))}) for c in created]
+        for _, reason, point in closed:
+            args += [reason, _compact(about.get(point))]
         definition = change.definition
 
         def fill(pipe) -> None:
             if definition is not None:
                 known = definition[0] in self._known_definitions
-                _evalsha(pipe, self._touch, [self.definition_key(definition[0])],
+                _evalsha(pipe, self._keep, [self.definition_key(definition[0])],
                          [ttl, "" if known else definition[1]])
             if change.timers:
-                pipe.zadd(TIMERS_KEY, {member: due for member, due in change.timers})
+                self._fill_timers(pipe, change.timers, ttl)
             _evalsha(pipe, self._commit, keys, args)
 
         replies = self._pipeline(fill)
         if definition is not None:
             if not replies[0]:  # it had expired from Redis: store it again
-                self._touch(keys=[self.definition_key(definition[0])], args=[ttl, definition[1]])
+                self._keep(keys=[self.definition_key(definition[0])], args=[ttl, definition[1]])
             self._known_definitions.add(definition[0])
         reply = replies[-1]
         status = _text(reply[0])
         if status != "ok":
             raise CommitConflict(status)
         record.version = int(_text(reply[1]))
+        record.history = history
         return record.version
 
     def _pipeline(self, fill) -> list:
@@ -316,7 +368,7 @@ class Store:
         fill(pipe)
         replies = pipe.execute(raise_on_error=False)
         if any(isinstance(r, NoScriptError) for r in replies):
-            for script in (self._touch, self._commit):
+            for script in (self._keep, self._commit):
                 script.sha = self.redis.script_load(script.script)
             pipe = self.redis.pipeline(transaction=False)
             fill(pipe)
@@ -332,9 +384,14 @@ class Store:
         return [(_text(m), due) for m, due in
                 self.redis.zrangebyscore(TIMERS_KEY, "-inf", now, start=0, num=limit, withscores=True)]
 
-    def add_timers(self, timers: list[tuple[str, float]]) -> None:
+    def add_timers(self, timers: list[tuple[str, float]], ttl: int) -> None:
+        """Add timers; the set is kept at least ``ttl`` seconds (longer than any timer in it)."""
         if timers:
-            self.redis.zadd(TIMERS_KEY, {member: due for member, due in timers})
+            self._pipeline(lambda pipe: self._fill_timers(pipe, timers, ttl))
+
+    def _fill_timers(self, pipe, timers: list[tuple[str, float]], ttl: int) -> None:
+        pipe.zadd(TIMERS_KEY, {member: due for member, due in timers})
+        _evalsha(pipe, self._keep, [TIMERS_KEY], [max(1, int(ttl)), ""])
 
     def remove_timer(self, member: str) -> None:
         self.redis.zrem(TIMERS_KEY, member)
@@ -352,25 +409,14 @@ class Store:
             detail = [_text(v) for v in reply]
             raise ClaimRefused(detail[0], detail[1] if len(detail) > 1 else None, detail[2] if len(detail) > 2 else "")
         execution_id, point = _text(reply[1]), _text(reply[2])
-        ver, doc, snap, open_, definition = reply[3:8]  # the snapshot stays bytes (compressed)
-        record = _record(execution_id, ver, doc, snap, open_, definition)
-        return Claim(key, token, point, record)
+        return Claim(key, token, point, unpack_record(execution_id, reply[3]))
+
+    def release(self, claim: Claim) -> None:
+        """Give a claim back unused, so the continuation can be answered at once."""
+        self._release(keys=[claim.continuation_key], args=[claim.token])
 
     def continuation(self, tag: str, key_hash: str) -> dict | None:
         values = self.redis.hgetall(self.continuation_key(tag, key_hash))
         if not values:
             return None
         return {_text(k): _text(v) for k, v in values.items()}
-
-
-def _record(execution_id: str, ver, doc, snap, open_, definition) -> ExecutionRecord:
-    document = json.loads(doc)
-    return ExecutionRecord(
-        id=execution_id,
-        version=int(ver),
-        status=document.get("status", ""),
-        definition_hash=_text(definition) or "",
-        document=document,
-        snapshot=_unpack(snap) if snap else None,
-        open=json.loads(open_) if open_ else {},
-    )

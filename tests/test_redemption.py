@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import threading
-import zlib
 
 import pytest
 import redis
@@ -13,7 +12,7 @@ from chalicelib import catalog
 from chalicelib.asl import VirtualClock
 from chalicelib.config import ONE_YEAR, settings
 from chalicelib.service import Service, ServiceError
-from chalicelib.store import Store
+from chalicelib.store import Store, unpack_record
 
 from .conftest import REDIS_URL
 
@@ -81,12 +80,12 @@ def test_ttl_from_timeout_seconds_and_capped_at_one_year(service):
 
 # -- what Redis holds -------------------------------------------------------------------------
 
-def readable(value: bytes) -> str:
-    """A stored value as text, decompressed where it is compressed (snapshots, history)."""
-    try:
-        return zlib.decompress(value).decode()
-    except zlib.error:
-        return value.decode("utf-8", "replace")
+def readable(key: bytes, value: bytes) -> str:
+    """A stored value as text; an execution record unpacked (it is compressed)."""
+    if b":x:" in key:
+        record = unpack_record(key.decode().rsplit(":", 1)[1], value)
+        return json.dumps([record.document, record.snapshot, record.open, record.history])
+    return value.decode("utf-8", "replace")
 
 
 def dump(redis_client) -> str:
@@ -95,11 +94,9 @@ def dump(redis_client) -> str:
         kind = redis_client.type(key).decode()
         parts.append(key.decode())
         if kind == "hash":
-            parts += [f"{k.decode()}={readable(v)}" for k, v in redis_client.hgetall(key).items()]
-        elif kind == "list":
-            parts += [readable(v) for v in redis_client.lrange(key, 0, -1)]
+            parts += [f"{k.decode()}={readable(key, v)}" for k, v in redis_client.hgetall(key).items()]
         elif kind == "string":
-            parts.append(readable(redis_client.get(key)))
+            parts.append(readable(key, redis_client.get(key)))
         elif kind == "zset":
             parts += [m.decode() for m in redis_client.zrange(key, 0, -1)]
     return "\n".join(parts)
@@ -125,9 +122,33 @@ def test_keys_of_one_execution_share_a_cluster_hash_tag(service, redis_client):
     document = start(service, "parallel-approval", {})
     tag = "{" + document["executionId"][:4] + "}"
     execution_keys = [k for k in keys_of(redis_client) if not k.startswith("asl:d:")]
-    assert len(execution_keys) == 4  # execution, history, two continuations
+    assert len(execution_keys) == 3  # the execution and its two continuations
     assert all(tag in key for key in execution_keys)
     assert all(c["id"].startswith(document["executionId"][:4]) for c in document["continuations"])
+
+
+def test_a_suspended_execution_takes_under_one_kib_of_redis(service, redis_client):
+    """The design target, per execution: its keys' MEMORY USAGE, less its own data (input, question)."""
+    documents = [start(service, "incsquare", {"value": i}) for i in range(50)]
+    for document in documents:
+        tag = "{" + document["executionId"][:4] + "}"
+        keys = [k for k in keys_of(redis_client) if tag in k]
+        own = len(json.dumps(document["input"])) + len(json.dumps(document["continuations"][0]["parameters"]))
+        assert 0 < sum(redis_client.memory_usage(k, samples=0) for k in keys) - own < 1024
+
+
+def test_what_a_continuation_asked_outlives_its_answer(service):
+    document = start(service, "parallel-approval", {"n": 1})
+    first, second = document["continuations"]
+    asked = {c["id"]: service.describe_continuation(c["id"]) for c in (first, second)}
+    assert asked[first["id"]]["parameters"] == first["parameters"] and asked[first["id"]]["branch"]
+    service.redeem(first["id"], result={"decision": "approve"})
+    service.abort(document["executionId"])
+    for ident, status in ((first["id"], "redeemed"), (second["id"], "closed")):
+        info = service.describe_continuation(ident)
+        assert info["status"] == status
+        assert {k: info[k] for k in ("state", "branch", "kind", "parameters")} == \
+            {k: asked[ident][k] for k in ("state", "branch", "kind", "parameters")}
 
 
 def test_ids_are_random_not_sequential(service):

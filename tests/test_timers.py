@@ -75,6 +75,16 @@ def test_long_wait_suspends_with_a_timer_and_fires_on_time_never_early(service, 
     assert (done["status"], done["output"]) == ("SUCCEEDED", "woke")
 
 
+def test_the_timer_set_expires_only_after_its_last_timer(service, clock, redis_client):
+    start(service, WAIT_AN_HOUR)
+    first = redis_client.ttl(TIMERS_KEY)
+    assert 3600 < first <= 3600 + settings().retention_seconds
+    start(service, machine(("Wait", {"Type": "Wait", "Seconds": 30 * 86400}), ("After", {"Type": "Pass"})))
+    assert redis_client.ttl(TIMERS_KEY) >= 30 * 86400 + settings().retention_seconds - 5
+    start(service, WAIT_AN_HOUR)  # a nearer timer never shortens it
+    assert redis_client.ttl(TIMERS_KEY) >= 30 * 86400
+
+
 def test_short_wait_runs_inline(service, clock):
     document = start(service, machine(("Wait", {"Type": "Wait", "Seconds": 3}), ("After", {"Type": "Pass"})))
     assert document["status"] == "SUCCEEDED"
