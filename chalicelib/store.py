@@ -125,64 +125,6 @@ end
 return 1
 """
 
-# The words every record repeats (JSON keys, event types, ARNs of the context object), most
-# frequent last. Deflate refers back into it, so a record stores what is its own. Changing it
-# makes stored records unreadable: add a new RECORD_FORMAT instead.
-_DICTIONARY = "".join([
-    '"ExecutionFailed","error":"States.","cause":"","ExecutionAborted","ExecutionTimedOut",',
-    '"TaskFailed","StateFailed","StateRetryScheduled","TaskHeartbeat","TimerScheduled",',
-    '"ParallelStateStarted","ParallelStateSucceeded","MapStateStarted","MapStateSucceeded",',
-    '"ChoiceStateExited","PassStateExited","WaitStateExited","SucceedStateExited","FailStateExited",',
-    '"ExecutionSucceeded","output":{"',
-    '"stopDate":"2026-01-01T00:00:00.000Z","heartbeatAt":null,"due":null,"timeoutAt":null,',
-    '"kind":"task","purpose":"task","detail":null,"group":{"frames":[],"active":{}},"vars":{},',
-    '"answer":{"result":{}},"ExecutionResumed","point":"p1",',
-    '"f":"0123456789abcdef","o":{"p1":["',
-    '"s":{"version":1,"definition":"0123456789abcdef","status":"SUSPENDED","events":1,"seq":1,',
-    '"started":1700000000.0,"timeoutAt":null,"context":{"Execution":{"Id":',
-    '"arn:aws:states:local:000000000000:execution:',
-    '","Input":{},"Name":"","RoleArn":"arn:aws:iam::000000000000:role/',
-    '-role","StartTime":"2026-01-01T00:00:00.000Z","RedriveCount":0},',
-    '"StateMachine":{"Id":"arn:aws:states:local:000000000000:stateMachine:',
-    '","Name":""}},"root":{"at":"","input":{},"t":1700000000.0,"eid":1,',
-    '"wait":{"id":"p1","kind":"suspend","purpose":"task","state":"","parameters":{},"merge":true}}},',
-    '"h":[{"id":1,"type":"ExecutionStarted","timestamp":"2026-01-01T00:00:00.000Z","input":{}},',
-    '{"id":2,"type":"StateEntered","timestamp":"2026-01-01T00:00:00.000Z","state":"","input":{}},',
-    '{"id":3,"type":"TaskScheduled","timestamp":"2026-01-01T00:00:00.000Z","state":"",',
-    '"resource":"module:","parameters":{}},',
-    '{"id":4,"type":"TaskSucceeded","timestamp":"2026-01-01T00:00:00.000Z","state":"","resource":"module:"},',
-    '{"id":5,"type":"TaskStateExited","timestamp":"2026-01-01T00:00:00.000Z","state":"","output":{}},',
-    '{"id":6,"type":"ExecutionSuspended","timestamp":"2026-01-01T00:00:00.000Z","state":"","point":"p1",',
-    '"kind":"suspend","parameters":{}}]}',
-    '{"d":{"executionId":"","name":"","stateMachine":"","status":"SUSPENDED","input":{},',
-    '"startDate":"2026-01-01T00:00:00.000Z"},',
-]).encode()
-RECORD_FORMAT = b"1"
-
-
-def pack_record(record: ExecutionRecord, history: list[dict]) -> bytes:
-    """The stored body of a record: a format byte, then raw deflate of compact JSON."""
-    body = json.dumps({"d": record.document, "f": record.definition_hash, "o": record.open,
-                       "s": record.snapshot, "h": history}, separators=(",", ":"), default=str)
-    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=_DICTIONARY)
-    return RECORD_FORMAT + deflate.compress(body.encode()) + deflate.flush()
-
-
-def unpack_record(execution_id: str, stored: bytes) -> ExecutionRecord:
-    """Read what ``pack_record`` wrote, behind the version the scripts keep in front."""
-    version, _, body = stored.partition(b"|")
-    if body[:1] != RECORD_FORMAT:
-        raise ValueError(f"execution {execution_id}: unknown record format {body[:1]!r}")
-    inflate = zlib.decompressobj(-15, zdict=_DICTIONARY)
-    data = json.loads(inflate.decompress(body[1:]) + inflate.flush())
-    document = data["d"]
-    return ExecutionRecord(
-        id=execution_id, version=int(version), status=document.get("status", ""),
-        definition_hash=data["f"], document=document, snapshot=data["s"], open=data["o"],
-        history=data["h"],
-    )
-
-
 @dataclass
 class ExecutionRecord:
     """An execution as stored: document, snapshot while it can go on, open points, history, version."""
@@ -247,6 +189,64 @@ class Commit:
     outcome: str = "redeemed"  # what the claimed continuation becomes: redeemed, or a close reason
     timers: list[tuple[str, float]] | None = None  # (member, due) to add to the timer set
     definition: tuple[str, str] | None = None  # (hash, text) to keep stored at least as long
+
+
+# The words every record repeats (JSON keys, event types, ARNs of the context object), most
+# frequent last. Deflate refers back into it, so a record stores what is its own. Changing it
+# makes stored records unreadable: add a new RECORD_FORMAT instead.
+_DICTIONARY = "".join([
+    '"ExecutionFailed","error":"States.","cause":"","ExecutionAborted","ExecutionTimedOut",',
+    '"TaskFailed","StateFailed","StateRetryScheduled","TaskHeartbeat","TimerScheduled",',
+    '"ParallelStateStarted","ParallelStateSucceeded","MapStateStarted","MapStateSucceeded",',
+    '"ChoiceStateExited","PassStateExited","WaitStateExited","SucceedStateExited","FailStateExited",',
+    '"ExecutionSucceeded","output":{"',
+    '"stopDate":"2026-01-01T00:00:00.000Z","heartbeatAt":null,"due":null,"timeoutAt":null,',
+    '"kind":"task","purpose":"task","detail":null,"group":{"frames":[],"active":{}},"vars":{},',
+    '"answer":{"result":{}},"ExecutionResumed","point":"p1",',
+    '"f":"0123456789abcdef","o":{"p1":["',
+    '"s":{"version":1,"definition":"0123456789abcdef","status":"SUSPENDED","events":1,"seq":1,',
+    '"started":1700000000.0,"timeoutAt":null,"context":{"Execution":{"Id":',
+    '"arn:aws:states:local:000000000000:execution:',
+    '","Input":{},"Name":"","RoleArn":"arn:aws:iam::000000000000:role/',
+    '-role","StartTime":"2026-01-01T00:00:00.000Z","RedriveCount":0},',
+    '"StateMachine":{"Id":"arn:aws:states:local:000000000000:stateMachine:',
+    '","Name":""}},"root":{"at":"","input":{},"t":1700000000.0,"eid":1,',
+    '"wait":{"id":"p1","kind":"suspend","purpose":"task","state":"","parameters":{},"merge":true}}},',
+    '"h":[{"id":1,"type":"ExecutionStarted","timestamp":"2026-01-01T00:00:00.000Z","input":{}},',
+    '{"id":2,"type":"StateEntered","timestamp":"2026-01-01T00:00:00.000Z","state":"","input":{}},',
+    '{"id":3,"type":"TaskScheduled","timestamp":"2026-01-01T00:00:00.000Z","state":"",',
+    '"resource":"module:","parameters":{}},',
+    '{"id":4,"type":"TaskSucceeded","timestamp":"2026-01-01T00:00:00.000Z","state":"","resource":"module:"},',
+    '{"id":5,"type":"TaskStateExited","timestamp":"2026-01-01T00:00:00.000Z","state":"","output":{}},',
+    '{"id":6,"type":"ExecutionSuspended","timestamp":"2026-01-01T00:00:00.000Z","state":"","point":"p1",',
+    '"kind":"suspend","parameters":{}}]}',
+    '{"d":{"executionId":"","name":"","stateMachine":"","status":"SUSPENDED","input":{},',
+    '"startDate":"2026-01-01T00:00:00.000Z"},',
+]).encode()
+RECORD_FORMAT = b"1"
+
+
+def pack_record(record: ExecutionRecord, history: list[dict]) -> bytes:
+    """The stored body of a record: a format byte, then raw deflate of compact JSON."""
+    body = _compact({"d": record.document, "f": record.definition_hash, "o": record.open,
+                     "s": record.snapshot, "h": history})
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=_DICTIONARY)
+    return RECORD_FORMAT + deflate.compress(body.encode()) + deflate.flush()
+
+
+def unpack_record(execution_id: str, stored: bytes) -> ExecutionRecord:
+    """Read what ``pack_record`` wrote, behind the version the scripts keep in front."""
+    version, _, body = stored.partition(b"|")
+    if body[:1] != RECORD_FORMAT:
+        raise ValueError(f"execution {execution_id}: unknown record format {body[:1]!r}")
+    inflate = zlib.decompressobj(-15, zdict=_DICTIONARY)
+    data = json.loads(inflate.decompress(body[1:]) + inflate.flush())
+    document = data["d"]
+    return ExecutionRecord(
+        id=execution_id, version=int(version), status=document.get("status", ""),
+        definition_hash=data["f"], document=document, snapshot=data["s"], open=data["o"],
+        history=data["h"],
+    )
 
 
 def _evalsha(pipe, script, keys: list, args: list) -> None:

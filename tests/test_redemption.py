@@ -1,6 +1,7 @@
 """Continuations in real Redis: TTLs, hashing, at-most-once and crash-safe redemption."""
 from __future__ import annotations
 
+import base64
 import json
 import threading
 
@@ -135,6 +136,18 @@ def test_a_suspended_execution_takes_under_one_kib_of_redis(service, redis_clien
         keys = [k for k in keys_of(redis_client) if tag in k]
         own = len(json.dumps(document["input"])) + len(json.dumps(document["continuations"][0]["parameters"]))
         assert 0 < sum(redis_client.memory_usage(k, samples=0) for k in keys) - own < 1024
+
+
+# Written by the first record format; a change that cannot read it would strand stored executions.
+FORMAT_1_RECORD = "N3wxw2o1qEh0dXP3IGQNsBzPAVUaZqDcAyqS0wwMUlCL4bz8PGCU6hjqmcaCHAUu6JFzviM4k1KSsSEmoISpEqigriU+TwOjAAA="
+
+
+def test_records_written_in_format_1_stay_readable():
+    record = unpack_record("abcdEFGH", base64.b64decode(FORMAT_1_RECORD))
+    assert (record.version, record.status, record.definition_hash) == (7, "SUSPENDED", "f00d")
+    assert record.document == {"executionId": "abcdEFGH", "status": "SUSPENDED", "input": {"value": 6}}
+    assert record.snapshot["root"]["wait"]["parameters"] == {"q": 1}
+    assert (record.open, record.history) == ({"p1": ["nonce", 1.5]}, [{"id": 1, "type": "ExecutionStarted"}])
 
 
 def test_what_a_continuation_asked_outlives_its_answer(service):
