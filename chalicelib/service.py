@@ -396,7 +396,7 @@ class Service:
         record = self._reload(execution_id)
         document = self.document(record)
         if with_history:
-            document["history"] = record.history
+            document["history"] = self.store.history(execution_id)
         return document
 
     def _continuation_fields(self, continuation: str) -> dict:

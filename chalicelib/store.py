@@ -6,15 +6,19 @@ one execution lives in one slot and each multi-key change is one Lua script)::
 
     asl:d:<sha256>            string: definition text, stored once per distinct definition
     asl:{t}:x:<executionId>   string: "<version>|" then the record, compressed (see ``pack_record``)
+    asl:{t}:h:<executionId>   list: older history events, compressed chunks (only for long histories)
     asl:{t}:c:<hash(id)>      hash: one continuation: exec, point, expiresAt, status
                               (+ lease, claim while claimed; + about, answer once answered or closed)
     asl:timers                sorted set: due timers, member "<kind>|<executionId>|<point>", score = due time
 
 An execution is one string: its document, snapshot, open suspension points and
-history in one compressed body. Compressing them together (with a preset
-dictionary of the words every record repeats) and paying for one key instead
-of three is what keeps a suspended execution under 1 KiB of Redis memory. The
-scripts only read the version in front; the service reads and writes the rest.
+latest history events in one compressed body. Compressing them together (with
+a preset dictionary of the words every record repeats) and paying for one key
+instead of three is what keeps a suspended execution under 1 KiB of Redis
+memory. The scripts only read the version in front; the service reads and
+writes the rest. When the record holds more than ``2 * INLINE_EVENTS`` events,
+all but the latest ``INLINE_EVENTS`` move to the history list in one chunk, so
+a commit costs what it adds, not what the execution did before.
 
 Redis only ever sees a hash of a continuation ID. The record's ``open`` maps
 each open suspension point to ``[nonce, expiresAt]``; the ID is derived from
@@ -62,8 +66,8 @@ redis.call('HDEL', KEYS[1], 'claim', 'lease')
 return 1
 """
 
-# KEYS: execution, [claimed continuation], created continuations..., closed continuations...
-# ARGV: header JSON, record body, created continuations (JSON)..., closed ones (reason, about)...
+# KEYS: execution, history list, [claimed continuation], created continuations..., closed continuations...
+# ARGV: header JSON, record body, [history chunk], created continuations (JSON)..., closed ones (reason, about)...
 _COMMIT = """
 local head = cjson.decode(ARGV[1])
 local xkey = KEYS[1]
@@ -76,20 +80,25 @@ else
   ver = tonumber(string.match(current, '^(%d+)|'))
   if ver ~= head.ver then return {'conflict', tostring(ver)} end
   if head.claim then
-    if redis.call('HGET', KEYS[2], 'claim') ~= head.claim then return {'lost'} end
+    if redis.call('HGET', KEYS[3], 'claim') ~= head.claim then return {'lost'} end
   end
 end
 redis.call('SET', xkey, (ver + 1) .. '|' .. ARGV[2], 'EX', head.ttl)
-local k, a = 2, 3
+local k, a = 3, 3
+if head.spill then
+  redis.call('RPUSH', KEYS[2], ARGV[3]); a = 4
+  redis.call('LTRIM', KEYS[2], -head.chunks, -1)
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], head.ttl) end
 if head.claim then
   if head.outcome == 'redeemed' then
-    redis.call('HSET', KEYS[2], 'status', 'redeemed', 'answeredAt', head.now, 'answer', head.answer,
+    redis.call('HSET', KEYS[3], 'status', 'redeemed', 'answeredAt', head.now, 'answer', head.answer,
                'about', head.about)
   else
-    redis.call('HSET', KEYS[2], 'status', 'closed', 'reason', head.outcome, 'about', head.about)
+    redis.call('HSET', KEYS[3], 'status', 'closed', 'reason', head.outcome, 'about', head.about)
   end
-  redis.call('HDEL', KEYS[2], 'claim', 'lease')
-  k = 3
+  redis.call('HDEL', KEYS[3], 'claim', 'lease')
+  k = 4
 end
 for n = 1, head.created do
   local rec = cjson.decode(ARGV[a]); a = a + 1
@@ -136,7 +145,7 @@ class ExecutionRecord:
     document: dict
     snapshot: dict | None
     open: dict  # suspension point -> [nonce, expiresAt]
-    history: list[dict] = field(default_factory=list)  # the latest events, oldest first
+    history: list[dict] = field(default_factory=list)  # the latest events (see INLINE_EVENTS), oldest first
 
 
 @dataclass
@@ -224,14 +233,23 @@ _DICTIONARY = "".join([
     '"startDate":"2026-01-01T00:00:00.000Z"},',
 ]).encode()
 RECORD_FORMAT = b"1"
+INLINE_EVENTS = 32  # history events a record keeps in itself after moving older ones to the list
 
 
 def pack_record(record: ExecutionRecord, history: list[dict]) -> bytes:
     """The stored body of a record: a format byte, then raw deflate of compact JSON."""
-    body = _compact({"d": record.document, "f": record.definition_hash, "o": record.open,
-                     "s": record.snapshot, "h": history})
+    return RECORD_FORMAT + _deflate({"d": record.document, "f": record.definition_hash, "o": record.open,
+                                     "s": record.snapshot, "h": history})
+
+
+def _deflate(value: Any) -> bytes:
     deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=_DICTIONARY)
-    return RECORD_FORMAT + deflate.compress(body.encode()) + deflate.flush()
+    return deflate.compress(_compact(value).encode()) + deflate.flush()
+
+
+def _inflate(data: bytes) -> Any:
+    inflate = zlib.decompressobj(-15, zdict=_DICTIONARY)
+    return json.loads(inflate.decompress(data) + inflate.flush())
 
 
 def unpack_record(execution_id: str, stored: bytes) -> ExecutionRecord:
@@ -239,8 +257,7 @@ def unpack_record(execution_id: str, stored: bytes) -> ExecutionRecord:
     version, _, body = stored.partition(b"|")
     if body[:1] != RECORD_FORMAT:
         raise ValueError(f"execution {execution_id}: unknown record format {body[:1]!r}")
-    inflate = zlib.decompressobj(-15, zdict=_DICTIONARY)
-    data = json.loads(inflate.decompress(body[1:]) + inflate.flush())
+    data = _inflate(body[1:])
     document = data["d"]
     return ExecutionRecord(
         id=execution_id, version=int(version), status=document.get("status", ""),
@@ -278,6 +295,10 @@ class Store:
         return f"{PREFIX}:{{{execution_id[:4]}}}:x:{execution_id}"
 
     @staticmethod
+    def history_key(execution_id: str) -> str:
+        return f"{PREFIX}:{{{execution_id[:4]}}}:h:{execution_id}"
+
+    @staticmethod
     def continuation_key(tag: str, key_hash: str) -> str:
         return f"{PREFIX}:{{{tag}}}:c:{key_hash}"
 
@@ -297,9 +318,15 @@ class Store:
         return None if stored is None else unpack_record(execution_id, stored)
 
     def history(self, execution_id: str) -> list[dict]:
-        """The latest ``history_limit`` events, oldest first."""
-        record = self.load(execution_id)
-        return [] if record is None else record.history
+        """The latest ``history_limit`` events, oldest first: the list's chunks, then the record's own."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.lrange(self.history_key(execution_id), 0, -1)
+        pipe.get(self.execution_key(execution_id))
+        chunks, stored = pipe.execute()
+        if stored is None:
+            return []
+        events = [event for chunk in chunks for event in _inflate(chunk)]
+        return (events + unpack_record(execution_id, stored).history)[-self.history_limit:]
 
     def commit(self, change: Commit) -> int:
         """Apply a change atomically; return the new version or raise CommitConflict.
@@ -309,7 +336,10 @@ class Store:
         record = change.record
         tag = record.id[:4]
         history = (record.history + change.events)[-self.history_limit:]
-        keys = [self.execution_key(record.id)]
+        spill = None
+        if len(history) > 2 * INLINE_EVENTS:
+            spill, history = history[:-INLINE_EVENTS], history[-INLINE_EVENTS:]
+        keys = [self.execution_key(record.id), self.history_key(record.id)]
         if change.claim is not None:
             keys.append(change.claim.continuation_key)
         created = change.created or []
@@ -329,8 +359,12 @@ class Store:
             "now": str(change.now),
             "answer": change.answer,
             "about": _compact(about.get(change.claim.point)) if change.claim else "",
+            "spill": spill is not None,
+            "chunks": -(-self.history_limit // INLINE_EVENTS) + 1,  # chunks hold >= INLINE_EVENTS events
         }
         args: list[Any] = [json.dumps(head), pack_record(record, history)]
+        if spill is not None:
+            args.append(_deflate(spill))
         args += [_compact({**c.fields, "ttl": max(1, int(c.ttl))}) for c in created]
         for _, reason, point in closed:
             args += [reason, _compact(about.get(point))]

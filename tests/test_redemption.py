@@ -303,3 +303,26 @@ def test_background_run_hands_off_before_its_time_runs_out(redis_client, clock, 
     assert handed_off["status"] == "RUNNING" and len(dispatched) == 2
     finished = service.continue_running(document["executionId"])
     assert finished["status"] == "SUCCEEDED" and finished["output"] == {"n": 100}
+
+
+@pytest.mark.parametrize("limit", [1000, 100])
+def test_a_long_history_moves_to_its_list_in_order_and_capped(redis_client, clock, monkeypatch, limit):
+    """Many commits: every event kept once and in order (up to HISTORY_LIMIT); the record stays small."""
+    monkeypatch.setenv("REQUEST_MAX_TRANSITIONS", "15")
+    monkeypatch.setenv("HISTORY_LIMIT", str(limit))
+    config = settings()
+    store = Store(redis.Redis.from_url(REDIS_URL), history_limit=config.history_limit)
+    service = Service(config, store, clock=clock)
+    counter = {"StartAt": "Check", "States": {
+        "Check": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericGreaterThanEquals": 60, "Next": "Done"}],
+                  "Default": "Add"},
+        "Add": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 1)"}, "Next": "Check"},
+        "Done": {"Type": "Succeed"}}}
+    document = service.start(counter, {"n": 0}, state_machine=None, trusted=True)
+    assert service.continue_running(document["executionId"])["output"] == {"n": 60}
+    history = service.describe(document["executionId"])["history"]
+    ids = [event["id"] for event in history]
+    total = history[-1]["id"]
+    assert total > 200 and history[-1]["type"] == "ExecutionSucceeded"
+    assert ids == list(range(max(1, total - limit + 1), total + 1))
+    assert len(store.load(document["executionId"]).history) <= 64
