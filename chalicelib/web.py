@@ -366,6 +366,7 @@ def fail_continuation(request, continuation: str) -> dict:
 
 @endpoint
 def heartbeat_continuation(request, continuation: str) -> dict:
+    read_json(request, settings(), required=False)  # no fields, but the same size and JSON rules
     return make_service(request).heartbeat(continuation)
 
 
