@@ -10,7 +10,7 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-.PHONY: install run test conformance bench screenshots
+.PHONY: install run test conformance bench load screenshots
 install: $(BIN)/.installed
 
 run: install
@@ -25,6 +25,10 @@ conformance: install
 bench: install
 	$(BIN)/python bench/interpreter.py
 	$(BIN)/python bench/service.py
+
+# The long form of the load test (flushes the database of REDIS_URL).
+load: install
+	$(BIN)/python bench/load.py --processes 8 --executions 20000
 
 # Refresh docs/*.png: the browser test's screenshots of the approval, confirmation and outcome pages.
 screenshots: install
