@@ -154,10 +154,12 @@ class Service:
         if not is_well_formed(continuation):
             raise _not_found(continuation)
         try:
-            return self.store.claim(tag_of(continuation), id_hash(continuation), self.clock.now(),
-                                    self.settings.lease_seconds, new_nonce())
+            claim = self.store.claim(tag_of(continuation), id_hash(continuation), self.clock.now(),
+                                     self.settings.lease_seconds, new_nonce())
         except ClaimRefused as refused:
             raise _refusal(refused) from None
+        self._reveal(claim.execution)
+        return claim
 
     def resume_claimed(self, claim: Claim, answer: dict, outcome: str = "redeemed") -> dict:
         return self._resume(claim.execution, claim.point, answer, claim=claim, outcome=outcome)
@@ -235,6 +237,7 @@ class Service:
             now = self.clock.now()
             wait["heartbeatAt"] = now + wait["heartbeatSeconds"]
             commit = Commit(record=record, ttl=self._ttl(record, now), now=now,
+                            hidden=self._hidden(record.id, record.open),
                             events=[{"type": "TaskHeartbeat", "timestamp": iso_timestamp(now),
                                      "state": wait["state"]}],
                             timers=[(timer_member("heartbeat", record.id, wait["id"]), wait["heartbeatAt"])])
@@ -269,7 +272,7 @@ class Service:
     def _fire(self, kind: str, execution_id: str, point: str) -> bool | float:
         """Carry out one due timer: True when done, False to retry, or a later due time."""
         now = self.clock.now()
-        record = self.store.load(execution_id)
+        record = self._load(execution_id)
         if record is None or record.status in FINISHED or record.snapshot is None:
             return True
         if kind == "execution":
@@ -311,11 +314,12 @@ class Service:
                                      self.settings.lease_seconds, new_nonce(), force=True)
         except ClaimRefused as refused:
             return refused.reason != "busy"  # busy: someone holds it now; retry next tick
+        self._reveal(claim.execution)
         self.resume_claimed(claim, answer, outcome=outcome)
         return True
 
     def _resume_from_child(self, parent: ExecutionRecord, wait: dict) -> bool:
-        child = self.store.load((wait.get("detail") or {}).get("executionId", ""))
+        child = self._load((wait.get("detail") or {}).get("executionId", ""))
         if child is None:
             return self._answer_point(parent, wait["id"], {
                 "error": "States.TaskFailed", "cause": "The child execution no longer exists."}, "redeemed")
@@ -337,11 +341,12 @@ class Service:
             closed = [(self._hash(execution_id, nonce), reason, point)
                       for point, (nonce, _) in record.open.items()]
             about = asked(record.snapshot)
+            hidden = self._hidden(execution_id, record.open)
             record.status = status
             record.document.update(status=status, stopDate=iso_timestamp(now), error=error, cause=cause)
             record.snapshot, record.open = None, {}
             commit = Commit(record=record, ttl=self.settings.retention_seconds, closed=closed, about=about,
-                            now=now,
+                            now=now, hidden=hidden,
                             events=[{"type": event, "timestamp": iso_timestamp(now), "error": error,
                                      "cause": cause}])
             try:
@@ -368,7 +373,7 @@ class Service:
         """
         deadline = None if seconds is None else time.monotonic() + seconds
         while True:
-            record = self.store.load(execution_id)
+            record = self._load(execution_id)
             if record is None or record.status != "RUNNING" or record.snapshot is None:
                 return None if record is None else self.document(record)
             if deadline is not None and time.monotonic() + self.settings.request_max_seconds > deadline:
@@ -396,7 +401,7 @@ class Service:
         record = self._reload(execution_id)
         document = self.document(record)
         if with_history:
-            document["history"] = self.store.history(execution_id)
+            document["history"] = self._revealed(record, self.store.history(execution_id))
         return document
 
     def _continuation_fields(self, continuation: str) -> dict:
@@ -410,7 +415,7 @@ class Service:
     def describe_continuation(self, continuation: str) -> dict:
         """What a continuation waits for; reads only."""
         fields = self._continuation_fields(continuation)
-        record = self.store.load(fields["exec"])
+        record = self._load(fields["exec"])
         expires = float(fields["expiresAt"])
         status = fields["status"]
         if status in ("open", "claimed") and expires <= self.clock.now():
@@ -499,8 +504,35 @@ class Service:
     def _hash(self, execution_id: str, nonce: str) -> str:
         return id_hash(continuation_id(execution_id[:4], nonce, self.settings.signing_secret))
 
+    # Task tokens: a definition may pass ``$$.Task.Token`` (a continuation ID) into its data. Redis
+    # must not hold usable IDs, so commits store a marker naming the point instead, and loads put
+    # the ID back while the point is open (after that the ID is of no use, and the marker stays).
+
+    def _hidden(self, execution_id: str, *opens: dict) -> dict[str, str]:
+        """``{ID: marker}`` for the points of ``opens`` (point -> [nonce, ...])."""
+        return {continuation_id(execution_id[:4], entry[0], self.settings.signing_secret): token_marker(point)
+                for open_ in opens for point, entry in open_.items()}
+
+    def _revealed(self, record: ExecutionRecord, value: Any) -> Any:
+        """``value`` with the markers of the record's open points replaced by their IDs."""
+        text = json.dumps(value, separators=(",", ":"))
+        if TOKEN_MARKER not in text:
+            return value
+        for ident, marker in self._hidden(record.id, record.open).items():
+            text = text.replace(marker, ident)
+        return json.loads(text)
+
+    def _reveal(self, record: ExecutionRecord | None) -> ExecutionRecord | None:
+        if record is not None and record.open:
+            record.snapshot = self._revealed(record, record.snapshot)
+            record.history = self._revealed(record, record.history)
+        return record
+
+    def _load(self, execution_id: str) -> ExecutionRecord | None:
+        return self._reveal(self.store.load(execution_id))
+
     def _reload(self, execution_id: str) -> ExecutionRecord:
-        record = self.store.load(execution_id) if _plausible_id(execution_id) else None
+        record = self._load(execution_id) if _plausible_id(execution_id) else None
         if record is None:
             raise ServiceError(404, "ExecutionNotFound", "No execution has this ID (or it has expired).",
                                executionId=execution_id)
@@ -577,14 +609,22 @@ class Service:
         record.open = open_now
         if status not in FINISHED:
             ttl = self._ttl(record, now)
+        tokens = {point: [nonce] for point, nonce in outcome.tokens.items()}
         return Commit(record=record, ttl=ttl, events=outcome.events, create=create, claim=claim,
                       answer=answer, about=outcome.waits_before, created=created, closed=closed,
-                      now=now, timers=timers)
+                      now=now, timers=timers, hidden=self._hidden(record.id, previous_open, open_now, tokens))
 
     def _write(self, commit: Commit, compiled: Compiled) -> None:
         if commit.record.snapshot is not None:
             commit.definition = (compiled.hash, compiled.text)
         self.store.commit(commit)
+
+
+TOKEN_MARKER = "{{TaskToken "
+
+
+def token_marker(point: str) -> str:
+    return f"{TOKEN_MARKER}{point}}}}}"
 
 
 def timer_member(kind: str, execution_id: str, point: str = "") -> str:

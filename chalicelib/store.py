@@ -198,6 +198,7 @@ class Commit:
     outcome: str = "redeemed"  # what the claimed continuation becomes: redeemed, or a close reason
     timers: list[tuple[str, float]] | None = None  # (member, due) to add to the timer set
     definition: tuple[str, str] | None = None  # (hash, text) to keep stored at least as long
+    hidden: dict[str, str] | None = None  # text never to store -> what to store instead (task tokens)
 
 
 # The words every record repeats (JSON keys, event types, ARNs of the context object), most
@@ -236,15 +237,28 @@ RECORD_FORMAT = b"1"
 INLINE_EVENTS = 32  # history events a record keeps in itself after moving older ones to the list
 
 
-def pack_record(record: ExecutionRecord, history: list[dict]) -> bytes:
-    """The stored body of a record: a format byte, then raw deflate of compact JSON."""
-    return RECORD_FORMAT + _deflate({"d": record.document, "f": record.definition_hash, "o": record.open,
-                                     "s": record.snapshot, "h": history})
+def pack_record(record: ExecutionRecord, history: list[dict], hidden: dict[str, str] | None = None) -> bytes:
+    """The stored body of a record: a format byte, then raw deflate of compact JSON.
+
+    ``hidden`` text (task tokens a run put in its data) is replaced in the snapshot and history.
+    """
+    text = "".join([
+        '{"d":', _compact(record.document), ',"f":', _compact(record.definition_hash),
+        ',"o":', _compact(record.open), ',"s":', _hide(_compact(record.snapshot), hidden),
+        ',"h":', _hide(_compact(history), hidden), "}",
+    ])
+    return RECORD_FORMAT + _deflate_text(text)
 
 
-def _deflate(value: Any) -> bytes:
+def _hide(text: str, hidden: dict[str, str] | None) -> str:
+    for secret, marker in (hidden or {}).items():
+        text = text.replace(secret, marker)
+    return text
+
+
+def _deflate_text(text: str) -> bytes:
     deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=_DICTIONARY)
-    return deflate.compress(_compact(value).encode()) + deflate.flush()
+    return deflate.compress(text.encode()) + deflate.flush()
 
 
 def _inflate(data: bytes) -> Any:
@@ -362,9 +376,9 @@ class Store:
             "spill": spill is not None,
             "chunks": -(-self.history_limit // INLINE_EVENTS) + 1,  # chunks hold >= INLINE_EVENTS events
         }
-        args: list[Any] = [json.dumps(head), pack_record(record, history)]
+        args: list[Any] = [json.dumps(head), pack_record(record, history, change.hidden)]
         if spill is not None:
-            args.append(_deflate(spill))
+            args.append(_deflate_text(_hide(_compact(spill), change.hidden)))
         args += [_compact({**c.fields, "ttl": max(1, int(c.ttl))}) for c in created]
         for _, reason, point in closed:
             args += [reason, _compact(about.get(point))]

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qs
 
 from chalice import Response
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from . import catalog, diagram, forms, links, views
 from .asl import validate
@@ -75,10 +75,14 @@ def page_endpoint(handler: Callable[..., Any]) -> Callable[..., Response]:
             return page_response(views.refusal_page(service, continuation, error))
         except ServiceError as again:  # the store failed again while explaining
             return page_response(views.error_page(service, again))
-        except RedisError:
+        except STORE_ERRORS:
             return page_response(views.error_page(service, _store_unavailable()))
 
     return _answering(handler, on_error)
+
+
+# What redis-py raises when Redis cannot answer; a cluster client's own errors are not RedisErrors.
+STORE_ERRORS = (RedisError, RedisClusterException)
 
 
 def _store_unavailable() -> ServiceError:
@@ -92,7 +96,7 @@ def _answering(handler: Callable[..., Any], on_error: Callable[[tuple, ServiceEr
             result = handler(*args, **kwargs)
         except ServiceError as error:
             return on_error(args, error)
-        except RedisError as exc:
+        except STORE_ERRORS as exc:
             log.warning("store unavailable: %s", type(exc).__name__)
             return on_error(args, _store_unavailable())
         except Exception:  # noqa: BLE001 - logged, answered without details
@@ -210,6 +214,18 @@ def read_form(request, config: Settings) -> dict[str, list[str]]:
         raise ServiceError(400, "InvalidRequest", "The form is not UTF-8.") from None
 
 
+def _not_a_json_number(text: str) -> float:
+    """NaN, Infinity and numbers beyond a float's range parse in Python but are not JSON."""
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:20]} is not a JSON number")
+    return value
+
+
+#: ``json.loads`` options refusing what no JSON answer could carry back (``NaN``, ``1e400``).
+JSON_NUMBERS_ONLY = {"parse_constant": _not_a_json_number, "parse_float": _not_a_json_number}
+
+
 def read_json(request, config: Settings, *, required: bool = True) -> Any:
     raw = read_body(request, config)
     if not raw.strip():
@@ -217,9 +233,18 @@ def read_json(request, config: Settings, *, required: bool = True) -> Any:
             raise ServiceError(400, "InvalidRequest", "The request needs a JSON body.")
         return None
     try:
-        return json.loads(raw)
+        value = json.loads(raw, **JSON_NUMBERS_ONLY)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ServiceError(400, "MalformedJSON", f"The request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ServiceError(400, "MalformedJSON", "The request body is nested too deeply.") from None
+    try:  # a lone surrogate ("\ud800") parses, but could never be written out again
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeError:
+        raise ServiceError(400, "MalformedJSON", "The request body holds text that is not valid Unicode.") from None
+    except RecursionError:
+        raise ServiceError(400, "MalformedJSON", "The request body is nested too deeply.") from None
+    return value
 
 
 def require_object(value: Any, what: str = "The request body") -> dict:
@@ -430,7 +455,7 @@ def prototype(request) -> dict:
     definition = require_object(read_json(request, config), "The definition")
     raw_input = params.get("input", "{}")
     try:
-        value = json.loads(raw_input)
+        value = json.loads(raw_input, **JSON_NUMBERS_ONLY)
     except ValueError:
         raise ServiceError(400, "InvalidRequest", "'input' must be a number or JSON.") from None
     payload = value if isinstance(value, dict) else {"value": value}

@@ -48,6 +48,7 @@ class RedisServer:
                     break
             except redis.exceptions.RedisError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.close()
                     raise RuntimeError(f"redis-server on port {self.port} did not start")
                 time.sleep(0.05)
         while client.info("persistence").get("loading"):  # an append-only file being read back

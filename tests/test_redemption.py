@@ -271,6 +271,12 @@ def test_wait_for_task_token_continuation_is_the_token(store_redis, clock):
     [waiting] = document["continuations"]
     assert sent == [waiting["id"]] and waiting["kind"] == "task-token"
     assert waiting["parameters"] == {"token": waiting["id"]}
+    # Redis keeps a marker, not the ID; read back, the open point's parameters show the ID again
+    [again] = service.describe(document["executionId"])["continuations"]
+    assert again["parameters"] == {"token": waiting["id"]}
+    assert service.describe_continuation(waiting["id"])["parameters"] == {"token": waiting["id"]}
+    scheduled = [e for e in service.describe(document["executionId"])["history"] if e["type"] == "TaskScheduled"]
+    assert scheduled[0]["parameters"] == {"token": waiting["id"]}
     done = service.redeem(sent[0], result={"ok": 1})
     assert done["output"] == {"q": 1, "reply": {"ok": 1}}
 
