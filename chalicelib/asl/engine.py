@@ -42,7 +42,7 @@ from typing import Any, Callable, Mapping
 from . import errors
 from .clock import iso_timestamp
 from .errors import StatesError, error_matches
-from .states import BLOCK, Machine, State, Step
+from .states import BLOCK, Machine, State, Step, check_payload
 from .tasks import TaskContext, TaskFailed
 
 SNAPSHOT_VERSION = 1
@@ -145,6 +145,10 @@ class Runner:
         snap["status"] = "SUSPENDED"
         return snap
 
+    def fail(self, error: str, cause: str) -> dict:
+        """End the execution as FAILED before it runs (its input is refused)."""
+        return self._finish("FAILED", error=error, cause=cause)
+
     def _finish(self, status: str, **fields: Any) -> dict:
         snap = self.snapshot
         snap["status"] = status
@@ -197,7 +201,10 @@ class Runner:
                 del frame["wait"]  # the back-off timer fired: run the state again
             try:
                 step = state.run(frame, self)
+                if step.kind in _MOVES and step.output is not frame.get("input"):
+                    check_payload(step.output, state.name)
                 if step.assign:
+                    check_payload(step.assign, state.name, "assigned variables")
                     self.assign(frame, step.assign)
             except StatesError as failure:
                 step = self._handle_error(state, frame, failure)
@@ -276,7 +283,9 @@ class Runner:
                         details["Cause"] = cause
                     try:
                         output, assign = catcher.finish(frame["input"], details, frame, self)
+                        check_payload(output, state.name)
                         if assign:
+                            check_payload(assign, state.name, "assigned variables")
                             self.assign(frame, assign)
                     except StatesError as failure:  # the Catcher's own Output or Assign failed
                         error, cause = failure.error, failure.cause
@@ -414,6 +423,7 @@ class Runner:
             self.listener(event)
 
 
+_MOVES = frozenset({"next", "end"})
 _RETRY = Step("retry")
 _FAILED = Step("failed")
 

@@ -18,6 +18,12 @@ Results are plain JSON values. An expression that returns nothing
 ``States.QueryEvaluationError`` and AWS's cause, naming the field it sits in
 (``Output/total``, ``Assign/x``, ``Choices[0]/Condition``, ...).
 
+Bounds: every evaluation stops after ``TIME_LIMIT_SECONDS``; no step may make
+a string longer than ``MAX_STRING_CHARS`` or a sequence longer than
+``MAX_SEQUENCE_ITEMS`` (the range operator, ``$range``, ``$pad``, ``$join``,
+``$string`` and ``$replace`` check before they build one); a failure is a
+``States.QueryEvaluationError``.
+
 Thread safety: jsonata-python keeps evaluation state on the parsed object, so
 each thread evaluates its own shallow copy of it (the parsed tree is shared
 and only read).
@@ -37,11 +43,13 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from jsonata import Jsonata
+from jsonata.functions import Functions
 from jsonata.jexception import JException
 from jsonata.utils import Utils
 
 from . import errors
 from .errors import StatesError, json_type
+from .limits import MAX_PAYLOAD_BYTES, NotJson, TooDeep, payload_size
 
 __all__ = [
     "Expression",
@@ -55,10 +63,17 @@ __all__ = [
 
 #: Longest time one expression may run before it fails the state.
 TIME_LIMIT_SECONDS = 5.0
-#: Most numbers ``$range`` may produce.
+#: Most numbers ``$range`` and the range operator ``[a..b]`` may produce (JSONata's own limit is 1e7,
+#: too many for Python's memory: ten million integers take about 400 MB).
 MAX_RANGE_ITEMS = 1_000_000
+#: Longest string and longest sequence one evaluation step may make; a result must fit in a payload anyway.
+MAX_STRING_CHARS = 4 * MAX_PAYLOAD_BYTES
+MAX_SEQUENCE_ITEMS = MAX_RANGE_ITEMS
+#: Sequence items all the steps of one evaluation may make (about 150 MB of numbers at most).
+MAX_PRODUCED_ITEMS = 4 * MAX_RANGE_ITEMS
 
 _NULL = Utils.NULL_VALUE
+_RANGE = Utils.RangeList  # a lazy range, bounded when it is made (its length counts one too many)
 #: ``$states`` used for anything but its input, result or errorOutput (so the context object is needed).
 _USES_CONTEXT = re.compile(r"\$states\b(?!\s*\.\s*(?:input|result|errorOutput)\b)")
 
@@ -131,6 +146,77 @@ def _uuid() -> str:
     return str(uuid.uuid4())
 
 
+def _too_long(what: str, size: int) -> ValueError:
+    return ValueError(f"{what} would make a string of {size} characters, more than {MAX_STRING_CHARS}")
+
+
+def _pad(text: Any, width: Any, char: Any = None) -> Any:
+    """``$pad``, refusing widths no payload could hold (before the string is made)."""
+    if isinstance(width, (int, float)) and not isinstance(width, bool) and abs(width) > MAX_STRING_CHARS:
+        raise _too_long("$pad", int(abs(width)))
+    return Functions.pad(text, width, char)
+
+
+def _join(strings: Any, separator: Any = None) -> Any:
+    """``$join``, measuring the result before making it (its items may all be one long string)."""
+    if isinstance(strings, list):
+        size = sum(len(item) for item in strings if isinstance(item, str))
+        size += len(separator) * max(len(strings) - 1, 0) if isinstance(separator, str) else 0
+        if size > MAX_STRING_CHARS:
+            raise _too_long("$join", size)
+    return Functions.join(strings, separator)
+
+
+def _string(value: Any, prettify: Any = None) -> Any:
+    """``$string``, measuring the JSON text before writing it."""
+    if isinstance(value, (list, dict)):
+        try:
+            size = payload_size(value, MAX_STRING_CHARS)
+        except (NotJson, TooDeep):  # JSONata's own values (functions, sequences): written as JSONata does
+            size = 0
+        if size > MAX_STRING_CHARS:
+            raise _too_long("$string", size)
+    return Functions.string(value, prettify)
+
+
+def _replace(text: Any, pattern: Any, replacement: Any, limit: Any = None) -> Any:
+    """``$replace``, refusing a replacement text that would make the string too long."""
+    if isinstance(text, str) and isinstance(replacement, str) and len(replacement) > 1:
+        if isinstance(pattern, str):
+            matches = text.count(pattern) if pattern else 0
+        elif hasattr(pattern, "finditer"):
+            matches = sum(1 for _ in pattern.finditer(text))
+        else:
+            matches = 0
+        if isinstance(limit, (int, float)) and not isinstance(limit, bool):
+            matches = min(matches, max(int(limit), 0))
+        size = len(text) * (1 + replacement.count("$")) + matches * len(replacement)
+        if size > MAX_STRING_CHARS:
+            raise _too_long("$replace", size)
+    return Functions.replace(text, pattern, replacement, limit)
+
+
+def _size_guard() -> Callable[..., None]:
+    """Called after every evaluation step: no string or sequence past the bounds, and no more than
+    ``MAX_PRODUCED_ITEMS`` sequence items made in all (``[1..1000000].[1..1000000]`` grows its
+    result inside one step, which this stops after a few inner ranges)."""
+    produced = 0
+
+    def check(expr: Any, input: Any, environment: Any, result: Any) -> None:
+        nonlocal produced
+        if type(result) is str:
+            if len(result) > MAX_STRING_CHARS:
+                raise _too_long("the expression", len(result))
+        elif isinstance(result, list):
+            produced += len(result)
+            if produced > MAX_PRODUCED_ITEMS:
+                raise ValueError(f"the expression made more than {MAX_PRODUCED_ITEMS} sequence items")
+            if len(result) > MAX_SEQUENCE_ITEMS and type(result) is not _RANGE:
+                raise ValueError(f"the expression would make a sequence of {len(result)} items, more than "
+                                 f"{MAX_SEQUENCE_ITEMS}")
+    return check
+
+
 def _parse(text: Any) -> Any:
     """``$parse(json_text)``: the JSON value (the replacement for ``$eval``)."""
     try:
@@ -148,6 +234,10 @@ _FUNCTIONS: dict[str, tuple[Callable[..., Any], str]] = {
     "random": (_random, "<n?:n>"),
     "uuid": (_uuid, "<:s>"),
     "parse": (_parse, "<s:x>"),
+    "pad": (_pad, "<s-ns?:s>"),
+    "join": (_join, "<a<s>s?:s>"),
+    "string": (_string, "<x-b?:s>"),
+    "replace": (_replace, "<s-(sf)(sf)n?:s>"),
 }
 
 
@@ -204,13 +294,11 @@ def evaluation_bindings(states: dict, variables: Any) -> dict:
 class Expression:
     """One parsed JSONata expression (the text between ``{%`` and ``%}``)."""
 
-    __slots__ = ("text", "uses_context", "_timed", "_parsed", "_local")
+    __slots__ = ("text", "uses_context", "_parsed", "_local")
 
     def __init__(self, text: str):
         self.text = text
         self.uses_context = bool(_USES_CONTEXT.search(text))
-        # Only a user-defined function can recurse without end; timing every step costs a third.
-        self._timed = "function" in text or "λ" in text
         try:
             parsed = Jsonata(text)
         except JException as exc:
@@ -229,6 +317,7 @@ class Expression:
         for name, (implementation, signature) in _FUNCTIONS.items():
             parsed.register_function(name, Jsonata.JFunction(Jsonata.JLambda(implementation), signature))
         parsed.environment.bind("eval", None)  # AWS leaves $eval out; $parse replaces it
+        parsed.evaluate_range_expression = _bounded_range(parsed.evaluate_range_expression)
         self._parsed = parsed
         self._local = threading.local()
 
@@ -242,10 +331,9 @@ class Expression:
         """The expression's JSON value; failures are AWS's ``States.QueryEvaluationError``."""
         instance = self._instance()
         Jsonata.CURRENT.jsonata = instance  # $now() and $millis() read the evaluating instance
-        if self._timed:
-            bindings["__evaluate_entry"] = _time_limit(time.monotonic() + TIME_LIMIT_SECONDS)
-        else:
-            bindings.pop("__evaluate_entry", None)
+        # Any expression can loop for long ([1..1000000].[1..1000000]), so every one is timed.
+        bindings["__evaluate_entry"] = _time_limit(time.monotonic() + TIME_LIMIT_SECONDS)
+        bindings["__evaluate_exit"] = _size_guard()
         try:
             value = instance.evaluate(None, bindings)
         except JException as exc:
@@ -260,6 +348,8 @@ class Expression:
             return _plain(value)
         except _Unsupported:
             raise self.failure(field, frame, "returned an unsupported result type.") from None
+        except RecursionError:
+            raise self.failure(field, frame, "returned a value nested too deeply.") from None
 
     def failure(self, field: str, frame: dict, what: str) -> StatesError:
         return errors.state_failure(
@@ -316,6 +406,15 @@ def _top_level_reference(node: Any) -> str | None:
         if found is not None:
             return found
     return None
+
+
+def _bounded_range(evaluate_range: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """The range operator ``[a..b]``, refusing more than ``MAX_RANGE_ITEMS`` numbers (JSONata's D2014)."""
+    def bounded(lhs: Any, rhs: Any) -> Any:
+        if (type(lhs) is int and type(rhs) is int) and rhs - lhs + 1 > MAX_RANGE_ITEMS:
+            raise JException("D2014", -1, rhs - lhs + 1)
+        return evaluate_range(lhs, rhs)
+    return bounded
 
 
 def _time_limit(deadline: float) -> Callable[..., None]:

@@ -22,9 +22,10 @@ from typing import Any, Callable
 
 from .clock import SystemClock, iso_timestamp
 from .engine import SNAPSHOT_VERSION, Listener, Runner, UnknownSuspension, find_wait, iter_waits
-from .states import Machine, compile_machine
+from .errors import StatesError
+from .states import Machine, check_payload, compile_machine
 from .tasks import as_resolver
-from .validation import Problem, validate
+from .validation import Problem, size_problems, validate
 
 __all__ = [
     "Compiled",
@@ -64,7 +65,12 @@ _CACHE_SIZE = 256
 
 
 def canonical_json(definition: dict) -> str:
-    return json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate (a "\ud800" escape): only escaped text is UTF-8
+        text = json.dumps(definition, sort_keys=True, separators=(",", ":"))
+    return text
 
 
 def cached(definition_hash: str) -> Compiled | None:
@@ -82,10 +88,13 @@ def load(definition: dict | str | Compiled) -> Compiled:
     if isinstance(definition, str):
         try:
             definition = json.loads(definition)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise InvalidDefinition(validate(definition)) from exc
     if not isinstance(definition, dict):
         raise InvalidDefinition(validate(definition))
+    too_deep = size_problems(definition)  # before anything recurses into it
+    if too_deep:
+        raise InvalidDefinition(too_deep)
     text = canonical_json(definition)
     digest = hashlib.sha256(text.encode()).hexdigest()
     cached = _CACHE.get(digest)
@@ -220,6 +229,10 @@ def run(
         listener({"id": 1, "type": "ExecutionStarted", "timestamp": started, "input": root["input"]})
         listener({"id": 2, "type": "StateEntered", "timestamp": started, "state": root["at"],
                   "input": root["input"]})
+    try:
+        check_payload(snapshot["root"]["input"], None)
+    except StatesError as refused:
+        return result_of(runner.fail(refused.error, refused.cause), runner)
     return result_of(runner.execute(), runner)
 
 

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from . import errors
 from .errors import StatesError, json_type
+from .limits import MAX_PAYLOAD_BYTES, NotJson, TooDeep, payload_size
 from .paths import Env, PathSyntaxError, compile_path
 
 __all__ = ["Intrinsic", "IntrinsicSyntaxError", "compile_intrinsic", "is_intrinsic"]
@@ -123,6 +124,28 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def _bounded(name: str, values: list, extra: int = 0) -> None:
+    """Refuse arguments whose text would make a result over the payload limit (before it is built)."""
+    total = extra
+    for value in values:
+        try:
+            total += payload_size(value, MAX_PAYLOAD_BYTES - total)
+        except TooDeep:
+            raise _failure(name, "an argument is nested too deeply") from None
+        except NotJson as exc:
+            raise _failure(name, f"an argument is not JSON ({exc})") from None
+        if total > MAX_PAYLOAD_BYTES:
+            raise StatesError(
+                errors.DATA_LIMIT_EXCEEDED,
+                f"The result of {name} would exceed the maximum number of bytes service limit.",
+            )
+
+
+def _utf8(text: str) -> bytes:
+    """UTF-8 bytes; a lone surrogate (from a ``\\ud800`` escape) becomes '?', as in Java."""
+    return text.encode("utf-8", "replace")
+
+
 def _key(value: Any) -> Any:
     """A hashable key with JSON equality: true is not 1, 1 equals 1.0."""
     if value is None or isinstance(value, str):
@@ -152,6 +175,7 @@ def _format_value(value: Any) -> str:
 
 
 def _interleave(segments: tuple[str, ...] | list[str], values: list) -> str:
+    _bounded("States.Format", values, sum(len(segment) for segment in segments))
     out = [segments[0]]
     for value, segment in zip(values, segments[1:]):
         out.append(_format_value(value))
@@ -232,7 +256,7 @@ def _limited_string(name: str, value: Any) -> str:
 
 
 def _base64_encode(name: str, args: list) -> str:
-    return base64.b64encode(_limited_string(name, args[0]).encode("utf-8")).decode("ascii")
+    return base64.b64encode(_utf8(_limited_string(name, args[0]))).decode("ascii")
 
 
 def _base64_decode(name: str, args: list) -> str:
@@ -263,7 +287,7 @@ def _hash(name: str, args: list) -> str:
             name,
             f"unsupported hash algorithm {_compact(algorithm)}; use one of {', '.join(_HASHES)}",
         )
-    return _HASHES[algorithm](text.encode("utf-8")).hexdigest()
+    return _HASHES[algorithm](_utf8(text)).hexdigest()
 
 
 def _json_merge(name: str, args: list) -> dict:
@@ -280,12 +304,25 @@ def _string_to_json(name: str, args: list) -> Any:
     if not text.strip():
         return None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
     except ValueError:
         raise _failure(name, "the string is not valid JSON") from None
+    try:
+        payload_size(value, limit=math.inf)
+    except TooDeep:
+        raise _failure(name, "the JSON is nested too deeply") from None
+    return value
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is too large for a JSON number")
+    return number
 
 
 def _json_to_string(name: str, args: list) -> str:
+    _bounded(name, args)
     try:
         return _compact(args[0])
     except ValueError:

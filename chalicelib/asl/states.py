@@ -31,6 +31,8 @@ from .processing import (
     runtime_error,
     state_language,
 )
+from . import limits
+from .limits import MAX_PAYLOAD_BYTES, NotJson, TooDeep, payload_size
 from .tasks import Suspend
 from .templates import compact_json
 from .timestamps import parse_timestamp
@@ -38,21 +40,35 @@ from .timestamps import parse_timestamp
 if TYPE_CHECKING:
     from .engine import Runner
 
-__all__ = ["BLOCK", "MAX_PAYLOAD_BYTES", "STATE_TYPES", "Machine", "State", "Step", "compile_machine"]
-
-#: AWS's limit on a state's input, output and task results.
-MAX_PAYLOAD_BYTES = 256 * 1024
-
+__all__ = ["BLOCK", "MAX_PAYLOAD_BYTES", "STATE_TYPES", "Machine", "State", "Step", "check_payload", "check_size",
+           "compile_machine"]
 
 def check_size(value: Any, frame: dict) -> Any:
-    """Fail with States.DataLimitExceeded when ``value`` is over the payload limit."""
-    if len(compact_json(value).encode()) > MAX_PAYLOAD_BYTES:
-        raise StatesError(
-            errors.DATA_LIMIT_EXCEEDED,
-            f"The state/task '{frame['at']}' returned a result with a size exceeding "
-            "the maximum number of bytes service limit.",
-        )
+    """``value``, if it fits a payload: else States.DataLimitExceeded (States.Runtime when it is not JSON)."""
+    return check_payload(value, frame["at"])
+
+
+def check_payload(value: Any, state: str | None, what: str = "returned a result") -> Any:
+    """``value``, if it is JSON of at most ``MAX_PAYLOAD_BYTES`` nested at most ``MAX_DATA_DEPTH`` deep.
+
+    The cause names the state ("The state/task 'Name' returned a result ..."),
+    or with ``state`` None the execution input.
+    """
+    try:
+        size = payload_size(value)
+    except TooDeep:
+        raise StatesError(errors.DATA_LIMIT_EXCEEDED,
+                          f"{_subject(state, what)} nested more than {limits.MAX_DATA_DEPTH} levels deep.") from None
+    except NotJson as exc:
+        raise StatesError(errors.RUNTIME, f"{_subject(state, what)} that is not JSON: {exc}") from None
+    if size > MAX_PAYLOAD_BYTES:
+        raise StatesError(errors.DATA_LIMIT_EXCEEDED, f"{_subject(state, what)} with a size exceeding "
+                                                      "the maximum number of bytes service limit.")
     return value
+
+
+def _subject(state: str | None, what: str) -> str:
+    return "The execution input is a value" if state is None else f"The state/task '{state}' {what}"
 
 
 class Step:
@@ -141,8 +157,10 @@ class Pass(State):
         super().__init__(name, spec, machine_language)
         self.has_result = "Result" in spec
         self.result = spec.get("Result")
-        self.result_too_large = self.has_result and (
-            len(compact_json(self.result).encode()) > MAX_PAYLOAD_BYTES)
+        try:
+            self.result_too_large = self.has_result and payload_size(self.result) > MAX_PAYLOAD_BYTES
+        except ValueError:  # nested too deeply: check_size says so when the state runs
+            self.result_too_large = True
 
     def run(self, frame: dict, runner: "Runner") -> Step:
         raw = frame["input"]
@@ -293,7 +311,7 @@ class Task(State):
         heartbeat = self._seconds(self.heartbeat, frame, runner)
         if self.waits_for_token:  # the point exists before the call: its token is $$.Task.Token
             frame["point"] = runner.new_point()
-        payload = self.io.effective_input(raw, frame, runner)
+        payload = check_payload(self.io.effective_input(raw, frame, runner), self.name, "was given parameters")
         outcome = runner.invoke(self, payload, frame, timeout, heartbeat)
         if self.waits_for_token or isinstance(outcome, Suspend):
             kind = "task-token" if self.waits_for_token else outcome.kind
@@ -320,7 +338,7 @@ class Parallel(State):
         raw = frame["input"]
         group = frame.get("group")
         if group is None:
-            value = self.io.effective_input(raw, frame, runner)
+            value = check_payload(self.io.effective_input(raw, frame, runner), self.name, "was given parameters")
             group = frame["group"] = {
                 "frames": [runner.new_frame(branch.start_at, value) for branch in self.branches],
                 "results": [None] * len(self.branches),
@@ -401,7 +419,7 @@ class Map(State):
 
     def _start(self, raw: Any, frame: dict, runner: "Runner") -> dict:
         value = self.io.effective_input(raw, frame, runner)
-        items = self.items.read(value, frame, runner)
+        items = check_payload(self.items.read(value, frame, runner), self.name, "was given items")
         concurrency = 0
         if self.max_concurrency is not None:
             concurrency = self._number(self.max_concurrency, "integer", frame, runner)
@@ -445,7 +463,9 @@ class Map(State):
             group["next"] = index + 1
             item_input = items[index]
             if self.item_selector is not None:
-                item_input = self.item_selector.select(group["selector_input"], index, item_input, frame, runner)
+                item_input = check_payload(
+                    self.item_selector.select(group["selector_input"], index, item_input, frame, runner),
+                    self.name, "selected an item")
             child = runner.new_frame(self.processor.start_at, item_input)
             active[str(index)] = child
             self._advance(index, child, frame, group, runner, scopes)

@@ -22,9 +22,10 @@ from typing import Any, Callable, Iterator
 from statelint.config import Config
 from statelint.linter import Linter
 
+from .limits import MAX_DEFINITION_DEPTH, MAX_STATE_NESTING, definition_depths
 from .paths import PathSyntaxError, compile_path, compile_reference_path
 
-__all__ = ["ACCEPTED_BY_AWS", "LEFT_TO_THE_COMPILER", "Problem", "validate"]
+__all__ = ["ACCEPTED_BY_AWS", "LEFT_TO_THE_COMPILER", "Problem", "size_problems", "validate"]
 
 JSONPATH = "JSONPath"
 JSONATA = "JSONata"
@@ -296,6 +297,8 @@ LEFT_TO_THE_COMPILER: list[Callable[[Problem, dict], bool]] = [
 # -- the checks statelint lacks -------------------------------------------------------------------
 
 def _compile_error(compile: Callable[[str], Any], value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"a path must be a string, not {type(value).__name__}"
     try:
         compile(value)
     except PathSyntaxError as exc:
@@ -439,16 +442,35 @@ def _unreachable(container: dict, where: str) -> list[str]:
     return messages
 
 
+def size_problems(definition: Any) -> list[Problem]:
+    """A definition nested too deeply to check or run (see ``limits``), checked without recursion."""
+    deepest, nesting = definition_depths(definition)
+    if deepest > MAX_DEFINITION_DEPTH:
+        return [Problem(None, None, ROOT, f"The definition nests arrays and objects more than "
+                                          f"{MAX_DEFINITION_DEPTH} levels deep.")]
+    if nesting > MAX_STATE_NESTING:
+        return [Problem(None, None, ROOT, f"The definition nests Parallel and Map states more than "
+                                          f"{MAX_STATE_NESTING} levels deep.")]
+    return []
+
+
 def validate(definition: dict | str) -> list[Problem]:
     """The problems of a definition (an empty list when it is valid)."""
     if isinstance(definition, str):
         try:
             definition = json.loads(definition)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             return [Problem(None, None, ROOT, f"The definition is not valid JSON: {exc}")]
     if not isinstance(definition, dict):
         return [Problem(None, None, ROOT, f"The definition must be a JSON object, not {type(definition).__name__}.")]
-    messages = Linter.validate(definition, Config())
+    too_deep = size_problems(definition)
+    if too_deep:
+        return too_deep
+    try:
+        messages = Linter.validate(definition, Config())
+    except Exception as exc:  # statelint trips on some values of the wrong type (a list as StartAt)
+        return [Problem(None, None, ROOT, f"The definition is not a valid state machine: a field has a value "
+                                          f"of the wrong type ({type(exc).__name__}: {exc}).")]
     if isinstance(definition.get("StartAt"), str):
         messages += [m for m in _unreachable(definition, ROOT) if m not in messages]
     problems, deferred = [], []
