@@ -3,7 +3,7 @@ import os
 
 from chalice import Chalice, Rate
 
-from chalicelib import web
+from chalicelib import openapi, web
 
 app = Chalice(app_name="asl-continuations")
 app.api.binary_types = []
@@ -84,6 +84,11 @@ def state_machine_diagram(name):
 @app.route("/", methods=["POST"], content_types=JSON)
 def prototype():
     return web.prototype(request())
+
+
+@app.route("/openapi.json", methods=["GET"])
+def openapi_document():
+    return openapi.response(request())
 
 
 @app.lambda_function(name="continue_execution")

@@ -17,14 +17,18 @@ _SIGNATURE_CHARS = 22  # 132 bits of the HMAC, URL-safe base64
 
 
 def signature(secret: str, continuation: str, choice: str) -> str:
-    message = f"decision\0{continuation}\0{choice}".encode()
+    message = f"decision\0{continuation}\0{choice}".encode("utf-8", "surrogatepass")
     digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode()[:_SIGNATURE_CHARS]
 
 
 def verify(secret: str, continuation: str, choice: str, given: str | None) -> bool:
-    """Whether ``given`` is the signature of (continuation, choice); constant-time."""
-    return hmac.compare_digest(signature(secret, continuation, choice), given or "")
+    """Whether ``given`` is the signature of (continuation, choice); constant-time.
+
+    Compared as bytes: ``compare_digest`` refuses ``str`` with non-ASCII characters.
+    """
+    expected = signature(secret, continuation, choice).encode()
+    return hmac.compare_digest(expected, (given or "").encode("utf-8", "surrogatepass"))
 
 
 def page_url(base_url: str, continuation: str) -> str:

@@ -1,0 +1,556 @@
+"""The HTTP API as an OpenAPI 3.1 document, served at ``GET /openapi.json``.
+
+Written by hand from what the handlers in ``web.py`` really answer: every
+status a route produces, with its body. ``tests/test_openapi.py`` checks that
+it names exactly the routes ``app.py`` declares, that it is valid OpenAPI, and
+runs generated (also malformed) requests against a real server to check that
+every answer is one the document describes.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+from . import catalog
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+HTML = "text/html"
+
+STATUSES = ["SUCCEEDED", "FAILED", "SUSPENDED", "RUNNING", "TIMED_OUT", "ABORTED"]
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+STRING = {"type": "string"}
+TIMESTAMP = {"type": "string", "format": "date-time"}
+
+SCHEMAS: dict[str, dict] = {
+    "Error": {
+        "type": "object",
+        "description": "Every 4xx/5xx the service itself answers with JSON.",
+        "required": ["error", "message"],
+        "additionalProperties": False,
+        "properties": {
+            "error": STRING,
+            "message": STRING,
+            "executionId": STRING,
+            "problems": {"type": "array", "items": _ref("Problem")},
+            "available": {"type": "array", "items": STRING,
+                          "description": "With StateMachineNotFound: the names that exist."},
+            "fieldErrors": {"type": "object", "additionalProperties": STRING,
+                            "description": "With InvalidAnswer: a message per field (\"\" for the whole answer)."},
+        },
+    },
+    "UnsupportedMediaType": {
+        "type": "object",
+        "description": "Chalice's own answer to a Content-Type the route does not take (before any handler runs).",
+        "required": ["Code", "Message"],
+        "additionalProperties": False,
+        "properties": {"Code": {"const": "UnsupportedMediaType"}, "Message": STRING},
+    },
+    "Problem": {
+        "type": "object",
+        "description": "One problem of a definition: the innermost state and field it is in, and what.",
+        "required": ["state", "field", "message"],
+        "additionalProperties": False,
+        "properties": {
+            "state": _nullable(STRING),
+            "field": _nullable(STRING),
+            "location": STRING,
+            "message": STRING,
+        },
+    },
+    "Continuation": {
+        "type": "object",
+        "description": "An open suspension point of an execution, answered through its ID.",
+        "required": ["id", "state", "branch", "kind", "url", "expiresAt", "parameters"],
+        "additionalProperties": False,
+        "properties": {
+            "id": STRING,
+            "state": STRING,
+            "branch": _nullable(STRING),
+            "kind": {"type": "string", "description": "What waits: a Suspend task, a task token, a child execution."},
+            "url": {"type": "string", "description": "The continuation's page (and its JSON at the same URL)."},
+            "decisions": {"type": "object", "additionalProperties": STRING,
+                          "description": "For a question with Choices: a signed decision link per choice."},
+            "expiresAt": TIMESTAMP,
+            "parameters": {"description": "What the task asks (its Parameters); any JSON value."},
+            "detail": {"type": "object", "description": "For a child execution: which one."},
+        },
+    },
+    "Timer": {
+        "type": "object",
+        "required": ["state", "branch", "purpose", "due"],
+        "additionalProperties": False,
+        "properties": {
+            "state": STRING,
+            "branch": _nullable(STRING),
+            "purpose": {"type": "string", "description": "A Wait state, or a Retry interval."},
+            "due": TIMESTAMP,
+        },
+    },
+    "Execution": {
+        "type": "object",
+        "description": "The execution document.",
+        "required": ["executionId", "name", "stateMachine", "status", "input", "startDate", "continuations"],
+        "properties": {
+            "executionId": STRING,
+            "name": STRING,
+            "stateMachine": _nullable(STRING),
+            "status": {"enum": STATUSES},
+            "input": {"description": "The execution's input; any JSON value."},
+            "output": {"description": "With SUCCEEDED: the output; any JSON value."},
+            "error": STRING,
+            "cause": _nullable(STRING),
+            "startDate": TIMESTAMP,
+            "stopDate": TIMESTAMP,
+            "continuations": {"type": "array", "items": _ref("Continuation")},
+            "timers": {"type": "array", "items": _ref("Timer")},
+            "parent": {"type": "object", "description": "For a child execution: the parent and its waiting task."},
+        },
+        "additionalProperties": False,
+    },
+    "ContinuationInfo": {
+        "type": "object",
+        "description": "What a continuation waits for, and whether it still does.",
+        "required": ["id", "status", "executionId", "executionStatus", "state", "branch", "kind",
+                     "parameters", "expiresAt"],
+        "properties": {
+            "id": STRING,
+            "status": {"enum": ["waiting", "redeemed", "closed", "expired"]},
+            "executionId": STRING,
+            "executionStatus": {"enum": [*STATUSES, "EXPIRED"]},
+            "state": _nullable(STRING),
+            "branch": _nullable(STRING),
+            "kind": _nullable(STRING),
+            "parameters": {"description": "What the task asks; any JSON value."},
+            "expiresAt": TIMESTAMP,
+            "url": {"type": "string", "description": "While waiting: the continuation's page."},
+            "decisions": {"type": "object", "additionalProperties": STRING},
+            "answer": {"type": "object", "description": "Once redeemed: the answer and when (at)."},
+            "reason": {"type": "string", "description": "Once closed: why (aborted, timeout, ...)."},
+        },
+        "additionalProperties": False,
+    },
+    "PrototypeResult": {
+        "type": "object",
+        "description": ("The prototype's answer: the execution document with the values it waits with (or its "
+                        "output, when that is an object) at the top level, and CONTINUATION while it waits."),
+        "required": ["executionId", "status", "continuations"],
+        "properties": {
+            "executionId": STRING,
+            "status": {"enum": STATUSES},
+            "continuations": {"type": "array", "items": _ref("Continuation")},
+            "CONTINUATION": STRING,
+        },
+    },
+    "StartRequest": {
+        "type": "object",
+        "description": "Exactly one of stateMachine and definition.",
+        "oneOf": [{"required": ["stateMachine"]}, {"required": ["definition"]}],
+        "additionalProperties": False,
+        "properties": {
+            "stateMachine": {"type": "string", "description": "A name from GET /state-machines."},
+            "definition": {"type": ["object", "string"], "description": "An ASL definition (or its JSON text)."},
+            "input": {"description": "The execution's input (default {}); any JSON value."},
+            "name": {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 80}, {"type": "null"}],
+                     "description": "The execution's name (default: its ID); null is no name."},
+        },
+        "examples": [{"stateMachine": "incsquare", "input": {"value": 6}}],
+    },
+    "Answer": {
+        "type": ["object", "null"],
+        "description": ("The answer: merged into the waiting state's input (or its result with a ResultPath). "
+                        "It must fit the question's Choices and Fields when it has them. null, like no body, "
+                        "is the empty answer."),
+    },
+    "FailureRequest": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string", "minLength": 1}, "cause": _nullable(STRING)},
+    },
+    "ValidationResult": {
+        "type": "object",
+        "required": ["valid", "problems"],
+        "additionalProperties": False,
+        "properties": {"valid": {"type": "boolean"}, "problems": {"type": "array", "items": _ref("Problem")}},
+    },
+    "StateMachineList": {
+        "type": "object",
+        "required": ["stateMachines"],
+        "additionalProperties": False,
+        "properties": {"stateMachines": {"type": "array", "items": {
+            "type": "object", "required": ["name"], "additionalProperties": False, "properties": {"name": STRING}}}},
+    },
+    "StateMachine": {
+        "type": "object",
+        "required": ["name", "definition"],
+        "additionalProperties": False,
+        "properties": {"name": STRING, "definition": {"type": "object"}},
+    },
+}
+
+
+def _extend(base: str, description: str, **properties: dict) -> dict:
+    """``base``'s schema with more required properties (still closed to any others)."""
+    schema = copy.deepcopy(SCHEMAS[base])
+    schema["description"] = description
+    schema["required"] = [*schema["required"], *properties]
+    schema["properties"].update(properties)
+    return schema
+
+
+SCHEMAS["ExecutionWithHistory"] = _extend("Execution", "The execution document plus its history.", history={
+    "type": "array", "items": {"type": "object", "required": ["type", "timestamp"],
+                               "properties": {"type": STRING, "timestamp": TIMESTAMP, "state": STRING}}})
+SCHEMAS["Heartbeat"] = _extend("ContinuationInfo", "The continuation and its new heartbeat deadline.", heartbeatAt={
+    "anyOf": [TIMESTAMP, {"type": "null"}], "description": "Null when the task has no HeartbeatSeconds."})
+SCHEMAS["DecisionPreview"] = _extend("ContinuationInfo", "What a decision link would answer.", decision={
+    "type": "object", "additionalProperties": STRING, "description": "What pressing the link's button sends."})
+
+# -- responses -------------------------------------------------------------------------------
+
+ERROR_TEXT = {
+    400: "The request is malformed or wrong.", 403: "Refused.", 404: "Not found.",
+    409: "Conflict.", 410: "No longer possible.", 413: "The request body is too large (MAX_BODY_BYTES).",
+    415: "The Content-Type header (on any request, with a body or not) is not one this route takes.",
+    422: "The answer does not fit the question.",
+    503: "The store is unreachable (StoreUnavailable), or the execution changes too often (Busy); try again.",
+}
+
+
+def _error_schema(codes: tuple[str, ...]) -> dict:
+    return {"allOf": [_ref("Error"), {"properties": {"error": {"enum": list(codes)}}}]}
+
+
+def error(status: int, *codes: str, html: bool = False) -> tuple[int, dict]:
+    """A 4xx/5xx answered with the error body, ``error`` one of ``codes`` (and a page for browsers)."""
+    content: dict[str, Any] = {JSON: {"schema": _error_schema(codes)}}
+    if html:
+        content[HTML] = {"schema": STRING}
+    return status, {"description": f"{ERROR_TEXT[status]} Error: {', '.join(codes)}.", "content": content}
+
+
+def unsupported_media_type() -> tuple[int, dict]:
+    return 415, {"description": ERROR_TEXT[415], "content": {JSON: {"schema": _ref("UnsupportedMediaType")}}}
+
+
+def ok(schema: dict, description: str, status: int = 200, *, html: bool = False) -> tuple[int, dict]:
+    content: dict[str, Any] = {JSON: {"schema": schema}}
+    if html:
+        content[HTML] = {"schema": STRING}
+    return status, {"description": description, "content": content}
+
+
+def page_only(status: int, description: str) -> tuple[int, dict]:
+    """A status only browsers get: an HTML page."""
+    return status, {"description": description, "content": {HTML: {"schema": STRING}}}
+
+
+def _merge(*entries: tuple[int, dict]) -> dict[str, dict]:
+    """Responses by status; two entries for one status merge their content (JSON and a page).
+
+    Every route can answer 415: Chalice checks the Content-Type header, also on a GET, before the handler runs.
+    """
+    merged: dict[str, dict] = {}
+    for status, response in (*entries, unsupported_media_type()):
+        if str(status) in merged:
+            existing = merged[str(status)]
+            existing["description"] += " " + response["description"]
+            existing["content"].update(response["content"])
+        else:
+            merged[str(status)] = copy.deepcopy(response)
+    return merged
+
+
+STORE = error(503, "StoreUnavailable", "Busy")
+STORE_PAGE = error(503, "StoreUnavailable", "Busy", html=True)
+TOO_LARGE = error(413, "PayloadTooLarge")
+API_KEY = error(403, "Forbidden")
+
+# -- parameters and bodies ---------------------------------------------------------------------
+
+
+def path_parameter(name: str, description: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string", "minLength": 1}}
+
+
+def query_parameter(name: str, description: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": STRING}
+
+
+EXECUTION_ID = path_parameter("execution_id", "The execution's ID.")
+CONTINUATION = path_parameter("continuation", "The continuation ID.")
+STATE_MACHINE = path_parameter("name", "A state machine's name (with or without .json).")
+DECISION_QUERY = [
+    query_parameter("choice", "The choice the link decides."),
+    query_parameter("sig", "The link's signature over the continuation ID and the choice."),
+]
+ACCEPT_NOTE = (" Browsers (an Accept header naming text/html) get HTML pages instead of JSON, errors about the "
+               "continuation included.")
+
+
+def json_body(schema: dict, *, required: bool = True, form: bool = False) -> dict:
+    content: dict[str, Any] = {JSON: {"schema": schema}}
+    if form:
+        content[FORM] = {"schema": {"type": "object", "additionalProperties": STRING,
+                                    "description": "An HTML form: the question's fields (and its choice field)."}}
+    return {"required": required, "content": content}
+
+
+ANSWER_ERRORS = (
+    error(400, "MalformedJSON", "InvalidRequest", html=True),
+    error(404, "ContinuationNotFound", html=True),
+    error(409, "ContinuationAlreadyRedeemed", html=True),
+    error(410, "ContinuationExpired", "ExecutionExpired", html=True),
+    error(413, "PayloadTooLarge", html=True),
+    error(422, "InvalidAnswer", html=True),
+    STORE_PAGE,
+)
+
+# -- operations --------------------------------------------------------------------------------
+
+OPERATIONS: dict[str, dict[str, dict]] = {
+    "/executions": {
+        "post": {
+            "operationId": "start_execution",
+            "summary": "Start an execution",
+            "description": ("Runs until the execution ends, suspends or uses up the request's budget "
+                            "(then 202: it goes on in the background)."),
+            "security": [{}, {"apiKey": []}],
+            "requestBody": json_body(_ref("StartRequest")),
+            "responses": _merge(
+                ok(_ref("Execution"), "The execution ended or suspended."),
+                ok(_ref("Execution"), "The execution goes on in the background (RUNNING).", 202),
+                error(400, "MalformedJSON", "InvalidRequest", "InvalidDefinition"),
+                error(403, "ResourceNotAllowed", "Forbidden"),
+                error(404, "StateMachineNotFound"),
+                TOO_LARGE, STORE,
+            ),
+        },
+    },
+    "/executions/{execution_id}": {
+        "parameters": [EXECUTION_ID],
+        "get": {
+            "operationId": "get_execution",
+            "summary": "The execution document and its history",
+            "security": [{}, {"apiKey": []}],
+            "responses": _merge(ok(_ref("ExecutionWithHistory"), "The execution."), API_KEY,
+                                error(404, "ExecutionNotFound"), STORE),
+        },
+        "delete": {
+            "operationId": "stop_execution",
+            "summary": "Stop an execution (ABORTED); its continuations stop working",
+            "security": [{}, {"apiKey": []}],
+            "responses": _merge(ok(_ref("Execution"), "The execution, ABORTED."), API_KEY,
+                                error(404, "ExecutionNotFound"), error(409, "ExecutionAlreadyFinished"), STORE),
+        },
+    },
+    "/continuations/{continuation}": {
+        "parameters": [CONTINUATION],
+        "get": {
+            "operationId": "describe_continuation",
+            "summary": "What a continuation waits for; changes nothing",
+            "description": "Browsers get the question's form, or a page saying why it no longer waits." + ACCEPT_NOTE,
+            "responses": _merge(
+                ok(_ref("ContinuationInfo"), "What it waits for.", html=True),
+                error(404, "ContinuationNotFound", html=True),
+                page_only(410, "A browser's page for an expired or closed continuation."),
+                STORE_PAGE,
+            ),
+        },
+        "post": {
+            "operationId": "redeem_continuation",
+            "summary": "Redeem a continuation: resume the execution with this answer (at most once)",
+            "description": "A JSON object, or the question's HTML form (typed and checked first)." + ACCEPT_NOTE,
+            "requestBody": json_body(_ref("Answer"), required=False, form=True),
+            "responses": _merge(ok(_ref("Execution"), "The execution after the answer.", html=True),
+                                *ANSWER_ERRORS),
+        },
+    },
+    "/continuations/{continuation}/decide": {
+        "parameters": [CONTINUATION],
+        "get": {
+            "operationId": "show_decision",
+            "summary": "A decision link opened: what it would send; changes nothing",
+            "description": "Browsers get a page with one button that sends the choice." + ACCEPT_NOTE,
+            "parameters": DECISION_QUERY,
+            "responses": _merge(
+                ok(_ref("DecisionPreview"), "What the link would answer.", html=True),
+                error(403, "InvalidSignature", html=True),
+                error(404, "ContinuationNotFound", html=True),
+                page_only(410, "A browser's page for an expired or closed continuation."),
+                STORE_PAGE,
+            ),
+        },
+        "post": {
+            "operationId": "decide",
+            "summary": "A decision link's button: redeem with the link's choice (and the form's other fields)",
+            "description": ACCEPT_NOTE.strip(),
+            "parameters": DECISION_QUERY,
+            "requestBody": json_body(_ref("Answer"), required=False, form=True),
+            "responses": _merge(ok(_ref("Execution"), "The execution after the answer.", html=True),
+                                error(403, "InvalidSignature", html=True), *ANSWER_ERRORS),
+        },
+    },
+    "/continuations/{continuation}/failure": {
+        "parameters": [CONTINUATION],
+        "post": {
+            "operationId": "fail_continuation",
+            "summary": "Fail the waiting task with this error (like SendTaskFailure); Retry and Catch apply",
+            "requestBody": json_body(_ref("FailureRequest")),
+            "responses": _merge(
+                ok(_ref("Execution"), "The execution after the failure."),
+                error(400, "MalformedJSON", "InvalidRequest"),
+                error(404, "ContinuationNotFound"),
+                error(409, "ContinuationAlreadyRedeemed"),
+                error(410, "ContinuationExpired", "ExecutionExpired"),
+                TOO_LARGE, STORE,
+            ),
+        },
+    },
+    "/continuations/{continuation}/heartbeat": {
+        "parameters": [CONTINUATION],
+        "post": {
+            "operationId": "heartbeat_continuation",
+            "summary": "Extend the waiting task's HeartbeatSeconds deadline (like SendTaskHeartbeat)",
+            "requestBody": json_body({"description": "Ignored; any JSON value, or no body."}, required=False),
+            "responses": _merge(
+                ok(_ref("Heartbeat"), "The continuation and its new deadline."),
+                error(400, "MalformedJSON"),
+                error(404, "ContinuationNotFound"),
+                error(409, "ContinuationAlreadyRedeemed"),
+                error(410, "ContinuationExpired"),
+                TOO_LARGE, STORE,
+            ),
+        },
+    },
+    "/state-machines": {
+        "get": {
+            "operationId": "list_state_machines",
+            "summary": "The definitions in state_machines/",
+            "responses": _merge(ok(_ref("StateMachineList"), "Their names.")),
+        },
+    },
+    "/state-machines/validate": {
+        "post": {
+            "operationId": "validate_state_machine",
+            "summary": "Validate a definition",
+            "requestBody": json_body({"description": (
+                "{\"definition\": ...} or the definition itself. Any JSON value is judged: what is not an ASL "
+                "definition gets problems.")}),
+            "responses": _merge(ok(_ref("ValidationResult"), "Valid, or its problems."),
+                                error(400, "MalformedJSON", "InvalidRequest"), TOO_LARGE),
+        },
+    },
+    "/state-machines/{name}": {
+        "parameters": [STATE_MACHINE],
+        "get": {
+            "operationId": "get_state_machine",
+            "summary": "One definition",
+            "responses": _merge(ok(_ref("StateMachine"), "The definition."), error(404, "StateMachineNotFound")),
+        },
+    },
+    "/state-machines/{name}/diagram": {
+        "parameters": [STATE_MACHINE],
+        "get": {
+            "operationId": "state_machine_diagram",
+            "summary": "The definition as a Mermaid flowchart",
+            "parameters": [query_parameter("highlight", "State names to mark, comma-separated.")],
+            "responses": _merge(
+                (200, {"description": "Mermaid flowchart text.", "content": {"text/plain": {"schema": STRING}}}),
+                error(404, "StateMachineNotFound"),
+            ),
+        },
+    },
+    "/": {
+        "post": {
+            "operationId": "prototype",
+            "summary": "The prototype's calls: POST /?input=N with a definition, POST /?continuation=K",
+            "description": ("With continuation: redeem it (the body, if any, is the answer object). Otherwise start "
+                            "the definition in the body with input (a number becomes {\"value\": N})."),
+            "parameters": [
+                query_parameter("input", "The input: JSON, or a number (default {})."),
+                query_parameter("continuation", "A continuation ID to redeem."),
+            ],
+            "requestBody": json_body({"type": ["object", "null"], "description": (
+                "With input: the definition (required). With continuation: the answer (null, like no body, is "
+                "the empty answer).")}, required=False),
+            "responses": _merge(
+                ok(_ref("PrototypeResult"), "The current values and the execution."),
+                error(400, "MalformedJSON", "InvalidRequest", "InvalidDefinition"),
+                error(403, "ResourceNotAllowed"),
+                error(404, "ContinuationNotFound"),
+                error(409, "ContinuationAlreadyRedeemed"),
+                error(410, "ContinuationExpired", "ExecutionExpired"),
+                TOO_LARGE,
+                error(422, "InvalidAnswer"),
+                STORE,
+            ),
+        },
+    },
+    "/openapi.json": {
+        "get": {
+            "operationId": "openapi_document",
+            "summary": "This document",
+            "responses": _merge(ok({"type": "object", "required": ["openapi", "info", "paths"]},
+                                   "The OpenAPI document.")),
+        },
+    },
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _document() -> dict:
+    """The document; the shipped state machines' names are the examples of a name."""
+    names = catalog.names()
+    paths = copy.deepcopy(OPERATIONS)
+    schemas = copy.deepcopy(SCHEMAS)
+    schemas["StartRequest"]["properties"]["stateMachine"]["examples"] = names
+    for item in paths.values():
+        for parameter in item.get("parameters", []):
+            if parameter["name"] == "name":
+                parameter["schema"]["examples"] = names
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ASL continuations",
+            "version": "1.0.0",
+            "description": ("Runs Amazon States Language state machines; a Suspend task stores the execution and "
+                            "answers with a continuation ID that resumes it once. Every error is a 4xx/5xx with "
+                            "{\"error\": code, \"message\": ...}."),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"apiKey": {
+                "type": "apiKey", "in": "header", "name": "x-api-key",
+                "description": "Needed to start and read executions when the stage sets API_KEY.",
+            }},
+        },
+    }
+
+
+def response(request):
+    """``GET /openapi.json``: the document, its server being where this request arrived."""
+    from .config import settings
+    from .web import base_url, json_response
+
+    return json_response(document(base_url(request, settings())))
+
+
+def document(server_url: str | None = None) -> dict:
+    """The OpenAPI document; with ``server_url``, naming where this service answers."""
+    doc = copy.deepcopy(_document())
+    if server_url:
+        doc["servers"] = [{"url": server_url}]
+    return doc
