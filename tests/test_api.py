@@ -306,3 +306,11 @@ def test_store_unavailable_is_503(client, monkeypatch):
     status, error = post(client, "/executions", {"stateMachine": "incsquare", "input": {"value": 1}})
     assert status == 503 and error["error"] == "StoreUnavailable"
     assert time.monotonic() - started < 5
+
+
+def test_an_integer_too_long_to_write_fails_the_execution_not_the_service(client):
+    """3,000 digits go in; squared they are past what JSON text can carry here (Python's 4,300 digits)."""
+    status, document = post(client, "/executions", raw='{"stateMachine": "incsquare", "input": {"value": '
+                            + "9" * 3000 + "}}")
+    assert status == 200 and (document["status"], document["error"]) == ("FAILED", "States.Runtime")
+    assert "too long for JSON" in document["cause"]

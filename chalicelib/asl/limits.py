@@ -24,6 +24,7 @@ costs no more to measure than the limit itself.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 __all__ = [
@@ -141,6 +142,8 @@ def _scalar_bounds(value: Any) -> tuple[int, int]:
         return len(value) + 2, 6 * len(value) + 2
     if kind is int:
         bits = value.bit_length()
+        if bits > _MAX_INT_BITS:  # Python refuses to write it out as decimal text
+            raise NotJson(f"an integer of about {bits * 3 // 10} digits is too long for JSON")
         return (1 + (bits - 1) * 3 // 10 if bits else 1), 2 + bits * 31 // 100
     if kind is float:
         if value != value or value in (_INFINITY, -_INFINITY):
@@ -152,6 +155,8 @@ def _scalar_bounds(value: Any) -> tuple[int, int]:
 
 
 _INFINITY = float("inf")
+# The longest integer Python writes out as decimal text (``sys.get_int_max_str_digits``, 0: no limit).
+_MAX_INT_BITS = int((sys.get_int_max_str_digits() or 10**9) * 3.32) - 8
 
 
 def definition_depths(definition: Any) -> tuple[int, int]:
