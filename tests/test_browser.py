@@ -23,7 +23,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.chrome.service import Service as DriverService
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -88,8 +88,12 @@ def execution(server: str, document: dict) -> dict:
 
 
 def wait_for_page(browser, eyebrow: str) -> None:
-    """Until the page's eyebrow line reads ``eyebrow`` (shown in capitals by the style sheet)."""
-    WebDriverWait(browser, 15, ignored_exceptions=(StaleElementReferenceException,)).until(  # the old page may go
+    """Until the page's eyebrow line reads ``eyebrow`` (shown in capitals by the style sheet).
+
+    While the old page goes, reading it may fail (a stale element, or Chromium's "unhandled inspector
+    error" mid-navigation): such reads are retried until the new page is there or the wait times out.
+    """
+    WebDriverWait(browser, 15, ignored_exceptions=(StaleElementReferenceException, WebDriverException)).until(
         lambda b: any(e.text.lower() == eyebrow for e in b.find_elements(By.CSS_SELECTOR, ".eyebrow")))
 
 

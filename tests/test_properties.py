@@ -75,8 +75,9 @@ def check_result(result: dict) -> dict:
     """A result is an ASL outcome, in plain JSON, whose errors are ASL errors."""
     assert result["status"] in ("SUCCEEDED", "FAILED", "RUNNING", "SUSPENDED"), result
     if result["status"] == "FAILED":  # a task's own errors have any name (module:increment's InvalidInput)
-        assert isinstance(result["error"], str), result
-        if result["error"].startswith("States."):
+        # a Fail state without Error fails the execution with none, as on AWS
+        assert isinstance(result["error"], str) or result["error"] is None, result
+        if (result["error"] or "").startswith("States."):
             assert not PYTHON_ERROR.match(result.get("cause") or ""), result["cause"]
     json.dumps(result, allow_nan=False)  # what the service stores
     return result
