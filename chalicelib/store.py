@@ -372,7 +372,7 @@ class Store:
             "closed": len(closed),
             "now": str(change.now),
             "answer": change.answer,
-            "about": _compact(about.get(change.claim.point)) if change.claim else "",
+            "about": _hide(_compact(about.get(change.claim.point)), change.hidden) if change.claim else "",
             "spill": spill is not None,
             "chunks": -(-self.history_limit // INLINE_EVENTS) + 1,  # chunks hold >= INLINE_EVENTS events
         }
@@ -381,7 +381,7 @@ class Store:
             args.append(_deflate_text(_hide(_compact(spill), change.hidden)))
         args += [_compact({**c.fields, "ttl": max(1, int(c.ttl))}) for c in created]
         for _, reason, point in closed:
-            args += [reason, _compact(about.get(point))]
+            args += [reason, _hide(_compact(about.get(point)), change.hidden)]
         definition = change.definition
 
         def fill(pipe) -> None:

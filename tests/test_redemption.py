@@ -279,6 +279,7 @@ def test_wait_for_task_token_continuation_is_the_token(store_redis, clock):
     assert scheduled[0]["parameters"] == {"token": waiting["id"]}
     done = service.redeem(sent[0], result={"ok": 1})
     assert done["output"] == {"q": 1, "reply": {"ok": 1}}
+    assert waiting["id"][4:] not in dump(store_redis)  # not even in what the answered continuation asked
 
 
 def test_history_is_capped(store_redis, clock, monkeypatch):
