@@ -1,29 +1,44 @@
 """Load: several worker processes start, suspend and resume executions against one Redis.
 
-Run from the project root against a Redis whose database may be flushed::
+Run from the project root, against a throwaway ``redis-server`` it starts itself::
+
+    python bench/load.py --own-server [--persistent] [--processes 8] [--executions 20000] [--seed 1]
+
+or against the Redis of ``REDIS_URL`` (default ``redis://127.0.0.1:6379/0``), whose
+database it FLUSHES first (``make load`` runs this with 8 processes, 20,000 executions)::
 
     REDIS_URL=redis://127.0.0.1:6379/0 python bench/load.py [--processes 8] [--executions 20000]
 
-The script FLUSHES the database of ``REDIS_URL`` first. Worker processes stand in
-for concurrent Lambda containers: each has its own Redis client and ``Service``.
+``--persistent`` gives the own server ``appendonly yes`` and ``appendfsync always``.
+Worker processes (``multiprocessing``, spawned clean) stand in for concurrent
+Lambda containers: each has its own Redis client and the service the app builds
+(``chalicelib.web.make_service``).
 
 1. Start: the workers start ``--executions`` executions between them, a third each
-   of ``incsquare`` (one question), ``approval`` (one question, a 7-day timeout)
-   and ``parallel-approval`` (two questions at once, one per branch).
-2. Redeem: every continuation ID goes to two different workers (so each is
-   redeemed twice at about the same moment, from two processes), in random
-   order, which also answers both branches of a parallel approval concurrently.
-3. Check, from Redis: every execution SUCCEEDED with the output its answers give;
-   each continuation resumed its execution exactly once (one success and one 409
-   ``ContinuationAlreadyRedeemed`` per ID, and one ``ExecutionResumed`` event per
-   continuation in the history); every ``asl:*`` key has a TTL.
+   of ``incsquare`` (one question), ``approval`` (one question, a 7-day timeout,
+   so a timer) and ``parallel-approval`` (two questions at once, one per branch).
+2. Redeem: every continuation ID is redeemed twice, by two different workers at
+   the same position of their lists, so the two tries race: the work goes in
+   rounds, each round pairs the workers at random and gives each pair one ID. The
+   executions come in random order with their continuations side by side, so the
+   two branches of a parallel approval usually go to two pairs in the same round.
+   Every try is timed (one monotonic clock for all processes): the report counts
+   the pairs of tries of one ID that overlapped in time, and the parallel
+   approvals whose two branches were resumed at overlapping times.
+3. Check, through the service and Redis: every execution SUCCEEDED with the output
+   its answers give and one ``ExecutionResumed`` event per continuation in its
+   history; each continuation ID got exactly one success and one 409
+   ``ContinuationAlreadyRedeemed``; every ``asl:*`` key has a TTL (the shared timer
+   set ``asl:timers`` too: its members and TTL are printed).
 
-It prints executions and redemptions per second and every failure; the exit
-status is 1 if any check failed. ``tests/test_load.py`` runs a short form in CI.
+It prints executions and redemptions per second, the outcomes of the duplicate
+tries and every failure; the exit status is 1 if any check failed.
+``tests/test_load.py`` runs a short form of the same code in CI.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -31,9 +46,11 @@ import random
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 MACHINES = ("incsquare", "approval", "parallel-approval")
 INPUTS = {
@@ -42,6 +59,8 @@ INPUTS = {
     "parallel-approval": lambda i: {"n": i},
 }
 ANSWER = {"decision": "approve"}
+OK = "ok"
+TIMERS_KEY = "asl:timers"  # the one shared key: the sorted set of due timers
 
 
 @dataclass
@@ -53,109 +72,66 @@ class Started:
 
 
 @dataclass
+class Attempt:
+    """One try at redeeming an ID: ``ok`` or the error code, and when it began and ended."""
+    ident: str
+    outcome: str
+    began: float
+    ended: float
+
+
+@dataclass
 class Report:
     processes: int
     executions: int
     continuations: int
     start_seconds: float
     redeem_seconds: float
-    outcomes: dict[str, int] = field(default_factory=dict)  # per redemption attempt
+    machines: Counter = field(default_factory=Counter)
+    outcomes: Counter = field(default_factory=Counter)  # per try
+    pairs: Counter = field(default_factory=Counter)  # (overlapping?, outcomes of an ID's two tries)
+    parallel: int = 0
+    branches_overlapping: int = 0  # parallel approvals whose two resumes overlapped in time
+    keys: int = 0
+    timers: str = ""
     failures: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.failures
 
+    @property
+    def overlapping(self) -> int:
+        return sum(n for (overlapped, _), n in self.pairs.items() if overlapped)
+
     def lines(self) -> list[str]:
-        attempts = sum(self.outcomes.values())
-        return [
+        tries = sum(self.outcomes.values())
+        resumes = self.outcomes[OK]
+        lines = [
             f"{self.processes} worker processes, {self.executions:,} executions "
-            f"({', '.join(MACHINES)} in turn), {self.continuations:,} continuations, each redeemed twice",
-            f"start (runs until suspended):  {self.executions / self.start_seconds:10,.0f} executions/s"
+            f"({', '.join(f'{n:,} {m}' for m, n in self.machines.items())}), {self.continuations:,} continuations",
+            f"start (runs until suspended): {self.executions / self.start_seconds:8,.0f} executions/s"
             f"  ({self.start_seconds:.2f} s)",
-            f"redeem (two tries per ID):     {attempts / self.redeem_seconds:10,.0f} redemptions/s"
-            f"  ({self.redeem_seconds:.2f} s, {attempts:,} tries)",
+            f"redeem (every ID twice):      {tries / self.redeem_seconds:8,.0f} redemptions/s"
+            f"  ({self.redeem_seconds:.2f} s, {tries:,} tries, {resumes / self.redeem_seconds:,.0f} resumes/s)",
             "outcomes of the tries: " + ", ".join(f"{k} {v:,}" for k, v in sorted(self.outcomes.items())),
+            f"duplicate tries of one ID: {sum(self.pairs.values()):,} pairs, {self.overlapping:,} overlapping in time",
+        ]
+        for (overlapped, outcomes), n in sorted(self.pairs.items(), reverse=True):
+            lines.append(f"  {'overlapping' if overlapped else 'one after the other'}: {' + '.join(outcomes)}: {n:,}")
+        lines += [
+            f"parallel approvals: {self.parallel:,}, both branches resumed at overlapping times in "
+            f"{self.branches_overlapping:,}",
+            f"keys after the run: {self.keys:,} asl:* keys; {self.timers}",
             f"failures: {len(self.failures)}",
             *[f"  {failure}" for failure in self.failures[:20]],
         ]
+        return lines
 
 
-def _service():
-    """A worker's service, configured from its environment (see ``_worker``)."""
-    from chalicelib.config import settings
-    from chalicelib.service import Service
-    from chalicelib.store import Store
-    from redis import Redis
+# -- in the worker processes ------------------------------------------------------------
 
-    config = settings()
-    return Service(config, Store(Redis.from_url(config.redis_url), history_limit=config.history_limit),
-                   base_url=config.public_base_url or "")
-
-
-def _start(numbers: list[int]) -> list[Started]:
-    from chalicelib import catalog
-
-    service = _service()
-    started = []
-    for i in numbers:
-        machine = MACHINES[i % len(MACHINES)]
-        document = service.start(catalog.load_text(machine), INPUTS[machine](i), state_machine=machine, trusted=True)
-        started.append(Started(document["executionId"], machine, document["input"],
-                               [c["id"] for c in document["continuations"]]))
-    return started
-
-
-def _redeem(idents: list[str]) -> list[tuple[str, str]]:
-    from chalicelib.service import ServiceError
-
-    service = _service()
-    outcomes = []
-    for ident in idents:
-        try:
-            service.redeem(ident, result=ANSWER)
-            outcomes.append((ident, "ok"))
-        except ServiceError as error:
-            outcomes.append((ident, error.code))
-    return outcomes
-
-
-def run_load(redis_url: str, processes: int, executions: int, seed: int = 1) -> Report:
-    """Run the three phases against ``redis_url`` (its database is flushed first)."""
-    from redis import Redis
-
-    environment = {
-        "REDIS_URL": redis_url,
-        "OUTBOX_DIR": tempfile.mkdtemp(prefix="load-outbox-"),  # the approval emails
-        "PUBLIC_BASE_URL": "http://load.test",  # the emails' links
-    }
-    redis = Redis.from_url(redis_url)
-    redis.flushdb()
-    context = multiprocessing.get_context("spawn")  # clean processes, as separate containers are
-    with context.Pool(processes, initializer=_worker, initargs=(environment,)) as pool:
-        pool.map(_warm, range(processes))
-        began = time.perf_counter()
-        shares = [list(range(p, executions, processes)) for p in range(processes)]
-        started = [s for part in pool.map(_start, shares) for s in part]
-        start_seconds = time.perf_counter() - began
-
-        idents = [ident for s in started for ident in s.continuations]
-        rng = random.Random(seed)
-        lists: list[list[str]] = [[] for _ in range(processes)]
-        for ident in idents:
-            first, second = rng.sample(range(processes), 2)
-            lists[first].append(ident)
-            lists[second].append(ident)
-        for part in lists:
-            rng.shuffle(part)
-        began = time.perf_counter()
-        outcomes = [o for part in pool.map(_redeem, lists) for o in part]
-        redeem_seconds = time.perf_counter() - began
-        report = Report(processes, len(started), len(idents), start_seconds, redeem_seconds)
-        for _, outcome in outcomes:
-            report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
-        report.failures = pool.apply(check, (started, outcomes))
-    return report
+_service = None
 
 
 def _worker(environment: dict) -> None:
@@ -164,30 +140,64 @@ def _worker(environment: dict) -> None:
     logging.getLogger("outbox").disabled = True
 
 
+def service():
+    """This process's service, built as the app builds it (one Redis client per process)."""
+    global _service
+    if _service is None:
+        from chalicelib import web
+
+        _service = web.make_service(None)
+    return _service
+
+
 def _warm(_: int) -> None:
-    """Import and compile in each worker before the clock starts."""
+    """Connect, import and compile in each worker before the clock starts."""
     from chalicelib import catalog
     from chalicelib.asl import load
+    from chalicelib.config import settings
+    from chalicelib.redis_connection import get_redis
 
+    service()
+    get_redis(settings()).ping()  # the client the service uses
     for machine in MACHINES:
         load(catalog.load_text(machine))
 
 
-def check(started: list[Started], outcomes: list[tuple[str, str]]) -> list[str]:
-    """Every way the run could have gone wrong, as readable lines (none: it went right). Runs in a worker."""
-    from redis import Redis
+def _start(numbers: list[int]) -> list[Started]:
+    from chalicelib import catalog
 
-    redis = Redis.from_url(os.environ["REDIS_URL"])
+    started = []
+    for i in numbers:
+        machine = MACHINES[i % len(MACHINES)]
+        document = service().start(catalog.load_text(machine), INPUTS[machine](i), state_machine=machine,
+                                   trusted=True)
+        started.append(Started(document["executionId"], machine, document["input"],
+                               [c["id"] for c in document["continuations"]]))
+    return started
+
+
+def _redeem(idents: list[str]) -> list[Attempt]:
+    from chalicelib.service import ServiceError
+
+    attempts = []
+    for ident in idents:
+        began = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process of the machine
+        try:
+            service().redeem(ident, result=ANSWER)
+            outcome = OK
+        except ServiceError as error:
+            outcome = error.code
+        except Exception as error:  # noqa: BLE001 - counted as a failure, not a crash of the run
+            outcome = f"{type(error).__name__}: {error}"
+        attempts.append(Attempt(ident, outcome, began, time.monotonic()))
+    return attempts
+
+
+def _check_executions(started: list[Started]) -> list[str]:
+    """Each execution's final state, output and number of resumes, as read back through the service."""
     failures = []
-    per_id: dict[str, list[str]] = {}
-    for ident, outcome in outcomes:
-        per_id.setdefault(ident, []).append(outcome)
-    for ident, got in per_id.items():
-        if sorted(got) != ["ContinuationAlreadyRedeemed", "ok"]:
-            failures.append(f"continuation {ident}: {got} (want one ok, one ContinuationAlreadyRedeemed)")
-    service = _service()
     for execution in started:
-        document = service.describe(execution.execution_id)
+        document = service().describe(execution.execution_id)
         if document["status"] != "SUCCEEDED" or document.get("output") != expected_output(execution):
             failures.append(f"execution {execution.execution_id} ({execution.machine}): {document['status']} "
                             f"{document.get('output')!r}")
@@ -195,9 +205,6 @@ def check(started: list[Started], outcomes: list[tuple[str, str]]) -> list[str]:
         if len(resumed) != len(execution.continuations):
             failures.append(f"execution {execution.execution_id}: resumed {len(resumed)} times, "
                             f"for {len(execution.continuations)} continuations")
-    for key in redis.scan_iter("asl:*", count=1000):
-        if redis.ttl(key) < 0:
-            failures.append(f"key {key.decode()} has no TTL")
     return failures
 
 
@@ -209,15 +216,153 @@ def expected_output(execution: Started):
     return {"outcome": "approved", "answers": [ANSWER, ANSWER]}
 
 
+# -- in the parent process --------------------------------------------------------------
+
+def plan(started: list[Started], processes: int, rng: random.Random) -> list[list[str]]:
+    """Each worker's list of IDs to redeem: every ID twice, at the same position of two workers' lists."""
+    order = list(started)
+    rng.shuffle(order)
+    idents = [ident for execution in order for ident in execution.continuations]
+    pairs = processes // 2
+    lists: list[list[str]] = [[] for _ in range(processes)]
+    for first in range(0, len(idents), pairs):
+        workers = rng.sample(range(processes), processes)
+        for k, ident in enumerate(idents[first:first + pairs]):
+            lists[workers[2 * k]].append(ident)
+            lists[workers[2 * k + 1]].append(ident)
+    return lists
+
+
+def overlap(a: Attempt, b: Attempt) -> bool:
+    return max(a.began, b.began) < min(a.ended, b.ended)
+
+
+def run_load(redis_url: str, processes: int, executions: int, seed: int = 1) -> Report:
+    """Run the three phases against ``redis_url`` (its database is flushed first)."""
+    from redis import Redis
+
+    if processes < 2:
+        raise ValueError("duplicate redemptions from two processes need two processes at least")
+
+    redis = Redis.from_url(redis_url)
+    redis.flushdb()
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory(prefix="load-outbox-") as outbox:
+        environment = {
+            "REDIS_URL": redis_url,
+            "OUTBOX_DIR": outbox,  # the approval emails
+            "PUBLIC_BASE_URL": "http://load.test",  # the emails' links
+        }
+        context = multiprocessing.get_context("spawn")  # clean processes, as separate containers are
+        with context.Pool(processes, initializer=_worker, initargs=(environment,)) as pool:
+            pool.map(_warm, range(processes), chunksize=1)
+            began = time.perf_counter()
+            shares = [list(range(p, executions, processes)) for p in range(processes)]
+            started = [s for part in pool.map(_start, shares, chunksize=1) for s in part]
+            start_seconds = time.perf_counter() - began
+
+            lists = plan(started, processes, rng)
+            began = time.perf_counter()
+            attempts = [a for part in pool.map(_redeem, lists, chunksize=1) for a in part]
+            redeem_seconds = time.perf_counter() - began
+
+            report = Report(processes, len(started), sum(len(s.continuations) for s in started),
+                            start_seconds, redeem_seconds, machines=Counter(s.machine for s in started))
+            check_attempts(report, started, attempts)
+            chunks = [started[p::processes * 4] for p in range(processes * 4)]
+            report.failures += [f for part in pool.map(_check_executions, chunks) for f in part]
+    check_keys(report, redis)
+    redis.close()
+    return report
+
+
+def check_attempts(report: Report, started: list[Started], attempts: list[Attempt]) -> None:
+    """Each ID: one success and one ContinuationAlreadyRedeemed; and how the tries met in time."""
+    tries: dict[str, list[Attempt]] = {}
+    for attempt in attempts:
+        report.outcomes[attempt.outcome] += 1
+        tries.setdefault(attempt.ident, []).append(attempt)
+    for ident, got in tries.items():
+        outcomes = tuple(sorted(a.outcome for a in got))
+        report.pairs[(len(got) == 2 and overlap(*got), outcomes)] += 1
+        if outcomes != ("ContinuationAlreadyRedeemed", OK):
+            report.failures.append(f"continuation {ident}: {list(outcomes)} "
+                                   f"(want one ok, one ContinuationAlreadyRedeemed)")
+    for execution in started:
+        missing = [ident for ident in execution.continuations if ident not in tries]
+        if missing:
+            report.failures.append(f"execution {execution.execution_id}: never tried {missing}")
+        if execution.machine == "parallel-approval":
+            report.parallel += 1
+            resumed = [a for ident in execution.continuations for a in tries.get(ident, []) if a.outcome == OK]
+            report.branches_overlapping += len(resumed) == 2 and overlap(*resumed)
+
+
+def check_keys(report: Report, redis) -> None:
+    """Every ``asl:*`` key has a time to live; what the timer set holds."""
+    for batch in _batches(redis.scan_iter("asl:*", count=1000), 1000):
+        with redis.pipeline(transaction=False) as pipe:
+            for key in batch:
+                pipe.pttl(key)
+            ttls = pipe.execute()
+        for key, ttl in zip(batch, ttls):
+            if ttl == -2:  # gone since the scan: it expired, so it had a TTL
+                continue
+            report.keys += 1
+            if ttl < 0:
+                report.failures.append(f"key {key.decode()} has no TTL")
+    members, ttl = redis.zcard(TIMERS_KEY), redis.ttl(TIMERS_KEY)
+    if ttl == -2:
+        report.timers = f"{TIMERS_KEY}: absent"
+    else:
+        report.timers = (f"{TIMERS_KEY}: {members:,} members, "
+                         + (f"TTL {ttl / 86400:.1f} days" if ttl >= 0 else "NO TTL"))
+
+
+def _batches(iterable, size: int):
+    batch = []
+    for item in iterable:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@contextlib.contextmanager
+def own_server(persistent: bool):
+    """A throwaway redis-server on a free loopback port (the tests' helper); its URL."""
+    from tests.redis_servers import RedisServer
+
+    options = ("--appendonly", "yes", "--appendfsync", "always") if persistent else ("--appendonly", "no")
+    with RedisServer(*options) as server:
+        yield server.url
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--processes", type=int, default=8)
     parser.add_argument("--executions", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--own-server", action="store_true", help="start a throwaway redis-server")
+    parser.add_argument("--persistent", action="store_true",
+                        help="the own server with appendonly yes, appendfsync always (implies --own-server)")
     args = parser.parse_args()
-    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    report = run_load(url, args.processes, args.executions, args.seed)
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, Redis at {url} (flushed first)")
+    if args.processes < 2:
+        parser.error("--processes: two at least (every ID is redeemed from two processes)")
+    if args.own_server or args.persistent:
+        where = own_server(args.persistent)
+        about = "own server" + (", appendonly yes, appendfsync always" if args.persistent else ", no persistence")
+    else:
+        where = contextlib.nullcontext(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+        about = "flushed first"
+    with where as url:
+        from redis import Redis
+
+        version = Redis.from_url(url).info("server")["redis_version"]
+        report = run_load(url, args.processes, args.executions, args.seed)
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, Redis {version} at {url} ({about})")
     print("\n".join(report.lines()))
     sys.exit(0 if report.ok else 1)
 
