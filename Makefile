@@ -20,7 +20,7 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 conformance: install
-	$(BIN)/python ../shared/conformance/run.py --entry chalicelib.asl:run_virtual --min-rate 0.99
+	$(BIN)/python ../shared/conformance/run.py --entry chalicelib:run_virtual --min-rate 0.99
 
 bench: install
 	$(BIN)/python bench/interpreter.py

@@ -1,9 +1,9 @@
-"""The continuation service's routes. The logic lives in ``chalicelib``."""
+"""The continuation service's routes. The handlers live in ``chalicelib/api``."""
 import os
 
 from chalice import Chalice, Rate
 
-from chalicelib import openapi, web
+from chalicelib.api import openapi, rest, runtime
 
 app = Chalice(app_name="asl-continuations")
 app.api.binary_types = []
@@ -18,72 +18,72 @@ def request():
 
 @app.route("/executions", methods=["POST"], content_types=JSON)
 def start_execution():
-    return web.start_execution(request())
+    return rest.start_execution(request())
 
 
 @app.route("/executions/{execution_id}", methods=["GET"])
 def get_execution(execution_id):
-    return web.get_execution(request(), execution_id)
+    return rest.get_execution(request(), execution_id)
 
 
 @app.route("/executions/{execution_id}", methods=["DELETE"])
 def stop_execution(execution_id):
-    return web.stop_execution(request(), execution_id)
+    return rest.stop_execution(request(), execution_id)
 
 
 @app.route("/continuations/{continuation}", methods=["POST"], content_types=FORM_OR_JSON)
 def redeem_continuation(continuation):
-    return web.redeem_continuation(request(), continuation)
+    return rest.redeem_continuation(request(), continuation)
 
 
 @app.route("/continuations/{continuation}", methods=["GET"])
 def describe_continuation(continuation):
-    return web.describe_continuation(request(), continuation)
+    return rest.describe_continuation(request(), continuation)
 
 
 @app.route("/continuations/{continuation}/decide", methods=["GET"])
 def show_decision(continuation):
-    return web.show_decision(request(), continuation)
+    return rest.show_decision(request(), continuation)
 
 
 @app.route("/continuations/{continuation}/decide", methods=["POST"], content_types=FORM_OR_JSON)
 def decide(continuation):
-    return web.decide(request(), continuation)
+    return rest.decide(request(), continuation)
 
 
 @app.route("/continuations/{continuation}/failure", methods=["POST"], content_types=JSON)
 def fail_continuation(continuation):
-    return web.fail_continuation(request(), continuation)
+    return rest.fail_continuation(request(), continuation)
 
 
 @app.route("/continuations/{continuation}/heartbeat", methods=["POST"], content_types=JSON)
 def heartbeat_continuation(continuation):
-    return web.heartbeat_continuation(request(), continuation)
+    return rest.heartbeat_continuation(request(), continuation)
 
 
 @app.route("/state-machines", methods=["GET"])
 def list_state_machines():
-    return web.list_state_machines(request())
+    return rest.list_state_machines(request())
 
 
 @app.route("/state-machines/validate", methods=["POST"], content_types=JSON)
 def validate_state_machine():
-    return web.validate_state_machine(request())
+    return rest.validate_state_machine(request())
 
 
 @app.route("/state-machines/{name}", methods=["GET"])
 def get_state_machine(name):
-    return web.get_state_machine(request(), name)
+    return rest.get_state_machine(request(), name)
 
 
 @app.route("/state-machines/{name}/diagram", methods=["GET"])
 def state_machine_diagram(name):
-    return web.state_machine_diagram(request(), name)
+    return rest.state_machine_diagram(request(), name)
 
 
 @app.route("/", methods=["POST"], content_types=JSON)
 def prototype():
-    return web.prototype(request())
+    return rest.prototype(request())
 
 
 @app.route("/openapi.json", methods=["GET"])
@@ -97,11 +97,11 @@ def continue_execution(event, context):
 
     It stops with time to spare and invokes itself again for what is left.
     """
-    web.continue_in_background(event["executionId"], context.get_remaining_time_in_millis() / 1000 - 10)
+    runtime.continue_in_background(event["executionId"], context.get_remaining_time_in_millis() / 1000 - 10)
     return {"ok": True}
 
 
 @app.schedule(Rate(int(os.environ.get("TIMER_RATE_MINUTES", "1")), unit=Rate.MINUTES))
 def fire_timers(event):
     """Fires due timers: long Waits, Retry back-off, task timeouts and heartbeats, execution timeouts."""
-    return web.fire_timers()
+    return runtime.fire_timers()

@@ -12,7 +12,7 @@ database it FLUSHES first (``make load`` runs this with 8 processes, 20,000 exec
 ``--persistent`` gives the own server ``appendonly yes`` and ``appendfsync always``.
 Worker processes (``multiprocessing``, spawned clean) stand in for concurrent
 Lambda containers: each has its own Redis client and the service the app builds
-(``chalicelib.web.make_service``).
+(``chalicelib.api.runtime.make_service``).
 
 1. Start: the workers start ``--executions`` executions between them, a third each
    of ``incsquare`` (one question), ``approval`` (one question, a 7-day timeout,
@@ -144,7 +144,7 @@ def service():
     """This process's service, built as the app builds it (one Redis client per process)."""
     global _service
     if _service is None:
-        from chalicelib import web
+        from chalicelib.api import runtime as web
 
         _service = web.make_service(None)
     return _service
@@ -152,10 +152,10 @@ def service():
 
 def _warm(_: int) -> None:
     """Connect, import and compile in each worker before the clock starts."""
-    from chalicelib import catalog
+    from chalicelib.service import catalog
     from chalicelib.asl import load
     from chalicelib.config import settings
-    from chalicelib.redis_connection import get_redis
+    from chalicelib.store.connection import get_redis
 
     service()
     get_redis(settings()).ping()  # the client the service uses
@@ -164,7 +164,7 @@ def _warm(_: int) -> None:
 
 
 def _start(numbers: list[int]) -> list[Started]:
-    from chalicelib import catalog
+    from chalicelib.service import catalog
 
     started = []
     for i in numbers:

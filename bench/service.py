@@ -50,14 +50,15 @@ from redis import Redis  # noqa: E402
 from redis.commands.core import Script  # noqa: E402
 
 from app import app  # noqa: E402
-from chalicelib import catalog  # noqa: E402
+from chalicelib.service import catalog  # noqa: E402
 from chalicelib.asl import load  # noqa: E402
 from chalicelib.config import Settings, settings  # noqa: E402
-from chalicelib.continuations import id_hash, tag_of  # noqa: E402
-from chalicelib.redis_connection import get_redis  # noqa: E402
+from chalicelib.service.ids import id_hash, tag_of  # noqa: E402
+from chalicelib.store.connection import get_redis  # noqa: E402
+from chalicelib.approvals import make_service  # noqa: E402
 from chalicelib.service import Service  # noqa: E402
 from chalicelib.store import Store, unpack_record  # noqa: E402
-from chalicelib.web import store_for  # noqa: E402
+from chalicelib.api.runtime import store_for  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MACHINE = "incsquare"
@@ -290,7 +291,7 @@ class Memory:
 
 
 def measure_memory(redis: Redis, store: Store, config: Settings, count: int) -> Memory:
-    service = Service(config, store)
+    service = make_service(config, store)
     definition = catalog.load_text(MACHINE)
     service.start(definition, INPUT, state_machine=MACHINE, trusted=True)  # compiled, scripts loaded
     redis.flushdb()

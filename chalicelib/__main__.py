@@ -6,7 +6,8 @@ import json
 import sys
 from typing import Any, Sequence
 
-from .asl import InvalidDefinition, SystemClock, VirtualClock, resume, run, validate
+from . import resume, run
+from .asl import InvalidDefinition, SystemClock, VirtualClock, validate
 
 
 def _read_json(text_or_file: str, what: str) -> Any:
@@ -76,7 +77,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_tick(args: argparse.Namespace) -> int:
     import time
 
-    from .web import fire_timers
+    from .api.runtime import fire_timers
 
     while True:
         print(json.dumps(fire_timers()), flush=True)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 
-from chalicelib.asl import VirtualClock, run
+from chalicelib import run
+from chalicelib.asl import VirtualClock
 
 START = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 

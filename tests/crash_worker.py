@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 
-from chalicelib import web
+from chalicelib.api import runtime as web
 from chalicelib.store import Store
 
 

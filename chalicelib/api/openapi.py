@@ -1,6 +1,6 @@
 """The HTTP API as an OpenAPI 3.1 document, served at ``GET /openapi.json``.
 
-Written by hand from what the handlers in ``web.py`` really answer: every
+Written by hand from what the handlers in ``rest.py`` really answer: every
 status a route produces, with its body. ``tests/test_openapi.py`` checks that
 it names exactly the routes ``app.py`` declares, that it is valid OpenAPI, and
 runs generated (also malformed) requests against a real server to check that
@@ -12,7 +12,7 @@ import copy
 import functools
 from typing import Any
 
-from . import catalog
+from ..service import catalog
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
@@ -542,8 +542,9 @@ def _document() -> dict:
 
 def response(request):
     """``GET /openapi.json``: the document, its server being where this request arrived."""
-    from .config import settings
-    from .web import base_url, json_response
+    from ..config import settings
+    from .http import json_response
+    from .runtime import base_url
 
     return json_response(document(base_url(request, settings())))
 

@@ -26,14 +26,13 @@ import re
 import secrets
 from email.message import EmailMessage
 from email.utils import make_msgid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..asl import Suspend, TaskContext, TaskFailed
+from ..asl.clock import iso_timestamp
+from ..config import Settings
+from ..service import continuation_expiry
 from . import forms, links, pages
-from .asl import Suspend, TaskContext, TaskFailed
-from .asl.clock import iso_timestamp
-
-if TYPE_CHECKING:
-    from .service import Service
 
 RESOURCE = "arn:aws:states:::email:send"
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+$")
@@ -42,29 +41,28 @@ log = logging.getLogger(__name__)
 
 
 class ApprovalEmails:
-    """A resolver for the email resource, falling back to ``resolver``."""
+    """A resolver for the email resource (the service consults it before the other handlers)."""
 
-    def __init__(self, service: "Service", resolver):
-        self.service = service
-        self.resolver = resolver
+    def __init__(self, settings: Settings, base_url: str, clock):
+        self.settings = settings
+        self.base_url = base_url
+        self.clock = clock
 
     def resolve(self, resource: str):
-        if resource == RESOURCE:
-            return self.send
-        return self.resolver.resolve(resource)
+        return self.send if resource == RESOURCE else None
 
     def send(self, payload: Any, context: TaskContext) -> Suspend:
-        service = self.service
-        if not service.base_url:  # outside a request (a timer, a background run) and no PUBLIC_BASE_URL
-            if service.settings.email_mode == "ses":
+        settings = self.settings
+        if not self.base_url:  # outside a request (a timer, a background run) and no PUBLIC_BASE_URL
+            if settings.email_mode == "ses":
                 raise TaskFailed("Email.NoBaseUrl",
                                  "Links need PUBLIC_BASE_URL when the task runs outside a request.")
             log.warning("PUBLIC_BASE_URL is not set: the email's links are relative")
-        now = service.clock.now()
+        now = self.clock.now()
         timeout_at = now + context.timeout_seconds if context.timeout_seconds else None
-        message = compose(payload, context.token, service.base_url, service.settings.signing_secret,
-                          service.expiry(now, timeout_at))
-        deliver(message, service.settings)
+        message = compose(payload, context.token, self.base_url, settings.signing_secret,
+                          continuation_expiry(settings, now, timeout_at))
+        deliver(message, settings)
         return Suspend("task-token")
 
 

@@ -1,4 +1,4 @@
-"""HTML pages and email bodies, rendered with Jinja2 from ``chalicelib/templates/``.
+"""HTML pages and email bodies, rendered with Jinja2 from ``templates/`` beside this module.
 
 Autoescaping is on for everything but ``.txt`` templates (plain-text email),
 so every value from an execution's data is escaped. Pages need no JavaScript:

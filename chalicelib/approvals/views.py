@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import diagram, forms, links, pages
+from . import diagram, forms, pages
 from .pages import Page
-from .service import Service, ServiceError
+from ..service import Service, ServiceError
 
 STATUS_TEXT = {
     "SUCCEEDED": "The workflow has finished.",
@@ -23,6 +23,11 @@ STATUS_TEXT = {
 
 def _page(service: Service, template: str, status: int = 200, **context: Any) -> Page:
     return pages.page(template, status, script_url=service.settings.diagram_script_url, **context)
+
+
+def page_url(service: Service, continuation: str) -> str:
+    """Where the continuation's page is, for a service whose questions are approval questions."""
+    return service.questions.page_url(continuation)
 
 
 def _heading(question: forms.Question, info: dict) -> str:
@@ -93,7 +98,7 @@ def confirm_page(service: Service, info: dict, choice: str) -> Page:
     _, inputs, _ = form_view(question, {}, {})
     return _page(service, "confirm.html", heading=_heading(question, info), question=question,
                  data=pages.data_rows(question.data), choice=choice, inputs=inputs,
-                 expires=_expires(info), page_url=links.page_url(service.base_url, info["id"]),
+                 expires=_expires(info), page_url=page_url(service, info["id"]),
                  execution_id=info["executionId"],
                  diagram=_diagram(service, info["executionId"], waiting=[info["state"]]),
                  where=f"It waits for this answer at the step “{info['state']}”.")
@@ -163,7 +168,7 @@ def refusal_page(service: Service, continuation: str, error: ServiceError) -> Pa
         return message_page(service, error.status, "Link changed", "This decision link does not work",
                             ["The link was changed or cut short, so it cannot decide anything. Use the link "
                              "exactly as it came, or open the request and answer there."],
-                            link={"url": links.page_url(service.base_url, continuation), "text": "Open the request"})
+                            link={"url": page_url(service, continuation), "text": "Open the request"})
     return error_page(service, error)
 
 

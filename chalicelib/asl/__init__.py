@@ -1,10 +1,11 @@
 """A pure interpreter for the Amazon States Language: no network, no storage.
 
-Use it as a library::
+It imports nothing outside this package: a Task calls only the handlers its
+caller passes in (``chalicelib.run`` passes the built-in task resources)::
 
     from chalicelib.asl import run, resume, VirtualClock
 
-    result = run(definition, {"value": 6})
+    result = run(definition, {"value": 6}, handlers={"module:double": double})
     if result["status"] == "SUSPENDED":
         point = result["suspensions"][0]["id"]
         result = resume(definition, result["snapshot"], point, {"approved": True})

@@ -149,13 +149,10 @@ def new_snapshot(compiled: Compiled, input: Any, *, clock, name: str | None = No
 
 
 def _runner(compiled: Compiled, snapshot: dict, options: dict) -> Runner:
-    from ..resources import default_handlers  # the built-in module: handlers
-
-    handlers = options.pop("handlers", None)
     return Runner(
         compiled.machine,
         snapshot,
-        resolver=as_resolver(default_handlers() if handlers is None else handlers),
+        resolver=as_resolver(options.pop("handlers", None)),
         clock=options.pop("clock", None) or SystemClock(),
         **options,
     )
@@ -211,8 +208,8 @@ def run(
 ) -> dict:
     """Start an execution and run it until it ends, suspends or runs out of budget.
 
-    ``handlers`` maps Task resources to handlers (default: the built-in
-    ``module:`` handlers); ``clock`` replaces real time (see ``VirtualClock``);
+    ``handlers`` maps Task resources to handlers, or resolves them (default:
+    none; ``chalicelib.run`` adds the built-in resources); ``clock`` replaces real time (see ``VirtualClock``);
     waits longer than ``inline_wait_limit`` seconds become timer suspension
     points instead of sleeping (None: always sleep on the clock).
     """

@@ -15,52 +15,22 @@ the resource string; the kinds' modules are imported by the first task that
 needs one, and boto3 by the first that calls AWS, so a cold start pays for
 neither. The service wraps the registry to add child executions and the
 approval email.
+
+May import: ``chalicelib.asl`` (the handler protocol and error names) and the
+standard library; boto3 on first use.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Mapping
 
 from ..asl.tasks import Handler
+from .registry import MODULE_PREFIX, Registry, module_handler
 
-MODULE_PREFIX = "module:"
-
-_modules: dict[str, Handler] = {}
-
-
-def module_handler(name: str) -> Callable[[Handler], Handler]:
-    """Register ``handler(payload, context)`` as the resource ``module:NAME``."""
-
-    def register(handler: Handler) -> Handler:
-        _modules[name] = handler
-        return handler
-
-    return register
+__all__ = ["MODULE_PREFIX", "Registry", "default_handlers", "module_handler"]
 
 
-class Registry:
-    """Resolves resource strings to handlers."""
-
-    def __init__(self, modules: dict[str, Handler] | None = None):
-        self.modules = _modules if modules is None else modules
-
-    def resolve(self, resource: str) -> Handler | None:
-        if resource.startswith(MODULE_PREFIX):
-            return self.modules.get(resource[len(MODULE_PREFIX):])
-        for resolve in _kinds():
-            handler = resolve(resource)
-            if handler is not None:
-                return handler
-        return None
-
-
-def _kinds() -> tuple[Callable[[str], Handler | None], ...]:
-    # Imported by the first Task that is not a module: one, not with the app.
-    from . import aws_lambda, aws_sdk, http
-
-    return aws_lambda.resolve, http.resolve, aws_sdk.resolve
-
-
-def default_handlers() -> Registry:
+def default_handlers(extra: Mapping[str, Handler] | None = None) -> Registry:
+    """Every built-in resource, with ``extra`` (``{resource: handler}``) added on top."""
     from . import builtin  # noqa: F401  (registers the built-in module: handlers)
 
-    return Registry()
+    return Registry(extra=extra)

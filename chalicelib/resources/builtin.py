@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..asl.tasks import Suspend, TaskContext, TaskFailed
-from . import module_handler
+from .registry import module_handler
 
 
 def _number(payload: Any, field: str, default: Any = None) -> int | float:

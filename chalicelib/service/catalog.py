@@ -5,12 +5,12 @@ import json
 import os
 import re
 
-#: The project's ``state_machines/`` folder, next to ``chalicelib/``. The Lambda
+#: The project's ``state_machines/`` folder, next to ``chalicelib/`` at the project's root. The Lambda
 #: package has it at the same place: ``vendor/state_machines`` is a symlink to
 #: it, and Chalice copies what ``vendor/`` holds (following symlinks) into the
 #: package's root. ``STATE_MACHINES_DIR`` overrides it.
 DEFAULT_FOLDER = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "state_machines")
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "state_machines")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 

@@ -11,18 +11,15 @@ record remembers which suspension point of which parent to resume when it ends.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
+from ..asl import Suspend, TaskContext, TaskFailed
+from ..asl.interpreter import ACCOUNT, REGION
 from . import catalog
-from .asl import Suspend, TaskContext, TaskFailed
-from .asl.interpreter import ACCOUNT, REGION
-
-if TYPE_CHECKING:
-    from .service import Service
+from .statuses import FINISHED
 
 START = "arn:aws:states:::states:startExecution"
 MODES = {START: "async", START + ".sync": "sync", START + ".sync:2": "sync:2"}
-FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 
 def execution_arn(document: dict) -> str:
@@ -69,17 +66,19 @@ def outcome(document: dict, mode: str) -> dict:
 
 
 class ChildExecutions:
-    """A resolver for the startExecution resources, falling back to ``resolver``."""
+    """A resolver for the startExecution resources of the execution ``parent_id``.
 
-    def __init__(self, service: "Service", parent_id: str, resolver):
-        self.service = service
+    ``start`` starts an execution as the service does (``Executions.start``).
+    """
+
+    def __init__(self, start: Callable[..., dict] | None, parent_id: str):
+        self.start_execution = start
         self.parent_id = parent_id
-        self.resolver = resolver
 
     def resolve(self, resource: str):
         mode = MODES.get(resource)
-        if mode is None:
-            return self.resolver.resolve(resource)
+        if mode is None or self.start_execution is None:
+            return None
         return lambda payload, context: self.start(mode, payload, context)
 
     def start(self, mode: str, payload: Any, context: TaskContext) -> Any:
@@ -99,7 +98,7 @@ class ChildExecutions:
                 pass
         parent = None if mode == "async" else {"executionId": self.parent_id, "point": context.point,
                                                 "mode": mode}
-        document = self.service.start(text, child_input, state_machine=name, trusted=True,
+        document = self.start_execution(text, child_input, state_machine=name, trusted=True,
                                       name=payload.get("Name"), parent=parent)
         if mode == "async":
             return {"ExecutionArn": execution_arn(document), "StartDate": document["startDate"]}

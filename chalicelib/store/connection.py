@@ -15,7 +15,7 @@ import threading
 from redis import Redis
 from redis.cluster import RedisCluster
 
-from .config import Settings
+from ..config import Settings
 
 _clients: dict[str, Redis] = {}
 _lock = threading.Lock()

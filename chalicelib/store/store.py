@@ -11,18 +11,15 @@ one execution lives in one slot and each multi-key change is one Lua script)::
                               (+ lease, claim while claimed; + about, answer once answered or closed)
     asl:timers                sorted set: due timers, member "<kind>|<executionId>|<point>", score = due time
 
-An execution is one string: its document, snapshot, open suspension points and
-latest history events in one compressed body. Compressing them together (with
-a preset dictionary of the words every record repeats) and paying for one key
-instead of three is what keeps a suspended execution under 1 KiB of Redis
-memory. The scripts only read the version in front; the service reads and
-writes the rest. When the record holds more than ``2 * INLINE_EVENTS`` events,
+An execution is one string (see ``records.py``). The Lua scripts in
+``scripts/`` only read the version in front; the service reads and writes the
+rest. When the record holds more than ``2 * INLINE_EVENTS`` events,
 all but the latest ``INLINE_EVENTS`` move to the history list in one chunk, so
 a commit costs what it adds, not what the execution did before.
 
 Redis only ever sees a hash of a continuation ID. The record's ``open`` maps
 each open suspension point to ``[nonce, expiresAt]``; the ID is derived from
-the nonce with the service's secret (see ``continuations.py``), so a copy of
+the nonce with the service's secret (see ``chalicelib/service/ids.py``), so a copy of
 the Redis data cannot be used to redeem anything.
 
 Round trips: a write (start, resume, checkpoint) is one pipeline: keep the
@@ -34,118 +31,27 @@ did not commit finds nothing to do when it fires.
 from __future__ import annotations
 
 import json
-import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from redis import Redis
 from redis.exceptions import NoScriptError
 
+from .records import (INLINE_EVENTS, ExecutionRecord, compact, deflate_text, hide, inflate, pack_record,
+                      unpack_record)
+
 PREFIX = "asl"
 TIMERS_KEY = f"{PREFIX}:timers"
+SCRIPTS = Path(__file__).with_name("scripts")
 
-# KEYS: the continuation.  ARGV: now, lease until, claim token, execution key prefix, "force" or "".
-_CLAIM = """
-local c = redis.call('HMGET', KEYS[1], 'status', 'expiresAt', 'lease', 'exec', 'answeredAt', 'reason', 'point')
-if not c[1] then return {'missing'} end
-if c[1] == 'redeemed' then return {'redeemed', c[4], c[5] or ''} end
-if c[1] == 'closed' then return {'closed', c[4], c[6] or ''} end
-if tonumber(c[2]) <= tonumber(ARGV[1]) and ARGV[5] ~= 'force' then return {'expired', c[4]} end
-if c[1] == 'claimed' and tonumber(c[3]) > tonumber(ARGV[1]) then return {'busy', c[4]} end
-local x = redis.call('GET', ARGV[4] .. c[4])
-if not x then return {'expired', c[4]} end
-redis.call('HSET', KEYS[1], 'status', 'claimed', 'lease', ARGV[2], 'claim', ARGV[3])
-return {'ok', c[4], c[7], x}
-"""
 
-# KEYS: the continuation.  ARGV: claim token.  Gives a claim back (the answer did not fit).
-_RELEASE = """
-if redis.call('HGET', KEYS[1], 'claim') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'open')
-redis.call('HDEL', KEYS[1], 'claim', 'lease')
-return 1
-"""
+def _script(name: str) -> str:
+    """The text of ``scripts/<name>.lua``, read once when the module is imported."""
+    return (SCRIPTS / f"{name}.lua").read_text(encoding="utf-8")
 
-# KEYS: execution, history list, [claimed continuation], created continuations..., closed continuations...
-# ARGV: header JSON, record body, [history chunk], created continuations (JSON)..., closed ones (reason, about)...
-_COMMIT = """
-local head = cjson.decode(ARGV[1])
-local xkey = KEYS[1]
-local ver = 0
-local current = redis.call('GETRANGE', xkey, 0, 20)
-if head.create then
-  if current ~= '' then return {'exists'} end
-else
-  if current == '' then return {'gone'} end
-  ver = tonumber(string.match(current, '^(%d+)|'))
-  if ver ~= head.ver then return {'conflict', tostring(ver)} end
-  if head.claim then
-    if redis.call('HGET', KEYS[3], 'claim') ~= head.claim then return {'lost'} end
-  end
-end
-redis.call('SET', xkey, (ver + 1) .. '|' .. ARGV[2], 'EX', head.ttl)
-local k, a = 3, 3
-if head.spill then
-  redis.call('RPUSH', KEYS[2], ARGV[3]); a = 4
-  redis.call('LTRIM', KEYS[2], -head.chunks, -1)
-end
-if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], head.ttl) end
-if head.claim then
-  if head.outcome == 'redeemed' then
-    redis.call('HSET', KEYS[3], 'status', 'redeemed', 'answeredAt', head.now, 'answer', head.answer,
-               'about', head.about)
-  else
-    redis.call('HSET', KEYS[3], 'status', 'closed', 'reason', head.outcome, 'about', head.about)
-  end
-  redis.call('HDEL', KEYS[3], 'claim', 'lease')
-  k = 4
-end
-for n = 1, head.created do
-  local rec = cjson.decode(ARGV[a]); a = a + 1
-  for name, value in pairs(rec) do
-    if name ~= 'ttl' then redis.call('HSET', KEYS[k], name, value) end
-  end
-  redis.call('EXPIRE', KEYS[k], rec.ttl)
-  k = k + 1
-end
-for n = 1, head.closed do
-  local status = redis.call('HGET', KEYS[k], 'status')
-  if status == 'open' or status == 'claimed' then
-    redis.call('HSET', KEYS[k], 'status', 'closed', 'reason', ARGV[a], 'about', ARGV[a + 1])
-    redis.call('HDEL', KEYS[k], 'claim', 'lease')
-  end
-  a = a + 2
-  k = k + 1
-end
-return {'ok', tostring(ver + 1)}
-"""
 
-# KEYS: one key.  ARGV: seconds, text.  Keep the key for at least that long (never shorten its
-# TTL); store ``text`` if the key is missing (return 0 if it is missing and no text is given).
-_KEEP = """
-local ttl = tonumber(ARGV[1])
-local current = redis.call('TTL', KEYS[1])
-if current == -2 then
-  if ARGV[2] == '' then return 0 end
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ttl)
-elseif current == -1 or current < ttl then
-  redis.call('EXPIRE', KEYS[1], ttl)
-end
-return 1
-"""
-
-@dataclass
-class ExecutionRecord:
-    """An execution as stored: document, snapshot while it can go on, open points, history, version."""
-
-    id: str
-    version: int
-    status: str
-    definition_hash: str
-    document: dict
-    snapshot: dict | None
-    open: dict  # suspension point -> [nonce, expiresAt]
-    history: list[dict] = field(default_factory=list)  # the latest events (see INLINE_EVENTS), oldest first
+_CLAIM, _RELEASE, _COMMIT, _KEEP = (_script(n) for n in ("claim", "release", "commit", "keep"))
 
 
 @dataclass
@@ -201,95 +107,12 @@ class Commit:
     hidden: dict[str, str] | None = None  # text never to store -> what to store instead (task tokens)
 
 
-# The words every record repeats (JSON keys, event types, ARNs of the context object), most
-# frequent last. Deflate refers back into it, so a record stores what is its own. Changing it
-# makes stored records unreadable: add a new RECORD_FORMAT instead.
-_DICTIONARY = "".join([
-    '"ExecutionFailed","error":"States.","cause":"","ExecutionAborted","ExecutionTimedOut",',
-    '"TaskFailed","StateFailed","StateRetryScheduled","TaskHeartbeat","TimerScheduled",',
-    '"ParallelStateStarted","ParallelStateSucceeded","MapStateStarted","MapStateSucceeded",',
-    '"ChoiceStateExited","PassStateExited","WaitStateExited","SucceedStateExited","FailStateExited",',
-    '"ExecutionSucceeded","output":{"',
-    '"stopDate":"2026-01-01T00:00:00.000Z","heartbeatAt":null,"due":null,"timeoutAt":null,',
-    '"kind":"task","purpose":"task","detail":null,"group":{"frames":[],"active":{}},"vars":{},',
-    '"answer":{"result":{}},"ExecutionResumed","point":"p1",',
-    '"f":"0123456789abcdef","o":{"p1":["',
-    '"s":{"version":1,"definition":"0123456789abcdef","status":"SUSPENDED","events":1,"seq":1,',
-    '"started":1700000000.0,"timeoutAt":null,"context":{"Execution":{"Id":',
-    '"arn:aws:states:local:000000000000:execution:',
-    '","Input":{},"Name":"","RoleArn":"arn:aws:iam::000000000000:role/',
-    '-role","StartTime":"2026-01-01T00:00:00.000Z","RedriveCount":0},',
-    '"StateMachine":{"Id":"arn:aws:states:local:000000000000:stateMachine:',
-    '","Name":""}},"root":{"at":"","input":{},"t":1700000000.0,"eid":1,',
-    '"wait":{"id":"p1","kind":"suspend","purpose":"task","state":"","parameters":{},"merge":true}}},',
-    '"h":[{"id":1,"type":"ExecutionStarted","timestamp":"2026-01-01T00:00:00.000Z","input":{}},',
-    '{"id":2,"type":"StateEntered","timestamp":"2026-01-01T00:00:00.000Z","state":"","input":{}},',
-    '{"id":3,"type":"TaskScheduled","timestamp":"2026-01-01T00:00:00.000Z","state":"",',
-    '"resource":"module:","parameters":{}},',
-    '{"id":4,"type":"TaskSucceeded","timestamp":"2026-01-01T00:00:00.000Z","state":"","resource":"module:"},',
-    '{"id":5,"type":"TaskStateExited","timestamp":"2026-01-01T00:00:00.000Z","state":"","output":{}},',
-    '{"id":6,"type":"ExecutionSuspended","timestamp":"2026-01-01T00:00:00.000Z","state":"","point":"p1",',
-    '"kind":"suspend","parameters":{}}]}',
-    '{"d":{"executionId":"","name":"","stateMachine":"","status":"SUSPENDED","input":{},',
-    '"startDate":"2026-01-01T00:00:00.000Z"},',
-]).encode()
-RECORD_FORMAT = b"1"
-INLINE_EVENTS = 32  # history events a record keeps in itself after moving older ones to the list
-
-
-def pack_record(record: ExecutionRecord, history: list[dict], hidden: dict[str, str] | None = None) -> bytes:
-    """The stored body of a record: a format byte, then raw deflate of compact JSON.
-
-    ``hidden`` text (task tokens a run put in its data) is replaced in the snapshot and history.
-    """
-    text = "".join([
-        '{"d":', _compact(record.document), ',"f":', _compact(record.definition_hash),
-        ',"o":', _compact(record.open), ',"s":', _hide(_compact(record.snapshot), hidden),
-        ',"h":', _hide(_compact(history), hidden), "}",
-    ])
-    return RECORD_FORMAT + _deflate_text(text)
-
-
-def _hide(text: str, hidden: dict[str, str] | None) -> str:
-    for secret, marker in (hidden or {}).items():
-        text = text.replace(secret, marker)
-    return text
-
-
-def _deflate_text(text: str) -> bytes:
-    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=_DICTIONARY)
-    return deflate.compress(text.encode()) + deflate.flush()
-
-
-def _inflate(data: bytes) -> Any:
-    inflate = zlib.decompressobj(-15, zdict=_DICTIONARY)
-    return json.loads(inflate.decompress(data) + inflate.flush())
-
-
-def unpack_record(execution_id: str, stored: bytes) -> ExecutionRecord:
-    """Read what ``pack_record`` wrote, behind the version the scripts keep in front."""
-    version, _, body = stored.partition(b"|")
-    if body[:1] != RECORD_FORMAT:
-        raise ValueError(f"execution {execution_id}: unknown record format {body[:1]!r}")
-    data = _inflate(body[1:])
-    document = data["d"]
-    return ExecutionRecord(
-        id=execution_id, version=int(version), status=document.get("status", ""),
-        definition_hash=data["f"], document=document, snapshot=data["s"], open=data["o"],
-        history=data["h"],
-    )
-
-
 def _evalsha(pipe, script, keys: list, args: list) -> None:
     pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 class Store:
@@ -339,7 +162,7 @@ class Store:
         chunks, stored = pipe.execute()
         if stored is None:
             return []
-        events = [event for chunk in chunks for event in _inflate(chunk)]
+        events = [event for chunk in chunks for event in inflate(chunk)]
         return (events + unpack_record(execution_id, stored).history)[-self.history_limit:]
 
     def commit(self, change: Commit) -> int:
@@ -372,16 +195,16 @@ class Store:
             "closed": len(closed),
             "now": str(change.now),
             "answer": change.answer,
-            "about": _hide(_compact(about.get(change.claim.point)), change.hidden) if change.claim else "",
+            "about": hide(compact(about.get(change.claim.point)), change.hidden) if change.claim else "",
             "spill": spill is not None,
             "chunks": -(-self.history_limit // INLINE_EVENTS) + 1,  # chunks hold >= INLINE_EVENTS events
         }
         args: list[Any] = [json.dumps(head), pack_record(record, history, change.hidden)]
         if spill is not None:
-            args.append(_deflate_text(_hide(_compact(spill), change.hidden)))
-        args += [_compact({**c.fields, "ttl": max(1, int(c.ttl))}) for c in created]
+            args.append(deflate_text(hide(compact(spill), change.hidden)))
+        args += [compact({**c.fields, "ttl": max(1, int(c.ttl))}) for c in created]
         for _, reason, point in closed:
-            args += [reason, _hide(_compact(about.get(point)), change.hidden)]
+            args += [reason, hide(compact(about.get(point)), change.hidden)]
         definition = change.definition
 
         def fill(pipe) -> None:

@@ -1,0 +1,9 @@
+"""The HTTP side: the REST handlers ``app.py`` routes to, and the OpenAPI document.
+
+- ``rest``: one function per route; ``http``: reading requests, answers and errors;
+- ``runtime``: building the service per request, background runs, the local ticker;
+- ``openapi``: ``GET /openapi.json``.
+
+May import anything in ``chalicelib``; nothing in ``chalicelib`` imports it
+(``app.py`` and the command line sit above it).
+"""

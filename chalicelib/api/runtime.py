@@ -1,0 +1,102 @@
+"""How the service runs inside the app: building it per request, background runs, the local ticker."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from typing import Callable
+
+from ..approvals import make_service as approval_service
+from ..config import Settings, settings
+from ..service import Service
+from ..store import Store
+from ..store.connection import get_redis
+
+log = logging.getLogger(__name__)
+
+_stores: dict[int, Store] = {}
+
+
+def store_for(config: Settings) -> Store:
+    client = get_redis(config)
+    store = _stores.get(id(client))
+    if store is None:
+        store = _stores[id(client)] = Store(client, history_limit=config.history_limit)
+    return store
+
+
+def base_url(request, config: Settings) -> str:
+    if config.public_base_url:
+        return config.public_base_url
+    headers = {k.lower(): v for k, v in (request.headers or {}).items()}
+    host = headers.get("host", "localhost")
+    proto = headers.get("x-forwarded-proto", "http")
+    context = request.context or {}
+    prefix = ""
+    if context.get("domainName", "").endswith(".amazonaws.com") and context.get("stage"):
+        prefix = "/" + context["stage"]
+    return f"{proto}://{host}{prefix}"
+
+
+def dispatcher(config: Settings) -> Callable[[str], None]:
+    """How a RUNNING execution goes on after the request: Lambda async or a thread."""
+
+    function = os.environ.get("CONTINUE_FUNCTION_NAME")
+    if function and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        def invoke(execution_id: str) -> None:
+            import boto3
+
+            boto3.client("lambda").invoke(FunctionName=function, InvocationType="Event",
+                                          Payload=json.dumps({"executionId": execution_id}).encode())
+
+        return invoke
+
+    def in_thread(execution_id: str) -> None:
+        threading.Thread(target=continue_in_background, args=(execution_id,), daemon=True).start()
+
+    return in_thread
+
+
+def continue_in_background(execution_id: str, seconds: float | None = None) -> None:
+    """Run an execution on (a thread locally; the continue_execution function when deployed)."""
+    try:
+        make_service(None).continue_running(execution_id, seconds)
+    except Exception:  # noqa: BLE001 - a background worker must not die silently
+        log.exception("continuing execution %s failed", execution_id)
+
+
+def make_service(request) -> Service:
+    config = settings()
+    if request is not None:
+        ensure_local_ticker(config)
+    return approval_service(config, store_for(config), dispatch=dispatcher(config),
+                            base_url=base_url(request, config) if request is not None else (config.public_base_url or ""))
+
+
+def fire_timers() -> dict:
+    """One tick: fire every due timer (the scheduled function, the local ticker, the CLI)."""
+    return make_service(None).tick()
+
+
+_ticker: threading.Thread | None = None
+
+
+def ensure_local_ticker(config: Settings) -> None:
+    """Under ``chalice local`` (which runs no schedules), fire timers from a background thread."""
+    global _ticker
+
+    if _ticker is not None or not os.environ.get("AWS_CHALICE_CLI_MODE") or os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return
+
+    def loop() -> None:
+        while True:
+            try:
+                fire_timers()
+            except Exception:  # noqa: BLE001 - keep ticking; the next tick retries
+                log.exception("timer tick failed")
+            time.sleep(config.tick_seconds)
+
+    _ticker = threading.Thread(target=loop, name="timer-ticker", daemon=True)
+    _ticker.start()

@@ -1,0 +1,105 @@
+"""The service: executions and their continuations, on top of the interpreter and the store.
+
+- ``runs``: the core every operation shares: load, run the interpreter, commit;
+- ``executions``: start, run on in the background, stop, describe;
+- ``redemption``: claim and answer continuations, heartbeats, what a continuation asks;
+- ``timers``: durable time (Waits, timeouts, heartbeats, children that ended);
+- ``children``: ``states:startExecution`` tasks; ``catalog``: the shipped ``state_machines/``;
+- ``definitions``, ``ids``, ``tokens``, ``waits``, ``errors``, ``questions``, ``statuses``: their parts.
+
+It knows nothing of HTTP or pages: whoever presents questions passes a
+:class:`Questions` in. May import: ``chalicelib.asl``, ``chalicelib.resources``,
+``chalicelib.store``, ``chalicelib.config``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from ..config import Settings
+from ..store import Claim, Store
+from .definitions import disallowed_resources
+from .errors import ServiceError
+from .executions import Executions
+from .questions import Questions
+from .redemption import Redemptions
+from .runs import Runs, continuation_expiry
+from .statuses import FINISHED
+from .timers import Timers
+
+__all__ = ["FINISHED", "Questions", "Service", "ServiceError", "continuation_expiry", "disallowed_resources"]
+
+
+class Service:
+    """One object for callers: each method is carried out by the part that owns it."""
+
+    def __init__(self, settings: Settings, store: Store, *, clock=None, handlers=None,
+                 dispatch: Callable[[str], None] | None = None, questions: Questions | None = None,
+                 resolvers: Iterable = ()):
+        self.runs = Runs(settings, store, clock=clock, handlers=handlers, dispatch=dispatch,
+                         questions=questions, resolvers=resolvers)
+        self.executions = Executions(self.runs)
+        self.redemptions = Redemptions(self.runs)
+        self.timers = Timers(self.runs, self.executions, self.redemptions)
+        self.runs.start_child = self.executions.start
+        self.runs.on_finished = self.timers.child_finished
+
+    @property
+    def settings(self) -> Settings:
+        return self.runs.settings
+
+    @property
+    def store(self) -> Store:
+        return self.runs.store
+
+    @property
+    def clock(self):
+        return self.runs.clock
+
+    @property
+    def questions(self) -> Questions:
+        return self.runs.questions
+
+    # -- executions -------------------------------------------------------------
+
+    def start(self, definition: Any, input: Any, *, state_machine: str | None, trusted: bool,
+              name: str | None = None, parent: dict | None = None) -> dict:
+        return self.executions.start(definition, input, state_machine=state_machine, trusted=trusted,
+                                     name=name, parent=parent)
+
+    def describe(self, execution_id: str, with_history: bool = True) -> dict:
+        return self.executions.describe(execution_id, with_history)
+
+    def abort(self, execution_id: str) -> dict:
+        return self.executions.abort(execution_id)
+
+    def continue_running(self, execution_id: str, seconds: float | None = None) -> dict | None:
+        return self.executions.continue_running(execution_id, seconds)
+
+    def definition_of(self, execution_id: str) -> dict:
+        return self.executions.definition_of(execution_id)
+
+    # -- continuations ----------------------------------------------------------
+
+    def redeem(self, continuation: str, *, result: Any = None, error: str | None = None,
+               cause: str | None = None) -> dict:
+        return self.redemptions.redeem(continuation, result=result, error=error, cause=cause)
+
+    def claim(self, continuation: str) -> Claim:
+        return self.redemptions.claim(continuation)
+
+    def heartbeat(self, continuation: str) -> dict:
+        return self.redemptions.heartbeat(continuation)
+
+    def describe_continuation(self, continuation: str) -> dict:
+        return self.redemptions.describe_continuation(continuation)
+
+    def answer_trail(self, continuation: str) -> list[str]:
+        return self.redemptions.answer_trail(continuation)
+
+    def continuation_links(self, continuation: str, parameters: Any) -> dict:
+        return self.questions.links(continuation, parameters)
+
+    # -- time -------------------------------------------------------------------
+
+    def tick(self, limit: int = 500) -> dict[str, int]:
+        return self.timers.tick(limit)

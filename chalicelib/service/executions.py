@@ -1,0 +1,119 @@
+"""Executions: start, run on after a budget ran out, stop, describe."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..asl import proceed, run
+from ..asl.clock import iso_timestamp
+from ..store import Commit, CommitConflict, ExecutionRecord
+from .definitions import compile_definition
+from .errors import ServiceError, busy
+from .ids import new_execution_id
+from .runs import MAX_COMMIT_ATTEMPTS, Runs
+from .statuses import FINISHED
+from .waits import asked
+
+
+class Executions:
+    def __init__(self, runs: Runs):
+        self.runs = runs
+        self.store = runs.store
+        self.clock = runs.clock
+        self.settings = runs.settings
+
+    def start(self, definition: Any, input: Any, *, state_machine: str | None, trusted: bool,
+              name: str | None = None, parent: dict | None = None) -> dict:
+        """Start an execution; ``parent`` links a child execution to the parent's waiting task."""
+        compiled = compile_definition(definition, trusted=trusted,
+                                      allowed_resources=self.settings.allowed_resources)
+        execution_id = new_execution_id()
+        now = self.clock.now()
+        outcome = self.runs.run(execution_id, lambda options: run(
+            compiled, input, name=name or execution_id, state_machine_name=state_machine or "inline",
+            **options))
+        record = ExecutionRecord(
+            id=execution_id, version=0, status="RUNNING", definition_hash=compiled.hash,
+            document={
+                "executionId": execution_id,
+                "name": name or execution_id,
+                "stateMachine": state_machine,
+                "status": "RUNNING",
+                "input": input,
+                "startDate": iso_timestamp(now),
+            },
+            snapshot=None, open={},
+        )
+        if parent is not None:
+            record.document["parent"] = parent
+        self.runs.write(self.runs.next_commit(record, compiled, outcome, create=True), compiled)
+        if record.status == "RUNNING":
+            self.runs.dispatch(execution_id)
+        return self.runs.document(record)
+
+    def continue_running(self, execution_id: str, seconds: float | None = None) -> dict | None:
+        """Run a RUNNING execution on, one request budget at a time, committing each step.
+
+        With ``seconds`` (what is left of a Lambda invocation), stop in time and hand
+        the rest to a new invocation, so a long execution is never cut off half-way.
+        """
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while True:
+            record = self.runs.load(execution_id)
+            if record is None or record.status != "RUNNING" or record.snapshot is None:
+                return None if record is None else self.runs.document(record)
+            if deadline is not None and time.monotonic() + self.settings.request_max_seconds > deadline:
+                self.runs.dispatch(execution_id)
+                return self.runs.document(record)
+            compiled = self.runs.definition(record.definition_hash)
+            outcome = self.runs.run(record.id, lambda options: proceed(
+                compiled, record.snapshot, copy_snapshot=False, **options), record.snapshot)
+            try:
+                self.runs.write(self.runs.next_commit(record, compiled, outcome), compiled)
+            except CommitConflict:
+                continue  # someone else changed it (a redemption, an abort): reload
+            if record.status != "RUNNING":
+                self.runs.after_commit(record)
+
+    def abort(self, execution_id: str) -> dict:
+        return self.stop(execution_id, "ABORTED", "States.Aborted", "Stopped by a DELETE request.",
+                         "ExecutionAborted", "aborted")
+
+    def stop(self, execution_id: str, status: str, error: str, cause: str, event: str,
+             reason: str) -> dict:
+        """End an execution from outside (abort, execution timeout); close its continuations."""
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            record = self.runs.reload(execution_id)
+            if record.status in FINISHED:
+                raise ServiceError(409, "ExecutionAlreadyFinished",
+                                   f"The execution has already ended ({record.status}).",
+                                   executionId=execution_id)
+            now = self.clock.now()
+            closed = [(self.runs.key_hash(execution_id, nonce), reason, point)
+                      for point, (nonce, _) in record.open.items()]
+            about = asked(record.snapshot)
+            hidden = self.runs.tokens.hidden(execution_id, record.open)
+            record.status = status
+            record.document.update(status=status, stopDate=iso_timestamp(now), error=error, cause=cause)
+            record.snapshot, record.open = None, {}
+            commit = Commit(record=record, ttl=self.settings.retention_seconds, closed=closed, about=about,
+                            now=now, hidden=hidden,
+                            events=[{"type": event, "timestamp": iso_timestamp(now), "error": error,
+                                     "cause": cause}])
+            try:
+                self.store.commit(commit)
+            except CommitConflict:
+                continue
+            return self.runs.document(record)
+        raise busy()
+
+    def describe(self, execution_id: str, with_history: bool = True) -> dict:
+        record = self.runs.reload(execution_id)
+        document = self.runs.document(record)
+        if with_history:
+            document["history"] = self.runs.tokens.revealed(record, self.store.history(execution_id))
+        return document
+
+    def definition_of(self, execution_id: str) -> dict:
+        """The definition an execution runs (410 once it is no longer stored)."""
+        return self.runs.definition(self.runs.reload(execution_id).definition_hash).definition

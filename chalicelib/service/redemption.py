@@ -1,0 +1,155 @@
+"""Continuations: claim one, answer it (at most once), heartbeat it, say what it asks."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..asl.clock import iso_timestamp
+from ..store import Claim, ClaimRefused, Commit, CommitConflict
+from .errors import ServiceError, busy, continuation_not_found, refusal
+from .ids import continuation_id, id_hash, is_well_formed, new_nonce, tag_of
+from .runs import MAX_COMMIT_ATTEMPTS, Runs
+from .waits import asked, open_wait, timer_member
+
+
+class Redemptions:
+    def __init__(self, runs: Runs):
+        self.runs = runs
+        self.store = runs.store
+        self.clock = runs.clock
+        self.settings = runs.settings
+
+    def redeem(self, continuation: str, *, result: Any = None, error: str | None = None,
+               cause: str | None = None) -> dict:
+        """Resume the execution waiting on ``continuation`` (at most once)."""
+        claim = self.claim(continuation)
+        if error is None:
+            self._check_answer(claim, result)
+        answer = {"error": error, "cause": cause} if error is not None else {"result": result}
+        return self.resume_claimed(claim, answer)
+
+    def _check_answer(self, claim: Claim, result: Any) -> None:
+        """Refuse (422) an answer that does not fit the question, and give the claim back.
+
+        Checked after claiming because the claim brings the question along (one round
+        trip fewer than reading it first); a refused answer releases the claim at once.
+        """
+        wait = asked(claim.execution.snapshot).get(claim.point) or {}
+        problems = self.runs.questions.check(wait.get("parameters"), result)
+        if problems:
+            self.store.release(claim)
+            raise ServiceError(422, "InvalidAnswer", "The answer does not fit the question.",
+                               fieldErrors=problems)
+
+    def claim(self, continuation: str) -> Claim:
+        if not is_well_formed(continuation):
+            raise continuation_not_found()
+        try:
+            claim = self.store.claim(tag_of(continuation), id_hash(continuation), self.clock.now(),
+                                     self.settings.lease_seconds, new_nonce())
+        except ClaimRefused as refused:
+            raise refusal(refused) from None
+        self.runs.tokens.reveal(claim.execution)
+        return claim
+
+    def resume_claimed(self, claim: Claim, answer: dict, outcome: str = "redeemed") -> dict:
+        return self.runs.resume(claim.execution, claim.point, answer, claim=claim, outcome=outcome)
+
+    def answer_point(self, record, point: str, answer: dict, outcome: str) -> bool:
+        """Answer a point that has a continuation, claiming it first (even if expired).
+
+        For the service's own answers (timeouts, a child that ended). False: someone
+        holds the continuation now, try again later.
+        """
+        nonce = record.open.get(point, [None])[0]
+        if nonce is None:
+            return True
+        ident = continuation_id(record.id[:4], nonce, self.settings.signing_secret)
+        try:
+            claim = self.store.claim(tag_of(ident), id_hash(ident), self.clock.now(),
+                                     self.settings.lease_seconds, new_nonce(), force=True)
+        except ClaimRefused as refused:
+            return refused.reason != "busy"
+        self.runs.tokens.reveal(claim.execution)
+        self.resume_claimed(claim, answer, outcome=outcome)
+        return True
+
+    def heartbeat(self, continuation: str) -> dict:
+        """Extend a waiting task's heartbeat deadline (as SendTaskHeartbeat does)."""
+        info = self.describe_continuation(continuation)
+        if info["status"] == "redeemed":
+            raise refusal(ClaimRefused("redeemed", info["executionId"]))
+        if info["status"] != "waiting":
+            raise refusal(ClaimRefused("closed" if info["status"] == "closed" else "expired",
+                                       info["executionId"], info.get("reason", "")))
+        point = self._fields(continuation)["point"]
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            record = self.runs.reload(info["executionId"])
+            wait = open_wait(record.snapshot, point)
+            if wait is None:
+                raise refusal(ClaimRefused("closed", record.id))
+            if not wait.get("heartbeatSeconds"):
+                return {**info, "heartbeatAt": None}
+            now = self.clock.now()
+            wait["heartbeatAt"] = now + wait["heartbeatSeconds"]
+            commit = Commit(record=record, ttl=self.runs.ttl(record, now), now=now,
+                            hidden=self.runs.tokens.hidden(record.id, record.open),
+                            events=[{"type": "TaskHeartbeat", "timestamp": iso_timestamp(now),
+                                     "state": wait["state"]}],
+                            timers=[(timer_member("heartbeat", record.id, wait["id"]), wait["heartbeatAt"])])
+            try:
+                self.store.commit(commit)
+            except CommitConflict:
+                continue
+            return {**info, "heartbeatAt": iso_timestamp(wait["heartbeatAt"])}
+        raise busy()
+
+    # -- reading ----------------------------------------------------------------
+
+    def _fields(self, continuation: str) -> dict:
+        fields = None
+        if is_well_formed(continuation):
+            fields = self.store.continuation(tag_of(continuation), id_hash(continuation))
+        if fields is None:
+            raise continuation_not_found()
+        return fields
+
+    def describe_continuation(self, continuation: str) -> dict:
+        """What a continuation waits for; reads only."""
+        fields = self._fields(continuation)
+        record = self.runs.load(fields["exec"])
+        expires = float(fields["expiresAt"])
+        status = fields["status"]
+        if status in ("open", "claimed") and expires <= self.clock.now():
+            status = "expired"
+        if fields.get("about"):  # answered or closed: what it asked was kept with it
+            about = json.loads(fields["about"]) or {}
+        else:
+            about = asked(record.snapshot if record else None).get(fields["point"]) or {}
+        info = {
+            "id": continuation,
+            "status": {"open": "waiting", "claimed": "waiting"}.get(status, status),
+            "executionId": fields["exec"],
+            "executionStatus": record.status if record else "EXPIRED",
+            "state": about.get("state"),
+            "branch": about.get("branch"),
+            "kind": about.get("kind"),
+            "parameters": about.get("parameters"),
+            "expiresAt": iso_timestamp(expires),
+        }
+        if info["status"] == "waiting":
+            info.update(self.runs.questions.links(continuation, info["parameters"]))
+        if fields.get("answer"):
+            info["answer"] = json.loads(fields["answer"])
+        if fields.get("reason"):
+            info["reason"] = fields["reason"]
+        return info
+
+    def answer_trail(self, continuation: str) -> list[str]:
+        """The states the execution entered after this continuation was answered (from its history)."""
+        fields = self._fields(continuation)
+        events = self.store.history(fields["exec"])
+        for index in range(len(events) - 1, -1, -1):
+            if events[index].get("type") == "ExecutionResumed" and events[index].get("point") == fields["point"]:
+                return [e["state"] for e in events[index + 1:] if e.get("type") == "StateEntered"]
+        return []

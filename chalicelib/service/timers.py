@@ -1,0 +1,102 @@
+"""Durable time: firing due timers (Waits, task timeouts, heartbeats, execution timeouts, children)."""
+from __future__ import annotations
+
+import logging
+
+from ..store import ExecutionRecord
+from .children import outcome as child_outcome
+from .errors import ServiceError
+from .executions import Executions
+from .redemption import Redemptions
+from .runs import Runs
+from .statuses import FINISHED
+from .waits import open_wait
+
+log = logging.getLogger(__name__)
+
+
+class Timers:
+    def __init__(self, runs: Runs, executions: Executions, redemptions: Redemptions):
+        self.runs = runs
+        self.executions = executions
+        self.redemptions = redemptions
+        self.store = runs.store
+        self.clock = runs.clock
+        self.settings = runs.settings
+
+    def tick(self, limit: int = 500) -> dict[str, int]:
+        """Fire the timers that are due. Safe to run in several processes at once."""
+        counts = {"fired": 0, "rescheduled": 0, "busy": 0}
+        for member, _ in self.store.due_timers(self.clock.now(), limit):
+            kind, execution_id, point = member.split("|", 2)
+            try:
+                outcome = self.fire(kind, execution_id, point)
+            except ServiceError:
+                outcome = True  # nothing left to do: the execution ended or moved on
+            if outcome is False:
+                counts["busy"] += 1  # a redemption holds the continuation: try next tick
+                continue
+            if outcome is not True:
+                ttl = int(outcome - self.clock.now()) + self.settings.retention_seconds
+                self.store.add_timers([(member, outcome)], ttl)
+                counts["rescheduled"] += 1
+                continue
+            self.store.remove_timer(member)
+            counts["fired"] += 1
+        return counts
+
+    def fire(self, kind: str, execution_id: str, point: str) -> bool | float:
+        """Carry out one due timer: True when done, False to retry, or a later due time."""
+        now = self.clock.now()
+        record = self.runs.load(execution_id)
+        if record is None or record.status in FINISHED or record.snapshot is None:
+            return True
+        if kind == "execution":
+            due = record.snapshot.get("timeoutAt") or now
+            if due > now:
+                return due
+            self.executions.stop(record.id, "TIMED_OUT", "States.Timeout",
+                                 "The execution exceeded its TimeoutSeconds.", "ExecutionTimedOut", "timeout")
+            return True
+        wait = open_wait(record.snapshot, point)
+        if wait is None:
+            return True
+        if kind == "child":
+            return self._resume_from_child(record, wait)
+        due = {"wait": wait.get("due"), "timeout": wait.get("timeoutAt"),
+               "heartbeat": wait.get("heartbeatAt")}.get(kind)
+        if due is None:
+            return True
+        if due > now:  # never early: the deadline moved (heartbeat) or the clock is behind
+            return due
+        if kind == "wait":
+            self.runs.resume(record, point, {"result": None})
+            return True
+        if kind == "timeout":
+            answer = {"error": "States.Timeout", "cause": "The task did not get an answer within its TimeoutSeconds."}
+        else:
+            answer = {"error": "States.HeartbeatTimeout",
+                      "cause": "The task sent no heartbeat within its HeartbeatSeconds."}
+        return self.redemptions.answer_point(record, point, answer,
+                                             "timeout" if kind == "timeout" else "heartbeat-timeout")
+
+    def child_finished(self, child: ExecutionRecord) -> None:
+        """A child ended: resume its waiting parent at once if we can (its timer retries otherwise)."""
+        parent = child.document.get("parent")
+        if not parent:
+            return
+        try:
+            self.fire("child", parent["executionId"], parent["point"])
+        except Exception:  # noqa: BLE001 - the timer will do it
+            log.warning("resuming parent %s of %s failed; the timer will retry",
+                        parent["executionId"], child.id, exc_info=True)
+
+    def _resume_from_child(self, parent: ExecutionRecord, wait: dict) -> bool:
+        child = self.runs.load((wait.get("detail") or {}).get("executionId", ""))
+        if child is None:
+            return self.redemptions.answer_point(parent, wait["id"], {
+                "error": "States.TaskFailed", "cause": "The child execution no longer exists."}, "redeemed")
+        if child.status not in FINISHED:
+            return True  # it will write a new timer when it ends
+        mode = (child.document.get("parent") or {}).get("mode", "sync")
+        return self.redemptions.answer_point(parent, wait["id"], child_outcome(child.document, mode), "redeemed")

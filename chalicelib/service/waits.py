@@ -1,0 +1,36 @@
+"""The open suspension points of a snapshot: what each asks, and the timers it needs."""
+from __future__ import annotations
+
+from ..asl.engine import iter_waits
+
+
+def asked(snapshot: dict | None) -> dict[str, dict]:
+    """What each open suspension point asks: its state, branch, kind and parameters."""
+    return {wait["id"]: {"state": wait["state"], "branch": branch or None, "kind": wait["kind"],
+                         "parameters": wait.get("parameters")}
+            for branch, wait in iter_waits(snapshot or {})}
+
+
+def open_wait(snapshot: dict | None, point: str) -> dict | None:
+    for _, wait in iter_waits(snapshot or {}):
+        if wait["id"] == point:
+            return wait
+    return None
+
+
+def timer_member(kind: str, execution_id: str, point: str = "") -> str:
+    """A timer in the store's timer set: ``<kind>|<executionId>|<point>``."""
+    return f"{kind}|{execution_id}|{point}"
+
+
+def wait_timers(execution_id: str, wait: dict) -> list[tuple[str, float]]:
+    """The timers an open suspension point needs: its due time, timeout and heartbeat."""
+    point = wait["id"]
+    if wait["kind"] == "timer":
+        return [(timer_member("wait", execution_id, point), wait["due"])]
+    timers = []
+    if wait.get("timeoutAt"):
+        timers.append((timer_member("timeout", execution_id, point), wait["timeoutAt"]))
+    if wait.get("heartbeatAt"):
+        timers.append((timer_member("heartbeat", execution_id, point), wait["heartbeatAt"]))
+    return timers

@@ -1,0 +1,15 @@
+"""Storage: executions, continuations, timers and definitions in Redis.
+
+- ``connection``: one Redis client per process (the embedded server for local development);
+- ``records``: the stored form of an execution and its compressed body;
+- ``scripts/``: the Lua scripts that make each change atomic (claim, commit, release, keep);
+- ``store``: the keys and the operations on them.
+
+May import: ``chalicelib.config`` and the Redis client library. Nothing here knows
+of ASL, HTTP or the service: it stores what it is given.
+"""
+from .records import ExecutionRecord, pack_record, unpack_record
+from .store import (TIMERS_KEY, Claim, ClaimRefused, Commit, CommitConflict, NewContinuation, Store)
+
+__all__ = ["TIMERS_KEY", "Claim", "ClaimRefused", "Commit", "CommitConflict", "ExecutionRecord",
+           "NewContinuation", "Store", "pack_record", "unpack_record"]

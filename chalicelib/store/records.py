@@ -1,0 +1,111 @@
+"""The stored form of an execution: ``ExecutionRecord`` and its compressed body.
+
+An execution is one string: its document, snapshot, open suspension points and
+latest history events in one compressed body. Compressing them together (with
+a preset dictionary of the words every record repeats) and paying for one key
+instead of three is what keeps a suspended execution under 1 KiB of Redis
+memory. ``tests/test_records.py`` keeps a golden record of each format readable.
+"""
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ExecutionRecord:
+    """An execution as stored: document, snapshot while it can go on, open points, history, version."""
+
+    id: str
+    version: int
+    status: str
+    definition_hash: str
+    document: dict
+    snapshot: dict | None
+    open: dict  # suspension point -> [nonce, expiresAt]
+    history: list[dict] = field(default_factory=list)  # the latest events (see INLINE_EVENTS), oldest first
+
+
+# The words every record repeats (JSON keys, event types, ARNs of the context object), most
+# frequent last. Deflate refers back into it, so a record stores what is its own. Changing it
+# makes stored records unreadable: add a new RECORD_FORMAT instead.
+_DICTIONARY = "".join([
+    '"ExecutionFailed","error":"States.","cause":"","ExecutionAborted","ExecutionTimedOut",',
+    '"TaskFailed","StateFailed","StateRetryScheduled","TaskHeartbeat","TimerScheduled",',
+    '"ParallelStateStarted","ParallelStateSucceeded","MapStateStarted","MapStateSucceeded",',
+    '"ChoiceStateExited","PassStateExited","WaitStateExited","SucceedStateExited","FailStateExited",',
+    '"ExecutionSucceeded","output":{"',
+    '"stopDate":"2026-01-01T00:00:00.000Z","heartbeatAt":null,"due":null,"timeoutAt":null,',
+    '"kind":"task","purpose":"task","detail":null,"group":{"frames":[],"active":{}},"vars":{},',
+    '"answer":{"result":{}},"ExecutionResumed","point":"p1",',
+    '"f":"0123456789abcdef","o":{"p1":["',
+    '"s":{"version":1,"definition":"0123456789abcdef","status":"SUSPENDED","events":1,"seq":1,',
+    '"started":1700000000.0,"timeoutAt":null,"context":{"Execution":{"Id":',
+    '"arn:aws:states:local:000000000000:execution:',
+    '","Input":{},"Name":"","RoleArn":"arn:aws:iam::000000000000:role/',
+    '-role","StartTime":"2026-01-01T00:00:00.000Z","RedriveCount":0},',
+    '"StateMachine":{"Id":"arn:aws:states:local:000000000000:stateMachine:',
+    '","Name":""}},"root":{"at":"","input":{},"t":1700000000.0,"eid":1,',
+    '"wait":{"id":"p1","kind":"suspend","purpose":"task","state":"","parameters":{},"merge":true}}},',
+    '"h":[{"id":1,"type":"ExecutionStarted","timestamp":"2026-01-01T00:00:00.000Z","input":{}},',
+    '{"id":2,"type":"StateEntered","timestamp":"2026-01-01T00:00:00.000Z","state":"","input":{}},',
+    '{"id":3,"type":"TaskScheduled","timestamp":"2026-01-01T00:00:00.000Z","state":"",',
+    '"resource":"module:","parameters":{}},',
+    '{"id":4,"type":"TaskSucceeded","timestamp":"2026-01-01T00:00:00.000Z","state":"","resource":"module:"},',
+    '{"id":5,"type":"TaskStateExited","timestamp":"2026-01-01T00:00:00.000Z","state":"","output":{}},',
+    '{"id":6,"type":"ExecutionSuspended","timestamp":"2026-01-01T00:00:00.000Z","state":"","point":"p1",',
+    '"kind":"suspend","parameters":{}}]}',
+    '{"d":{"executionId":"","name":"","stateMachine":"","status":"SUSPENDED","input":{},',
+    '"startDate":"2026-01-01T00:00:00.000Z"},',
+]).encode()
+RECORD_FORMAT = b"1"
+INLINE_EVENTS = 32  # history events a record keeps in itself after moving older ones to the list
+
+
+def pack_record(record: ExecutionRecord, history: list[dict], hidden: dict[str, str] | None = None) -> bytes:
+    """The stored body of a record: a format byte, then raw deflate of compact JSON.
+
+    ``hidden`` text (task tokens a run put in its data) is replaced in the snapshot and history.
+    """
+    text = "".join([
+        '{"d":', compact(record.document), ',"f":', compact(record.definition_hash),
+        ',"o":', compact(record.open), ',"s":', hide(compact(record.snapshot), hidden),
+        ',"h":', hide(compact(history), hidden), "}",
+    ])
+    return RECORD_FORMAT + deflate_text(text)
+
+
+def hide(text: str, hidden: dict[str, str] | None) -> str:
+    for secret, marker in (hidden or {}).items():
+        text = text.replace(secret, marker)
+    return text
+
+
+def deflate_text(text: str) -> bytes:
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=_DICTIONARY)
+    return deflate.compress(text.encode()) + deflate.flush()
+
+
+def inflate(data: bytes) -> Any:
+    inflate = zlib.decompressobj(-15, zdict=_DICTIONARY)
+    return json.loads(inflate.decompress(data) + inflate.flush())
+
+
+def unpack_record(execution_id: str, stored: bytes) -> ExecutionRecord:
+    """Read what ``pack_record`` wrote, behind the version the scripts keep in front."""
+    version, _, body = stored.partition(b"|")
+    if body[:1] != RECORD_FORMAT:
+        raise ValueError(f"execution {execution_id}: unknown record format {body[:1]!r}")
+    data = inflate(body[1:])
+    document = data["d"]
+    return ExecutionRecord(
+        id=execution_id, version=int(version), status=document.get("status", ""),
+        definition_hash=data["f"], document=document, snapshot=data["s"], open=data["o"],
+        history=data["h"],
+    )
+
+
+def compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)

@@ -1,0 +1,1 @@
+"""The HTTP side's tests: the Chalice test client, `chalice local`, the Lambda package."""

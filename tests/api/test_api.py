@@ -1,0 +1,316 @@
+"""The HTTP API end to end through Chalice's test client, against real Redis."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from chalicelib.service import catalog
+from chalicelib.asl import validate
+
+JSON = {"Content-Type": "application/json"}
+
+
+def post(client, path, body=None, raw=None, headers=JSON):
+    response = client.http.post(path, headers=headers, body=raw if raw is not None else json.dumps(body))
+    return response.status_code, json.loads(response.body) if response.body else None
+
+
+def get(client, path):
+    response = client.http.get(path)
+    return response.status_code, json.loads(response.body)
+
+
+def start(client, machine, input):
+    status, document = post(client, "/executions", {"stateMachine": machine, "input": input})
+    assert status == 200, document
+    return document
+
+
+def test_incsquare_suspends_at_49_and_resumes_to_50(client):
+    document = start(client, "incsquare", {"value": 6})
+    assert document["status"] == "SUSPENDED"
+    assert document["stateMachine"] == "incsquare"
+    assert document["startDate"].endswith("Z") and "stopDate" not in document
+    [waiting] = document["continuations"]
+    assert waiting["state"] == "Suspend" and waiting["parameters"] == {"value": 49}
+    assert waiting["url"].endswith("/continuations/" + waiting["id"])
+    assert len(waiting["id"]) >= 22 and waiting["id"].replace("-", "").replace("_", "").isalnum()
+
+    status, done = post(client, f"/continuations/{waiting['id']}", {"approvedBy": "kim"})
+    assert status == 200
+    assert done["status"] == "SUCCEEDED"
+    assert done["output"] == {"value": 50, "approvedBy": "kim"}
+    assert done["continuations"] == [] and done["stopDate"]
+
+
+def test_a_continuation_is_redeemed_at_most_once(client):
+    document = start(client, "incsquare", {"value": 1})
+    ident = document["continuations"][0]["id"]
+    assert post(client, f"/continuations/{ident}", {})[0] == 200
+    status, error = post(client, f"/continuations/{ident}", {})
+    assert status == 409
+    assert error["error"] == "ContinuationAlreadyRedeemed"
+    assert error["executionId"] == document["executionId"]
+
+
+def test_get_continuation_describes_and_changes_nothing(client):
+    document = start(client, "incsquare", {"value": 2})
+    ident = document["continuations"][0]["id"]
+    for _ in range(3):
+        status, info = get(client, f"/continuations/{ident}")
+        assert status == 200
+        assert info["status"] == "waiting" and info["executionStatus"] == "SUSPENDED"
+        assert info["state"] == "Suspend" and info["parameters"] == {"value": 9}
+        assert info["expiresAt"] == document["continuations"][0]["expiresAt"]
+    assert get(client, f"/executions/{document['executionId']}")[1]["status"] == "SUSPENDED"
+    post(client, f"/continuations/{ident}", {"ok": True})
+    status, info = get(client, f"/continuations/{ident}")
+    assert info["status"] == "redeemed" and info["answer"]["result"] == {"ok": True}
+
+
+def test_execution_history_lists_events_in_order(client):
+    document = start(client, "incsquare", {"value": 6})
+    post(client, f"/continuations/{document['continuations'][0]['id']}", {})
+    status, described = get(client, f"/executions/{document['executionId']}")
+    assert status == 200 and described["status"] == "SUCCEEDED"
+    types = [e["type"] for e in described["history"]]
+    assert types[0] == "ExecutionStarted" and types[-1] == "ExecutionSucceeded"
+    for expected in ("TaskScheduled", "TaskSucceeded", "ExecutionSuspended", "ExecutionResumed",
+                     "StateEntered", "TaskStateExited"):
+        assert expected in types
+    assert types.index("ExecutionSuspended") < types.index("ExecutionResumed")
+    ids = [e["id"] for e in described["history"]]
+    assert ids == sorted(ids) and all(e["timestamp"].endswith("Z") for e in described["history"])
+
+
+REQUEST = {"item": "laptop", "requester": "ann", "reason": "the old one broke"}
+
+
+@pytest.mark.parametrize("decision, outcome", [("approve", "approved"), ("reject", "rejected")])
+def test_approval_flow_follows_the_decision(client, decision, outcome):
+    document = start(client, "approval", REQUEST)
+    [waiting] = document["continuations"]
+    assert waiting["parameters"]["Title"] == "Approve laptop for ann?"
+    assert waiting["parameters"]["Choices"] == ["approve", "reject"]
+    status, done = post(client, f"/continuations/{waiting['id']}", {"decision": decision, "comment": "ok"})
+    assert status == 200 and done["status"] == "SUCCEEDED"
+    assert done["output"]["outcome"] == outcome
+    assert done["output"]["request"] == REQUEST
+    assert done["output"]["answer"]["comment"] == "ok"
+
+
+def test_failure_endpoint_fails_the_task_and_catch_applies(client):
+    document = start(client, "approval", REQUEST)
+    ident = document["continuations"][0]["id"]
+    status, done = post(client, f"/continuations/{ident}/failure", {"error": "States.Timeout", "cause": "nobody"})
+    assert status == 200
+    assert done["output"] == {"outcome": "rejected", "reason": "no decision in time", "request": REQUEST}
+
+
+def test_failure_without_catch_fails_the_execution(client):
+    document = start(client, "incsquare", {"value": 1})
+    ident = document["continuations"][0]["id"]
+    status, done = post(client, f"/continuations/{ident}/failure", {"error": "Denied", "cause": "no"})
+    assert status == 200
+    assert (done["status"], done["error"], done["cause"]) == ("FAILED", "Denied", "no")
+
+
+def test_parallel_approval_needs_both_answers(client):
+    document = start(client, "parallel-approval", REQUEST)
+    waiting = {c["parameters"]["Approver"]: c for c in document["continuations"]}
+    assert set(waiting) == {"finance", "legal"}
+    assert {c["branch"] for c in waiting.values()} == {"AskBoth[0]", "AskBoth[1]"}
+    status, middle = post(client, f"/continuations/{waiting['legal']['id']}", {"decision": "approve"})
+    assert middle["status"] == "SUSPENDED"
+    assert [c["id"] for c in middle["continuations"]] == [waiting["finance"]["id"]]
+    status, done = post(client, f"/continuations/{waiting['finance']['id']}", {"decision": "approve"})
+    assert done["status"] == "SUCCEEDED"
+    assert done["output"]["outcome"] == "approved"
+    assert done["output"]["answers"] == [{"decision": "approve"}, {"decision": "approve"}]
+
+
+def test_delete_aborts_and_continuations_stop_working(client):
+    document = start(client, "parallel-approval", REQUEST)
+    response = client.http.delete(f"/executions/{document['executionId']}")
+    aborted = json.loads(response.body)
+    assert response.status_code == 200 and aborted["status"] == "ABORTED" and aborted["continuations"] == []
+    for waiting in document["continuations"]:
+        status, error = post(client, f"/continuations/{waiting['id']}", {"decision": "approve"})
+        assert status == 410 and error["error"] == "ContinuationExpired"
+        assert get(client, f"/continuations/{waiting['id']}")[1]["executionStatus"] == "ABORTED"
+    again = client.http.delete(f"/executions/{document['executionId']}")
+    assert again.status_code == 409
+
+
+def test_inline_definition_runs_and_returns_output(client):
+    definition = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Parameters": {"sum.$": "States.MathAdd($.a, $.b)"}, "End": True}}}
+    status, document = post(client, "/executions", {"definition": definition, "input": {"a": 2, "b": 3}, "name": "adder"})
+    assert status == 200
+    assert (document["status"], document["output"], document["name"]) == ("SUCCEEDED", {"sum": 5}, "adder")
+    assert document["stateMachine"] is None
+
+
+def test_inline_definition_with_disallowed_resource_is_refused(client):
+    definition = {"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": True, "Branches": [
+        {"StartAt": "Call", "States": {"Call": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:x", "End": True}}}]}}}
+    status, error = post(client, "/executions", {"definition": definition})
+    assert status == 403 and error["error"] == "ResourceNotAllowed"
+    assert error["problems"][0]["state"] == "Call"
+
+
+# -- bad input --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw, code", [
+    ("{not json", "MalformedJSON"),
+    ("[1, 2]", "InvalidRequest"),
+    ('{"stateMachine": 5}', "InvalidRequest"),
+    ('{"stateMachine": "incsquare", "definition": {}}', "InvalidRequest"),
+    ('{}', "InvalidRequest"),
+    ('{"stateMachine": "incsquare", "bogus": 1}', "InvalidRequest"),
+    ('{"stateMachine": "incsquare", "name": 7}', "InvalidRequest"),
+    ('{"definition": 12}', "InvalidRequest"),
+])
+def test_bad_start_requests_get_400_with_a_code(client, raw, code):
+    status, error = post(client, "/executions", raw=raw)
+    assert status == 400
+    assert error["error"] == code and error["message"]
+
+
+def test_unknown_state_machine_is_404(client):
+    status, error = post(client, "/executions", {"stateMachine": "../etc/passwd"})
+    assert status == 404 and error["error"] == "StateMachineNotFound"
+    assert "incsquare" in error["available"]
+
+
+def test_invalid_definition_lists_problems(client):
+    status, error = post(client, "/executions", {"definition": {"StartAt": "Nope", "States": {"A": {"Type": "Pass", "End": True}}}})
+    assert status == 400 and error["error"] == "InvalidDefinition"
+    assert error["problems"] and all("message" in p for p in error["problems"])
+
+
+def test_oversized_body_is_413(client):
+    status, error = post(client, "/executions", {"stateMachine": "incsquare", "input": {"blob": "x" * (300 * 1024)}})
+    assert status == 413 and error["error"] == "PayloadTooLarge"
+
+
+@pytest.mark.parametrize("ident", ["nope", "A" * 26, "bad$chars~here", "x" * 500])
+def test_unknown_continuations_are_404(client, ident):
+    status, error = post(client, f"/continuations/{ident}", {})
+    assert status == 404 and error["error"] == "ContinuationNotFound"
+    assert get(client, f"/continuations/{ident}")[0] == 404
+
+
+def test_redeem_with_non_object_or_malformed_body(client):
+    ident = start(client, "incsquare", {"value": 1})["continuations"][0]["id"]
+    assert post(client, f"/continuations/{ident}", raw="[1]")[1]["error"] == "InvalidRequest"
+    assert post(client, f"/continuations/{ident}", raw="{oops")[1]["error"] == "MalformedJSON"
+    assert post(client, f"/continuations/{ident}/failure", {"cause": "x"})[1]["error"] == "InvalidRequest"
+    assert post(client, f"/continuations/{ident}", {})[0] == 200  # the bad requests consumed nothing
+
+
+def test_unknown_execution_is_404(client):
+    status, error = get(client, "/executions/doesnotexist123")
+    assert status == 404 and error["error"] == "ExecutionNotFound"
+
+
+# -- state machines ---------------------------------------------------------------------------
+
+def test_state_machine_catalog(client):
+    status, listed = get(client, "/state-machines")
+    names = {m["name"] for m in listed["stateMachines"]}
+    assert {"incsquare", "approval", "parallel-approval"} <= names
+    status, one = get(client, "/state-machines/incsquare")
+    assert status == 200 and one["definition"]["StartAt"] == "Increment"
+    assert get(client, "/state-machines/missing")[0] == 404
+
+
+def test_validate_endpoint(client):
+    good = catalog.load("approval")
+    assert post(client, "/state-machines/validate", {"definition": good}) == (200, {"valid": True, "problems": []})
+    status, bad = post(client, "/state-machines/validate", {"definition": {"StartAt": "X", "States": {}}})
+    assert status == 200 and bad["valid"] is False and bad["problems"]
+
+
+def test_every_shipped_state_machine_validates():
+    assert catalog.names()
+    for name in catalog.names():
+        assert validate(catalog.load(name)) == [], name
+
+
+# -- the prototype's calls --------------------------------------------------------------------
+
+def test_prototype_calls_work_verbatim(client):
+    with open(os.path.join(catalog.folder(), "incsquare.json"), "rb") as handle:
+        definition = handle.read()
+    response = client.http.post("/?input=6", headers=JSON, body=definition)
+    first = json.loads(response.body)
+    assert response.status_code == 200
+    assert first["value"] == 49 and first["status"] == "SUSPENDED"
+    key = first["CONTINUATION"]
+    assert key == first["continuations"][0]["id"]
+    response = client.http.post(f"/?continuation={key}")
+    done = json.loads(response.body)
+    assert response.status_code == 200 and done["value"] == 50 and done["status"] == "SUCCEEDED"
+
+
+# -- long and runaway executions --------------------------------------------------------------
+
+COUNTER = {"StartAt": "Check", "States": {
+    "Check": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericGreaterThanEquals": 300, "Next": "Done"}],
+              "Default": "Add"},
+    "Add": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 1)"}, "Next": "Check"},
+    "Done": {"Type": "Succeed"}}}
+
+
+def wait_for(client, execution_id, predicate, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        document = get(client, f"/executions/{execution_id}")[1]
+        if predicate(document):
+            return document
+        time.sleep(0.05)
+    raise AssertionError(f"execution {execution_id} did not get there: {document['status']}")
+
+
+def test_budget_checkpoints_and_finishes_in_the_background(client, monkeypatch):
+    monkeypatch.setenv("REQUEST_MAX_TRANSITIONS", "50")
+    status, document = post(client, "/executions", {"definition": COUNTER, "input": {"n": 0}})
+    assert status == 202 and document["status"] == "RUNNING"
+    done = wait_for(client, document["executionId"], lambda d: d["status"] != "RUNNING")
+    assert done["status"] == "SUCCEEDED" and done["output"] == {"n": 300}
+
+
+def test_runaway_execution_is_visible_and_can_be_stopped(client, monkeypatch):
+    monkeypatch.setenv("REQUEST_MAX_TRANSITIONS", "200")
+    loop = {"StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Next": "Again"},
+        "Again": {"Type": "Choice", "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "Done"}],
+                  "Default": "A"},
+        "Done": {"Type": "Succeed"}}}
+    status, document = post(client, "/executions", {"definition": loop})
+    assert status == 202
+    running = get(client, f"/executions/{document['executionId']}")[1]
+    assert running["status"] == "RUNNING"
+    assert client.http.delete(f"/executions/{document['executionId']}").status_code == 200
+    stopped = wait_for(client, document["executionId"], lambda d: d["status"] == "ABORTED")
+    assert stopped["status"] == "ABORTED"
+
+
+def test_store_unavailable_is_503(client, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("REDIS_SOCKET_TIMEOUT", "0.5")
+    started = time.monotonic()
+    status, error = post(client, "/executions", {"stateMachine": "incsquare", "input": {"value": 1}})
+    assert status == 503 and error["error"] == "StoreUnavailable"
+    assert time.monotonic() - started < 5
+
+
+def test_an_integer_too_long_to_write_fails_the_execution_not_the_service(client):
+    """3,000 digits go in; squared they are past what JSON text can carry here (Python's 4,300 digits)."""
+    status, document = post(client, "/executions", raw='{"stateMachine": "incsquare", "input": {"value": '
+                            + "9" * 3000 + "}}")
+    assert status == 200 and (document["status"], document["error"]) == ("FAILED", "States.Runtime")
+    assert "too long for JSON" in document["cause"]

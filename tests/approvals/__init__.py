@@ -1,0 +1,1 @@
+"""Approval pages, forms, links and email; the browser test."""

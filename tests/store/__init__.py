@@ -1,0 +1,1 @@
+"""The store's tests: the stored record format."""
