@@ -1,10 +1,13 @@
 """The HTTP API as an OpenAPI 3.1 document, served at ``GET /openapi.json``.
 
 Written by hand from what the handlers in ``rest.py`` really answer: every
-status a route produces, with its body. ``tests/test_openapi.py`` checks that
-it names exactly the routes ``app.py`` declares, that it is valid OpenAPI, and
-runs generated (also malformed) requests against a real server to check that
-every answer is one the document describes.
+status a route produces, with its body. ``tests/api/test_openapi.py`` checks
+that it names exactly the routes ``app.py`` declares, that it is valid OpenAPI,
+and runs generated (also malformed) requests against a real server to check
+that every answer is one the document describes.
+
+It is long because it is one document: the schemas and the paths that use them
+read best side by side, and splitting them would only add imports between halves.
 """
 from __future__ import annotations
 
