@@ -111,3 +111,20 @@ def test_no_import_cycles(runtime_graph):
         if module not in index:
             visit(module)
     assert not cycles, f"import cycles: {cycles}"
+
+
+#: Past this many lines a module says in its docstring why it is one piece.
+LONG_MODULE_LINES = 450
+
+
+def test_long_modules_say_why_they_are_one_piece(graph):
+    import importlib
+    import inspect
+
+    unexplained = []
+    for name in sorted(graph.modules):
+        module = importlib.import_module(name)
+        lines = inspect.getsource(module).count("\n")
+        if lines > LONG_MODULE_LINES and "It is long because" not in (module.__doc__ or ""):
+            unexplained.append(f"{name} ({lines} lines)")
+    assert not unexplained, "long modules whose docstring does not say why they are one piece: " + ", ".join(unexplained)

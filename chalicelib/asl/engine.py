@@ -30,6 +30,10 @@ its own frame; a name an enclosing scope holds cannot be assigned again
 (``States.Runtime``). A state's assignments take effect once it is done, so
 everything a state evaluates sees the variables as they were when it was
 entered.
+
+It is long because it is one loop: stepping, suspending, resuming, retrying and the
+execution's deadline all act on the same snapshot and frames, and keeping them
+together keeps the snapshot's invariants in one place.
 """
 from __future__ import annotations
 

@@ -27,6 +27,9 @@ a string longer than ``MAX_STRING_CHARS`` or a sequence longer than
 Thread safety: jsonata-python keeps evaluation state on the parsed object, so
 each thread evaluates its own shallow copy of it (the parsed tree is shared
 and only read).
+
+It is long because it is the whole JSONata binding: parsing, Step Functions' own
+functions and the evaluation limits share one environment and one error mapping.
 """
 from __future__ import annotations
 

@@ -11,6 +11,9 @@ Syntax errors, unknown function names and wrong argument counts raise
 values found at run time raise ``StatesError('States.IntrinsicFailure', ...)``;
 a path argument that names nothing raises ``PathNotFound`` so the caller can
 report it together with the field name.
+
+It is long because it is the parser plus the eighteen intrinsic functions of the
+specification in one table; each function is a few lines.
 """
 from __future__ import annotations
 

@@ -16,6 +16,9 @@ turns its result into ``(output, assignments)``, and the compile-time helpers
 Catcher or a Map's items. ``Assign`` exists in both languages: its values are
 computed with the output (both see the variables as they were when the state
 was entered) and the runner applies them once the state is done.
+
+It is long because the two processors have the same methods and are kept side by
+side, so a field that one language gains is seen to be missing from the other.
 """
 from __future__ import annotations
 

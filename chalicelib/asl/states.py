@@ -14,6 +14,9 @@ runs JSONPath and JSONata states.
 Everything a state needs to remember between steps lives in the frame (a
 plain JSON object inside the snapshot), never in these objects, which are
 shared by every execution of the same definition.
+
+It is long because it holds one small class per ASL state type, side by side, so
+the state types can be compared; each class is short.
 """
 from __future__ import annotations
 

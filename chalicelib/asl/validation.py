@@ -11,6 +11,9 @@ The checks statelint lacks are in ``_state_problems``: every path and ``.$``
 value compiles, ResultPath is a reference path, and the state compiles as the
 interpreter will compile it (JSONata syntax, variable names, query-language
 fields, ...). ``_unreachable`` completes statelint's reachability check.
+
+It is long because it is one list of rules: each check is a few lines, and the
+list reads best as a whole, beside the statelint filters it completes.
 """
 from __future__ import annotations
 
