@@ -39,15 +39,17 @@ def call(method: str, url: str, body: bytes | None = None, content_type: str = "
 
 
 @contextlib.contextmanager
-def chalice_local(log_path, **env: str):
+def chalice_local(log_path, autoreload: bool = False, **env: str):
     """Yield the base URL of a `chalice local` server (dev stage, no autoreload) with ``env`` set.
 
     No autoreload: files the tests write into the project (screenshots) must not restart it.
+    ``autoreload=True`` starts it as ``make run`` does.
     """
     port = free_port()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [chalice_command(), "local", "--no-autoreload", "--port", str(port), "--stage", "dev"],
+            [chalice_command(), "local", *([] if autoreload else ["--no-autoreload"]), "--port", str(port),
+             "--stage", "dev"],
             cwd=ROOT, env={**os.environ, "REDIS_URL": REDIS_URL, **env}, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:

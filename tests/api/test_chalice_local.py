@@ -1,8 +1,12 @@
 """The main flows over real HTTP against a `chalice local` process."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import statistics
+import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -48,3 +52,21 @@ def test_parallel_approval_and_errors_over_http(server):
     assert last["status"] == "SUCCEEDED" and last["output"]["outcome"] == "approved"
     assert call("POST", server + "/executions", b"{broken")[1]["error"] == "MalformedJSON"
     assert call("GET", server + "/continuations/unknown")[0] == 404
+
+
+def test_keep_alive_requests_are_not_held_back_by_nagle_and_delayed_ack(redis_client, tmp_path):
+    """Started as ``make run`` starts it (autoreload on): the headers and the body of an answer go
+    out in two sends; without TCP_NODELAY the body waits for the client's delayed ACK (about 40 ms)."""
+    with chalice_local(tmp_path / "chalice-local.log", autoreload=True) as base:
+        address = urllib.parse.urlsplit(base)
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+        seconds = []
+        for _ in range(15):
+            started = time.perf_counter()
+            connection.request("GET", "/state-machines")
+            response = connection.getresponse()
+            assert response.status == 200
+            response.read()
+            seconds.append(time.perf_counter() - started)
+        connection.close()
+    assert statistics.median(seconds) < 0.02, seconds  # 40 ms or more with Nagle on
