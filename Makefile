@@ -20,6 +20,7 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 conformance: install
+	@test -f ../shared/conformance/run.py || { echo "make conformance: ../shared/conformance/run.py is missing (the AWS-result cases live next to this checkout, not in it)"; exit 1; }
 	$(BIN)/python ../shared/conformance/run.py --entry chalicelib:run_virtual --min-rate 0.99
 
 bench: install
@@ -33,4 +34,4 @@ load: install
 
 # Refresh docs/*.png: the browser test's screenshots of the approval, confirmation and outcome pages.
 screenshots: install
-	BROWSER_SCREENSHOTS_DIR=docs $(BIN)/python -m pytest -q tests/test_browser.py
+	BROWSER_SCREENSHOTS_DIR=docs $(BIN)/python -m pytest -q tests/approvals/test_browser.py
