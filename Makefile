@@ -26,6 +26,7 @@ conformance: install
 bench: install
 	$(BIN)/python bench/interpreter.py
 	$(BIN)/python bench/service.py
+	$(BIN)/python bench/history.py
 	$(BIN)/python bench/local_latency.py
 
 # The long form of the load test (flushes the database of REDIS_URL).

@@ -46,6 +46,7 @@ from typing import Any, Callable, Mapping
 from . import errors
 from .clock import iso_timestamp
 from .errors import StatesError, error_matches
+from .history import EventLog
 from .states import BLOCK, Machine, State, Step, check_payload
 from .tasks import TaskContext, TaskFailed
 
@@ -119,6 +120,7 @@ class Runner:
         self.clock = clock
         self.inline_wait_limit = inline_wait_limit
         self.listener = listener
+        self._log = listener.add if isinstance(listener, EventLog) else None
         self.token_factory = token_factory or (lambda point: point)
         self.rng = rng or random.Random()
         self.issued_tokens: dict[str, str] = {}
@@ -418,7 +420,9 @@ class Runner:
 
     def emit(self, frame: dict, event_type: str, /, **details: Any) -> None:
         self.snapshot["events"] += 1
-        if self.listener is not None:
+        if self._log is not None:
+            self._log((self.snapshot["events"], event_type, self.clock.now(), frame.get("at"), details))
+        elif self.listener is not None:
             event = {"id": self.snapshot["events"], "type": event_type,
                      "timestamp": iso_timestamp(self.clock.now())}
             if frame.get("at") is not None:

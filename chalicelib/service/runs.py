@@ -16,6 +16,7 @@ from typing import Callable, Iterable
 from ..asl import SystemClock, resume
 from ..asl.clock import iso_timestamp
 from ..asl.engine import UnknownSuspension, iter_waits
+from ..asl.history import EventLog
 from ..asl.interpreter import Compiled
 from ..asl.tasks import as_resolver
 from ..config import ONE_YEAR, Settings
@@ -109,7 +110,7 @@ class Runs:
     def run(self, execution_id: str, step: Callable[[dict], dict], snapshot: dict | None = None) -> RunOutcome:
         """Run ``step`` (which may change ``snapshot`` in place) with the service's options."""
         before = asked(snapshot)
-        events: list[dict] = []
+        events = EventLog(self.store.history_limit)  # the store keeps no more than these
         tokens: dict[str, str] = {}
         secret = self.settings.signing_secret
 
@@ -124,9 +125,9 @@ class Runs:
             inline_wait_limit=self.settings.inline_wait_seconds,
             max_transitions=self.settings.request_max_transitions,
             max_seconds=self.settings.request_max_seconds,
-            listener=events.append, token_factory=token_factory,
+            listener=events, token_factory=token_factory,
         ))
-        return RunOutcome(result, events, tokens, before)
+        return RunOutcome(result, events.events(), tokens, before)
 
     def resume(self, record: ExecutionRecord, point: str, answer: dict, *,
                claim: Claim | None = None, outcome: str = "redeemed") -> dict:
