@@ -14,7 +14,7 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 install: $(BIN)/.installed
 
 run: install
-	$(BIN)/chalice local --port $(PORT) --stage dev
+	$(BIN)/chalice local --no-autoreload --port $(PORT) --stage dev
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
