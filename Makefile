@@ -27,6 +27,7 @@ bench: install
 	$(BIN)/python bench/interpreter.py
 	$(BIN)/python bench/service.py
 	$(BIN)/python bench/history.py
+	$(BIN)/python bench/payload.py
 	$(BIN)/python bench/local_latency.py
 
 # The long form of the load test (flushes the database of REDIS_URL).

@@ -47,6 +47,7 @@ from . import errors
 from .clock import iso_timestamp
 from .errors import StatesError, error_matches
 from .history import EventLog
+from .limits import SizeCache
 from .states import BLOCK, Machine, State, Step, check_payload
 from .tasks import TaskContext, TaskFailed
 
@@ -120,6 +121,7 @@ class Runner:
         self.clock = clock
         self.inline_wait_limit = inline_wait_limit
         self.listener = listener
+        self.sizes = SizeCache()  # exact sizes of what the run's checks measured (see limits)
         self._log = listener.add if isinstance(listener, EventLog) else None
         self.token_factory = token_factory or (lambda point: point)
         self.rng = rng or random.Random()
@@ -208,7 +210,7 @@ class Runner:
             try:
                 step = state.run(frame, self)
                 if step.kind in _MOVES and step.output is not frame.get("input"):
-                    check_payload(step.output, state.name)
+                    check_payload(step.output, state.name, sizes=self.sizes)
                 if step.assign:
                     check_payload(step.assign, state.name, "assigned variables")
                     self.assign(frame, step.assign)

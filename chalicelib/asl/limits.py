@@ -184,3 +184,121 @@ def definition_depths(definition: Any) -> tuple[int, int]:
         elif isinstance(node, list):
             stack.extend((child, depth + 1, states) for child in node)
     return deepest, nesting
+
+
+class SizeCache:
+    """Exact JSON sizes of containers already measured in one run, so a check costs what changed.
+
+    Values are never changed in place once produced, so a container seen again
+    (the input a ResultPath output shares) is not walked again. Entries hold
+    their container (its id stays unique) and are dropped oldest-used first
+    beyond ``budget`` bytes of measured JSON.
+    """
+
+    MIN_BYTES = 512  # smaller containers cost less to walk than to remember
+
+    def __init__(self, budget: int = 64 * MAX_PAYLOAD_BYTES):
+        from collections import OrderedDict
+
+        self.entries: "OrderedDict[int, tuple[Any, int, int, int]]" = OrderedDict()
+        self.budget = budget
+        self.total = 0
+
+    def get(self, node: Any):
+        entry = self.entries.get(id(node))
+        if entry is None or entry[0] is not node or entry[3] != len(node):
+            return None
+        self.entries.move_to_end(id(node))
+        return entry
+
+    def put(self, node: Any, size: int, height: int) -> None:
+        if size < self.MIN_BYTES:
+            return
+        self.entries[id(node)] = (node, size, height, len(node))
+        self.total += size
+        while self.total > self.budget and self.entries:
+            _, old = self.entries.popitem(last=False)
+            self.total -= old[1]
+
+
+def cached_size(value: Any, cache: SizeCache, max_depth: int | None = None) -> int:
+    """The exact size of ``value`` as compact UTF-8 JSON, reusing and filling ``cache``.
+
+    Raises :class:`TooDeep` and :class:`NotJson` as :func:`payload_size` does.
+    """
+    if max_depth is None:
+        max_depth = MAX_DATA_DEPTH
+    if not isinstance(value, (dict, list)):
+        return _scalar_size(value)
+    found = cache.get(value)
+    if found is not None:
+        if found[2] > max_depth:
+            raise TooDeep(f"the value nests arrays and objects more than {max_depth} levels deep")
+        return found[1]
+    # post-order walk: each frame is [node, items iterator, size so far, height of children, is dict]
+    stack = [[value, iter(value.items() if isinstance(value, dict) else value), 0, 0, isinstance(value, dict)]]
+    while True:
+        frame = stack[-1]
+        node, items, size, height, is_dict = frame
+        descended = False
+        for item in items:
+            if is_dict:
+                key, item = item
+                if type(key) is not str:
+                    raise NotJson(f"an object key must be a string, not {type(key).__name__}")
+                size += _string_size(key) + 1
+            if isinstance(item, (dict, list)):
+                found = cache.get(item)
+                if found is not None:
+                    if len(stack) + found[2] > max_depth:
+                        raise TooDeep(f"the value nests arrays and objects more than {max_depth} levels deep")
+                    size += found[1]
+                    height = max(height, found[2])
+                    continue
+                if len(stack) >= max_depth:
+                    raise TooDeep(f"the value nests arrays and objects more than {max_depth} levels deep")
+                frame[2], frame[3] = size, height
+                stack.append([item, iter(item.items() if isinstance(item, dict) else item), 0, 0,
+                              isinstance(item, dict)])
+                descended = True
+                break
+            size += _scalar_size(item)
+        if descended:
+            continue
+        count = len(node)
+        size += 2 + (count - 1 if count else 0)
+        height += 1
+        cache.put(node, size, height)
+        stack.pop()
+        if not stack:
+            return size
+        parent = stack[-1]
+        parent[2] += size
+        parent[3] = max(parent[3], height)
+
+
+def _string_size(text: str) -> int:
+    quoted = _encode_string(text)
+    return len(quoted) if quoted.isascii() else len(quoted.encode("utf-8", "surrogatepass"))
+
+
+def _scalar_size(value: Any) -> int:
+    kind = type(value)
+    if kind is str:
+        return _string_size(value)
+    if value is None:
+        return 4
+    if kind is bool:
+        return 4 if value else 5
+    if kind is int:
+        _scalar_bounds(value)  # refuses integers too long to write out
+        return len(int.__repr__(value))
+    if kind is float:
+        _scalar_bounds(value)
+        return len(float.__repr__(value))
+    if isinstance(value, str):
+        return _string_size(str(value))
+    return _exact_size(value)
+
+
+from json.encoder import encode_basestring as _encode_string  # noqa: E402

@@ -51,14 +51,15 @@ def check_size(value: Any, frame: dict) -> Any:
     return check_payload(value, frame["at"])
 
 
-def check_payload(value: Any, state: str | None, what: str = "returned a result") -> Any:
+def check_payload(value: Any, state: str | None, what: str = "returned a result",
+                  sizes: "limits.SizeCache | None" = None) -> Any:
     """``value``, if it is JSON of at most ``MAX_PAYLOAD_BYTES`` nested at most ``MAX_DATA_DEPTH`` deep.
 
     The cause names the state ("The state/task 'Name' returned a result ..."),
     or with ``state`` None the execution input.
     """
     try:
-        size = payload_size(value)
+        size = payload_size(value) if sizes is None else limits.cached_size(value, sizes)
     except TooDeep:
         raise StatesError(errors.DATA_LIMIT_EXCEEDED,
                           f"{_subject(state, what)} nested more than {limits.MAX_DATA_DEPTH} levels deep.") from None
