@@ -13,12 +13,12 @@ that names nothing fails the state with ``States.Runtime`` (except for
 from __future__ import annotations
 
 import operator
-import re
 from typing import Any, Callable
 
 from . import errors
 from .errors import StatesError, json_type
 from .paths import Env, Path, PathNotFound, PathSyntaxError, compile_path
+from .wildcards import wildcard_matcher
 from .timestamps import parse_timestamp, timestamp_nanos
 
 __all__ = ["OPERATORS", "ChoiceSyntaxError", "Rule", "compile_rule", "parse_timestamp"]
@@ -276,8 +276,8 @@ def _compile_operator(field: str, operand: Any, variable: Path) -> Rule:
     if field == "StringMatches":
         if type(operand) is not str:
             raise ChoiceSyntaxError(f"field 'StringMatches' must be a string, not {_json_type(operand)}")
-        fullmatch = _wildcard_pattern(operand).fullmatch
-        return _Compare(variable, lambda value: type(value) is str and fullmatch(value) is not None)
+        matches = wildcard_matcher(operand)
+        return _Compare(variable, lambda value: type(value) is str and matches(value))
     if field.endswith("Path"):
         key, compare, _ = _COMPARISONS[field[: -len("Path")]]
         return _ComparePath(variable, _path(operand, field), key, compare)
@@ -306,25 +306,6 @@ def _path(text: Any, field: str) -> Path:
         return compile_path(text)
     except PathSyntaxError as exc:
         raise ChoiceSyntaxError(f"field {field!r} is not a valid path: {exc}") from None
-
-
-def _wildcard_pattern(pattern: str) -> re.Pattern:
-    r"""A StringMatches pattern as a regex: ``*`` is any run of characters.
-
-    ``\*`` is a literal star and ``\\`` a literal backslash; a backslash before
-    any other character stands for that character, and a trailing one for itself.
-    """
-    parts = []
-    index = 0
-    while index < len(pattern):
-        char = pattern[index]
-        if char == "\\" and index + 1 < len(pattern):
-            parts.append(re.escape(pattern[index + 1]))
-            index += 2
-            continue
-        parts.append(".*" if char == "*" else re.escape(char))
-        index += 1
-    return re.compile("".join(parts), re.DOTALL)
 
 
 def _json_type(value: Any) -> str:
