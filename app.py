@@ -3,7 +3,7 @@ import os
 
 from chalice import Chalice, Rate
 
-from chalicelib.api import openapi, rest, runtime
+from chalicelib.api import authorization, openapi, rest, runtime
 
 runtime.tune_local_server()
 app = Chalice(app_name="asl-continuations")
@@ -90,6 +90,9 @@ def prototype():
 @app.route("/openapi.json", methods=["GET"])
 def openapi_document():
     return openapi.response(request())
+
+
+authorization.install(app)  # after every route: one check for all of them
 
 
 @app.lambda_function(name="continue_execution")

@@ -6,10 +6,8 @@ Every handler wrapped by :func:`endpoint` or :func:`page_endpoint` answers error
 from __future__ import annotations
 
 import functools
-import hmac
 import json
 import logging
-import os
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
@@ -160,13 +158,3 @@ def require_object(value: Any, what: str = "The request body") -> dict:
         raise ServiceError(400, "InvalidRequest", f"{what} must be a JSON object.")
     return value
 
-
-def check_api_key(request) -> None:
-    """When API_KEY is set for the stage, starting and reading executions needs it."""
-
-    expected = os.environ.get("API_KEY")
-    if not expected:
-        return
-    headers = {k.lower(): v for k, v in (request.headers or {}).items()}
-    if not hmac.compare_digest(headers.get("x-api-key", ""), expected):
-        raise ServiceError(403, "Forbidden", "A valid x-api-key header is required.")

@@ -377,7 +377,7 @@ OPERATIONS: dict[str, dict[str, dict]] = {
             "description": "A JSON object, or the question's HTML form (typed and checked first)." + ACCEPT_NOTE,
             "requestBody": json_body(_ref("Answer"), required=False, form=True),
             "responses": _merge(ok(_ref("Execution"), "The execution after the answer.", html=True),
-                                *ANSWER_ERRORS),
+                                error(403, "ContinuationInternal", html=True), *ANSWER_ERRORS),
         },
     },
     "/continuations/{continuation}/decide": {
@@ -402,7 +402,7 @@ OPERATIONS: dict[str, dict[str, dict]] = {
             "parameters": DECISION_QUERY,
             "requestBody": json_body(_ref("Answer"), required=False, form=True),
             "responses": _merge(ok(_ref("Execution"), "The execution after the answer.", html=True),
-                                error(403, "InvalidSignature", html=True), *ANSWER_ERRORS),
+                                error(403, "InvalidSignature", "ContinuationInternal", html=True), *ANSWER_ERRORS),
         },
     },
     "/continuations/{continuation}/failure": {
@@ -414,6 +414,7 @@ OPERATIONS: dict[str, dict[str, dict]] = {
             "responses": _merge(
                 ok(_ref("Execution"), "The execution after the failure."),
                 error(400, "MalformedJSON", "InvalidRequest"),
+                error(403, "ContinuationInternal"),
                 error(404, "ContinuationNotFound"),
                 error(409, "ContinuationAlreadyRedeemed"),
                 error(410, "ContinuationExpired", "ExecutionExpired"),
@@ -430,6 +431,7 @@ OPERATIONS: dict[str, dict[str, dict]] = {
             "responses": _merge(
                 ok(_ref("Heartbeat"), "The continuation and its new deadline."),
                 error(400, "MalformedJSON"),
+                error(403, "ContinuationInternal"),
                 error(404, "ContinuationNotFound"),
                 error(409, "ContinuationAlreadyRedeemed"),
                 error(410, "ContinuationExpired"),
@@ -491,7 +493,7 @@ OPERATIONS: dict[str, dict[str, dict]] = {
             "responses": _merge(
                 ok(_ref("PrototypeResult"), "The current values and the execution."),
                 error(400, "MalformedJSON", "InvalidRequest", "InvalidDefinition"),
-                error(403, "ResourceNotAllowed"),
+                error(403, "ResourceNotAllowed", "Forbidden", "ContinuationInternal"),
                 error(404, "ContinuationNotFound"),
                 error(409, "ContinuationAlreadyRedeemed"),
                 error(410, "ContinuationExpired", "ExecutionExpired"),
@@ -537,7 +539,7 @@ def _document() -> dict:
             "schemas": schemas,
             "securitySchemes": {"apiKey": {
                 "type": "apiKey", "in": "header", "name": "x-api-key",
-                "description": "Needed to start and read executions when the stage sets API_KEY.",
+                "description": "Needed to start (also POST /?input=), read and stop executions when the stage sets API_KEY.",
             }},
         },
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 from typing import Callable
@@ -27,12 +28,26 @@ def store_for(config: Settings) -> Store:
     return store
 
 
+#: A host header as links may carry it: a DNS name or IPv4 address, or a bracketed IPv6 one, and a port.
+_HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+                   r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
+
+
 def base_url(request, config: Settings) -> str:
+    """Where links point: ``PUBLIC_BASE_URL``, else the request's host if it is well formed.
+
+    Only ``http``/``https`` and a well-formed host are taken from the request; anything else
+    falls back to ``http://localhost`` rather than being written into links.
+    """
     if config.public_base_url:
         return config.public_base_url
     headers = {k.lower(): v for k, v in (request.headers or {}).items()}
     host = headers.get("host", "localhost")
-    proto = headers.get("x-forwarded-proto", "http")
+    if not _HOST.match(host):
+        host = "localhost"
+    proto = headers.get("x-forwarded-proto", "http").split(",")[0].strip().lower()
+    if proto not in ("http", "https"):
+        proto = "http"
     context = request.context or {}
     prefix = ""
     if context.get("domainName", "").endswith(".amazonaws.com") and context.get("stage"):

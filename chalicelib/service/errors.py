@@ -28,6 +28,15 @@ def continuation_not_found() -> ServiceError:
     return ServiceError(404, "ContinuationNotFound", "No continuation has this ID.")
 
 
+#: Suspension kinds a person or an outside worker answers; any other (``child``) only the service does.
+PUBLIC_KINDS = frozenset({"suspend", "task-token"})
+
+
+def internal_continuation() -> ServiceError:
+    return ServiceError(403, "ContinuationInternal",
+                        "Only the service itself answers this continuation (it waits on a child execution).")
+
+
 def execution_not_found(execution_id: str) -> ServiceError:
     return ServiceError(404, "ExecutionNotFound", "No execution has this ID (or it has expired).",
                         executionId=execution_id)

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..asl.clock import iso_timestamp
 from ..store import Claim, ClaimRefused, Commit, CommitConflict
-from .errors import ServiceError, busy, continuation_not_found, refusal
+from .errors import PUBLIC_KINDS, ServiceError, busy, continuation_not_found, internal_continuation, refusal
 from .ids import continuation_id, id_hash, is_well_formed, new_nonce, tag_of
 from .runs import MAX_COMMIT_ATTEMPTS, Runs
 from .waits import asked, open_wait, timer_member
@@ -23,6 +23,9 @@ class Redemptions:
                cause: str | None = None) -> dict:
         """Resume the execution waiting on ``continuation`` (at most once)."""
         claim = self.claim(continuation)
+        if (asked(claim.execution.snapshot).get(claim.point) or {}).get("kind") not in PUBLIC_KINDS | {None}:
+            self.store.release(claim)
+            raise internal_continuation()
         if error is None:
             self._check_answer(claim, result)
         answer = {"error": error, "cause": cause} if error is not None else {"result": result}
@@ -77,6 +80,8 @@ class Redemptions:
     def heartbeat(self, continuation: str) -> dict:
         """Extend a waiting task's heartbeat deadline (as SendTaskHeartbeat does)."""
         info = self.describe_continuation(continuation)
+        if info["kind"] not in PUBLIC_KINDS | {None}:
+            raise internal_continuation()
         if info["status"] == "redeemed":
             raise refusal(ClaimRefused("redeemed", info["executionId"]))
         if info["status"] != "waiting":
