@@ -118,6 +118,9 @@ SCHEMAS: dict[str, dict] = {
             "continuations": {"type": "array", "items": _ref("Continuation")},
             "timers": {"type": "array", "items": _ref("Timer")},
             "parent": {"type": "object", "description": "For a child execution: the parent and its waiting task."},
+            "alreadyExisted": {"type": "boolean", "description": (
+                "On a start: true when an execution with this name, state machine and input already existed "
+                "and this is it.")},
         },
         "additionalProperties": False,
     },
@@ -337,6 +340,7 @@ OPERATIONS: dict[str, dict[str, dict]] = {
                 error(400, "MalformedJSON", "InvalidRequest", "InvalidDefinition"),
                 error(403, "ResourceNotAllowed", "Forbidden"),
                 error(404, "StateMachineNotFound"),
+                error(409, "ExecutionAlreadyExists", "ExecutionStarting"),
                 TOO_LARGE, STORE,
             ),
         },
@@ -345,7 +349,7 @@ OPERATIONS: dict[str, dict[str, dict]] = {
         "parameters": [EXECUTION_ID],
         "get": {
             "operationId": "get_execution",
-            "summary": "The execution document and its history",
+            "summary": "The execution document and its history (by ID, or by the name it was started with)",
             "security": [{}, {"apiKey": []}],
             "responses": _merge(ok(_ref("ExecutionWithHistory"), "The execution."), API_KEY,
                                 error(404, "ExecutionNotFound"), STORE),

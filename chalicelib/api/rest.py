@@ -33,6 +33,8 @@ def start_execution(request) -> tuple[int, dict]:
     service = make_service(request)
     definition, machine, trusted = definition_from(body)
     document = service.start(definition, body.get("input", {}), state_machine=machine, trusted=trusted, name=name)
+    if document.get("alreadyExisted"):
+        return 200, document
     return (200 if document["status"] in FINISHED else 202 if document["status"] == "RUNNING" else 200), document
 
 

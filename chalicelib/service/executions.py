@@ -1,6 +1,8 @@
 """Executions: start, run on after a budget ran out, stop, describe."""
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from typing import Any
 
@@ -13,6 +15,12 @@ from .ids import new_execution_id
 from .runs import MAX_COMMIT_ATTEMPTS, Runs
 from .statuses import FINISHED
 from .waits import asked
+
+
+def input_digest(input: Any) -> str:
+    """Inputs compare by their canonical JSON (key order does not matter)."""
+    text = json.dumps(input, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Executions:
@@ -28,6 +36,10 @@ class Executions:
         compiled = compile_definition(definition, trusted=trusted,
                                       allowed_resources=self.settings.allowed_resources)
         execution_id = new_execution_id()
+        if name is not None:
+            existing = self._reserve(name, execution_id, state_machine or "inline:" + compiled.hash, input)
+            if existing is not None:
+                return existing
         now = self.clock.now()
         outcome = self.runs.run(execution_id, lambda options: run(
             compiled, input, name=name or execution_id, state_machine_name=state_machine or "inline",
@@ -50,6 +62,35 @@ class Executions:
         if record.status == "RUNNING":
             self.runs.dispatch(execution_id)
         return self.runs.document(record)
+
+    def _reserve(self, name: str, execution_id: str, machine: str, input: Any) -> dict | None:
+        """Reserve ``name`` before anything runs; the execution that already has it, if any.
+
+        The same state machine and input answer that execution (``alreadyExisted``);
+        anything else is ``409 ExecutionAlreadyExists``. The reservation first lasts a
+        lease; the execution's commits then keep it as long as its records.
+        """
+        owner = json.dumps({"executionId": execution_id, "machine": machine,
+                            "input": input_digest(input)}, separators=(",", ":"))
+        held = self.store.reserve_name(name, owner, self.settings.lease_seconds)
+        if held is None:
+            return None
+        holder = json.loads(held)
+        if holder["machine"] != machine or holder["input"] != input_digest(input):
+            raise ServiceError(409, "ExecutionAlreadyExists",
+                               f"An execution named {name!r} already exists with another state machine "
+                               "or input.", executionId=holder["executionId"], name=name)
+        record = self.runs.load(holder["executionId"])
+        if record is None:  # the first start is still running its first step
+            raise ServiceError(409, "ExecutionStarting",
+                               f"The execution named {name!r} is starting; try again.",
+                               executionId=holder["executionId"], name=name, retryAfterSeconds=1)
+        return {**self.runs.document(record), "alreadyExisted": True}
+
+    def find(self, name: str) -> str | None:
+        """The ID of the execution named ``name``, while its records are kept."""
+        held = self.store.name_owner(name)
+        return None if held is None else json.loads(held)["executionId"]
 
     def continue_running(self, execution_id: str, seconds: float | None = None) -> dict | None:
         """Run a RUNNING execution on, one request budget at a time, committing each step.
@@ -102,13 +143,21 @@ class Executions:
                                      "cause": cause}])
             try:
                 self.store.commit(commit)
+                self.runs.keep_name(commit)
             except CommitConflict:
                 continue
             return self.runs.document(record)
         raise busy()
 
     def describe(self, execution_id: str, with_history: bool = True) -> dict:
-        record = self.runs.reload(execution_id)
+        """By ID, or else by the name the execution was started with."""
+        try:
+            record = self.runs.reload(execution_id)
+        except ServiceError:
+            found = self.find(execution_id)
+            if found is None:
+                raise
+            record = self.runs.reload(found)
         document = self.runs.document(record)
         if with_history:
             document["history"] = self.runs.tokens.revealed(record, self.store.history(execution_id))

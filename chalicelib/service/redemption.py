@@ -104,6 +104,7 @@ class Redemptions:
                             timers=[(timer_member("heartbeat", record.id, wait["id"]), wait["heartbeatAt"])])
             try:
                 self.store.commit(commit)
+                self.runs.keep_name(commit)
             except CommitConflict:
                 continue
             return {**info, "heartbeatAt": iso_timestamp(wait["heartbeatAt"])}

@@ -237,6 +237,13 @@ class Runs:
         if commit.record.snapshot is not None:
             commit.definition = (compiled.hash, compiled.text)
         self.store.commit(commit)
+        self.keep_name(commit)
+
+    def keep_name(self, commit: Commit) -> None:
+        """An execution started with a name keeps it as long as its records."""
+        name = commit.record.document.get("name")
+        if name and name != commit.record.id:
+            self.store.keep_name(name, commit.ttl)
 
     def ttl(self, record: ExecutionRecord, now: float) -> int:
         """Keep an execution until its last deadline (continuation or timer), plus retention."""

@@ -143,6 +143,27 @@ class Store:
     def definition_key(definition_hash: str) -> str:
         return f"{PREFIX}:d:{definition_hash}"
 
+    @staticmethod
+    def name_key(name: str) -> str:
+        return f"{PREFIX}:n:{name}"
+
+    # -- execution names --------------------------------------------------------
+
+    def reserve_name(self, name: str, owner: str, ttl: int) -> str | None:
+        """Reserve ``name`` for ``owner`` (SET NX): None when it was free, else who holds it."""
+        key = self.name_key(name)
+        if self.redis.set(key, owner, nx=True, ex=max(1, ttl)):
+            return None
+        held = _text(self.redis.get(key))
+        return held if held is not None else self.reserve_name(name, owner, ttl)
+
+    def name_owner(self, name: str) -> str | None:
+        return _text(self.redis.get(self.name_key(name)))
+
+    def keep_name(self, name: str, ttl: int) -> None:
+        """Keep a reserved name as long as its execution's records."""
+        self.redis.expire(self.name_key(name), max(1, ttl))
+
     # -- definitions ------------------------------------------------------------
 
     def get_definition(self, definition_hash: str) -> str | None:

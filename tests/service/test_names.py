@@ -1,0 +1,93 @@
+"""Starting is idempotent by name, as in Step Functions: a retried start finds the first execution."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from ..conftest import REDIS_URL, ROOT
+
+JSON = {"Content-Type": "application/json"}
+
+
+def post(client, path, body):
+    response = client.http.post(path, headers=JSON, body=json.dumps(body))
+    return response.status_code, json.loads(response.body)
+
+
+def executions(redis_client) -> int:
+    return sum(1 for _ in redis_client.scan_iter(match="asl:*:x:*"))
+
+
+def test_the_same_name_and_input_answer_the_first_execution(client, redis_client):
+    start = {"stateMachine": "incsquare", "input": {"value": 6}, "name": "order-17"}
+    status, first = post(client, "/executions", start)
+    assert status == 200 and first["status"] == "SUSPENDED" and "alreadyExisted" not in first
+    # the same input with its keys in another order is the same input
+    status, again = post(client, "/executions", {**start, "input": json.loads('{"value": 6}')})
+    assert status == 200 and again["alreadyExisted"] is True
+    assert again["executionId"] == first["executionId"]
+    assert again["continuations"] == first["continuations"]
+    assert executions(redis_client) == 1
+
+
+def test_the_same_name_with_other_input_or_machine_is_409(client, redis_client):
+    post(client, "/executions", {"stateMachine": "incsquare", "input": {"value": 6}, "name": "n1"})
+    status, error = post(client, "/executions", {"stateMachine": "incsquare", "input": {"value": 7}, "name": "n1"})
+    assert status == 409 and error["error"] == "ExecutionAlreadyExists" and error["name"] == "n1"
+    status, error = post(client, "/executions", {"definition": {"StartAt": "P", "States": {
+        "P": {"Type": "Pass", "End": True}}}, "input": {"value": 6}, "name": "n1"})
+    assert status == 409 and error["error"] == "ExecutionAlreadyExists"
+    assert executions(redis_client) == 1
+
+
+def test_an_execution_is_found_by_its_name(client):
+    _, first = post(client, "/executions", {"stateMachine": "incsquare", "input": {"value": 2}, "name": "by-name"})
+    response = client.http.get("/executions/by-name")
+    assert response.status_code == 200
+    assert json.loads(response.body)["executionId"] == first["executionId"]
+    assert client.http.get("/executions/no-such-name").status_code == 404
+
+
+def test_the_name_lives_as_long_as_the_records(client, redis_client):
+    _, first = post(client, "/executions", {"stateMachine": "incsquare", "input": {"value": 2}, "name": "kept"})
+    record_ttl = redis_client.ttl(f"asl:{{{first['executionId'][:4]}}}:x:{first['executionId']}")
+    assert abs(redis_client.ttl("asl:n:kept") - record_ttl) <= 2
+    ident = first["continuations"][0]["id"]
+    post(client, f"/continuations/{ident}", {})
+    record_ttl = redis_client.ttl(f"asl:{{{first['executionId'][:4]}}}:x:{first['executionId']}")
+    assert abs(redis_client.ttl("asl:n:kept") - record_ttl) <= 2
+
+
+START = """
+import json, sys, time
+from chalicelib.api import runtime as web
+from chalicelib.service import ServiceError
+at = float(sys.argv[1])
+while time.time() < at:
+    pass
+try:
+    document = web.make_service(None).start(
+        open("state_machines/approval.json").read(),
+        {"item": "laptop", "requester": "ann", "reason": "broke", "approver": "kim@example.com"},
+        state_machine="approval", trusted=True, name="same-name")
+    print(json.dumps({"id": document["executionId"], "again": document.get("alreadyExisted", False)}))
+except ServiceError as error:
+    print(json.dumps({"error": error.code}))
+"""
+
+
+def test_concurrent_starts_from_processes_give_exactly_one_execution(redis_client, tmp_path):
+    environment = {**os.environ, "REDIS_URL": REDIS_URL, "PYTHONPATH": ROOT, "OUTBOX_DIR": str(tmp_path)}
+    at = time.time() + 3
+    workers = [subprocess.Popen([sys.executable, "-c", START, str(at)], cwd=ROOT, env=environment,
+                                stdout=subprocess.PIPE, text=True) for _ in range(6)]
+    answers = [json.loads(worker.communicate(timeout=60)[0].strip().splitlines()[-1]) for worker in workers]
+    created = [answer for answer in answers if "id" in answer and not answer["again"]]
+    assert len(created) == 1, answers
+    for answer in answers:  # the others found it, or were told it is still starting
+        assert answer.get("id") == created[0]["id"] or answer.get("error") == "ExecutionStarting", answers
+    assert executions(redis_client) == 1
+    assert len(list(tmp_path.glob("*.eml"))) == 1  # one email, not one per start
