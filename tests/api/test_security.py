@@ -89,6 +89,7 @@ def test_ids_are_random_url_safe_and_unrelated_to_execution_ids_names_or_time(re
     service = service_for(redis_client)  # a VirtualClock that is never advanced
     made = []  # (execution ID, continuation ID) in creation order
     for _ in range(100):
+        redis_client.delete("asl:n:same-name")  # as if the name had lapsed: names are unique while kept
         document = service.start(FAN_OUT, list(range(20)), state_machine=None, trusted=True, name="same-name")
         assert document["name"] == "same-name" and len(document["continuations"]) == 20
         made += [(document["executionId"], c["id"]) for c in document["continuations"]]
