@@ -98,6 +98,15 @@ class Env:
         return ChainMap(own or {}, *reversed(self._outer))
 
 
+def task_failure(exc: Exception) -> StatesError:
+    """The ASL error a handler's exception fails its task with."""
+    if isinstance(exc, StatesError):
+        return exc
+    if isinstance(exc, TaskFailed):
+        return StatesError(exc.error, exc.cause)
+    return StatesError(type(exc).__name__, str(exc))
+
+
 class Runner:
     """Runs one execution's snapshot until it ends, blocks or runs out of budget."""
 
@@ -356,17 +365,14 @@ class Runner:
             execution=self.snapshot["context"]["Execution"],
             timeout_seconds=timeout,
             heartbeat_seconds=heartbeat,
+            waits_for_token=state.waits_for_token,
             allocate_point=allocate_point,
         )
         self.emit(frame, "TaskScheduled", resource=resource, parameters=payload)
         try:
             result = handler(payload, context)
-        except StatesError:
-            raise
-        except TaskFailed as failed:
-            raise StatesError(failed.error, failed.cause) from None
         except Exception as exc:  # a handler's exception is a task failure, as in Lambda
-            raise StatesError(type(exc).__name__, str(exc)) from None
+            raise task_failure(exc) from None
         self.emit(frame, "TaskSucceeded", resource=resource)
         return result
 

@@ -46,6 +46,7 @@ class TaskContext:
     execution: dict  # the ``$$.Execution`` part of the context object
     timeout_seconds: float | None = None
     heartbeat_seconds: float | None = None
+    waits_for_token: bool = False  # a ``.waitForTaskToken`` call: its result is not used
     allocate_point: Callable[[], tuple[str, str]] | None = field(default=None, repr=False)
     _point: tuple[str, str] | None = field(default=None, repr=False)
 

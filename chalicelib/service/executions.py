@@ -58,7 +58,7 @@ class Executions:
         )
         if parent is not None:
             record.document["parent"] = parent
-        self.runs.write(self.runs.next_commit(record, compiled, outcome, create=True), compiled)
+        self.runs.write(self.runs.next_commit(record, compiled, outcome, create=True), compiled, outcome)
         if record.status == "RUNNING":
             self.runs.dispatch(execution_id)
         return self.runs.document(record)
@@ -110,7 +110,7 @@ class Executions:
             outcome = self.runs.run(record.id, lambda options: proceed(
                 compiled, record.snapshot, copy_snapshot=False, **options), record.snapshot)
             try:
-                self.runs.write(self.runs.next_commit(record, compiled, outcome), compiled)
+                self.runs.write(self.runs.next_commit(record, compiled, outcome), compiled, outcome)
             except CommitConflict:
                 continue  # someone else changed it (a redemption, an abort): reload
             if record.status != "RUNNING":
