@@ -1,4 +1,8 @@
-"""Command line: ``python -m chalicelib run|resume|validate|tick ...``."""
+"""Command line: python -m chalicelib run|resume|validate|tick ...
+
+Run a state machine, resume a suspended one from the JSON that run printed,
+validate a definition, or fire the service's due timers.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,26 +11,34 @@ import sys
 from typing import Any, Sequence
 
 from . import resume, run
-from .asl import InvalidDefinition, SystemClock, VirtualClock, validate
+from .asl import InvalidDefinition, SystemClock, UnknownSuspension, VirtualClock, load, validate
+from .asl.interpreter import open_points
+
+
+class UsageError(Exception):
+    """Bad input on the command line: reported as one line on stderr, exit status 2."""
 
 
 def _read_json(text_or_file: str, what: str) -> Any:
-    """JSON given inline, or ``@file`` / a file path."""
-    source = text_or_file
+    """JSON given inline, or the contents of a file named ``@path``."""
+    source, where = text_or_file, what
     if text_or_file.startswith("@"):
-        source = open(text_or_file[1:], encoding="utf-8").read()
+        path = text_or_file[1:]
+        source, where = _read_file(path), f"{what} file {path}"
     try:
         return json.loads(source)
-    except ValueError as exc:
-        raise SystemExit(f"error: {what} is not valid JSON: {exc}")
+    except (ValueError, RecursionError) as exc:
+        raise UsageError(f"{where} is not valid JSON: {exc}") from None
 
 
-def _read_definition(path: str) -> str:
+def _read_file(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as handle:
             return handle.read()
     except OSError as exc:
-        raise SystemExit(f"error: cannot read {path}: {exc.strerror}")
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"cannot read {path}: it is not UTF-8 text") from None
 
 
 def _print(value: Any) -> None:
@@ -38,35 +50,78 @@ def _invalid(exc: InvalidDefinition) -> int:
     return 2
 
 
+def _clock(args: argparse.Namespace):
+    return VirtualClock() if args.virtual_time else SystemClock()
+
+
+def _exit_status(result: dict) -> int:
+    return 0 if result["status"] in ("SUCCEEDED", "SUSPENDED") else 1
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    clock = VirtualClock() if args.virtual_time else SystemClock()
+    definition = _read_file(args.definition)
+    input = _read_json(args.input, "--input")
     try:
-        result = run(_read_definition(args.definition), _read_json(args.input, "--input"), clock=clock)
+        result = run(definition, input, clock=_clock(args))
     except InvalidDefinition as exc:
         return _invalid(exc)
     _print(result)
-    return 0 if result["status"] in ("SUCCEEDED", "SUSPENDED") else 1
+    return _exit_status(result)
+
+
+def _snapshot_of(given: Any) -> dict:
+    """The snapshot in what ``--snapshot`` gave: a whole result of run/resume, or its snapshot."""
+    if isinstance(given, dict) and "snapshot" in given and "root" not in given:
+        given = given["snapshot"]
+    elif isinstance(given, dict) and "status" in given and "root" not in given:
+        raise UsageError(f"--snapshot is a {given['status']} result, which has no snapshot to resume")
+    if not (isinstance(given, dict) and isinstance(given.get("root"), dict) and "definition" in given):
+        raise UsageError("--snapshot is not a snapshot: give the JSON that run printed, or its 'snapshot'")
+    return given
+
+
+def _open_points_text(points: list[str]) -> str:
+    return f"open points: {', '.join(points)}" if points else "no point is open"
+
+
+def _choose_point(args: argparse.Namespace, points: list[str]) -> str:
+    if args.point and args.point_option and args.point != args.point_option:
+        raise UsageError(f"two suspension points given: {args.point} and {args.point_option}")
+    point = args.point or args.point_option
+    if point is None:
+        if len(points) != 1:
+            raise UsageError(f"name the suspension point to answer; {_open_points_text(points)}")
+        point = points[0]
+    if point not in points:
+        raise UsageError(f"suspension point {point!r} is not open; {_open_points_text(points)}")
+    return point
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    clock = VirtualClock() if args.virtual_time else SystemClock()
-    snapshot = _read_json(args.snapshot, "--snapshot")
-    options: dict = {"clock": clock}
+    definition = _read_file(args.definition)
+    given = _read_json(args.snapshot, "--snapshot")
+    answer = _read_json(args.result, "--result")
+    snapshot = _snapshot_of(given)
+    try:
+        compiled = load(definition)
+    except InvalidDefinition as exc:
+        return _invalid(exc)
+    if snapshot["definition"] != compiled.hash:
+        raise UsageError(f"the snapshot belongs to a different definition than {args.definition}")
+    point = _choose_point(args, open_points(snapshot))
+    options: dict = {"clock": _clock(args)}
     if args.error:
         options.update(error=args.error, cause=args.cause)
     try:
-        result = resume(_read_definition(args.definition), snapshot, args.point,
-                        _read_json(args.result, "--result"), **options)
-    except InvalidDefinition as exc:
-        return _invalid(exc)
-    except KeyError:
-        raise SystemExit(f"error: suspension point {args.point!r} is not open in the snapshot")
+        result = resume(compiled, snapshot, point, answer, **options)
+    except UnknownSuspension:  # listed as open, yet not found: the snapshot is inconsistent
+        raise UsageError(f"suspension point {point!r} is not open") from None
     _print(result)
-    return 0 if result["status"] in ("SUCCEEDED", "SUSPENDED") else 1
+    return _exit_status(result)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    problems = validate(_read_definition(args.definition))
+    problems = validate(_read_file(args.definition))
     for problem in problems:
         print(problem.message)
     if not problems:
@@ -86,36 +141,62 @@ def cmd_tick(args: argparse.Namespace) -> int:
         time.sleep(args.loop)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chalicelib", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+JSON_HELP = "JSON text, or @FILE to read it from FILE"
 
-    p = commands.add_parser("run", help="run a state machine and print the result as JSON")
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="python -m chalicelib", description=__doc__.split("\n", 1)[1].strip(),
+        epilog="Exit status: 0 when the execution succeeded or suspended, 1 when it failed or timed out "
+               "(or validate found problems), 2 on bad input or an invalid definition.")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser(
+        "run", help="run a state machine and print the result as JSON",
+        description="Run a state machine and print the result as JSON. A SUSPENDED result lists its open "
+                    "suspension points and carries the snapshot that resume continues.")
     p.add_argument("definition", help="path of the ASL definition (JSON)")
-    p.add_argument("--input", default="{}", help="execution input: JSON text or @file")
+    p.add_argument("--input", default="{}", help=f"execution input: {JSON_HELP} (default: {{}})")
     p.add_argument("--virtual-time", action="store_true", help="skip Wait states and Retry intervals")
     p.set_defaults(func=cmd_run)
 
-    p = commands.add_parser("resume", help="resume a suspended execution from its result JSON")
-    p.add_argument("definition")
-    p.add_argument("--snapshot", required=True, help="the 'snapshot' of a SUSPENDED result: JSON or @file")
-    p.add_argument("--point", required=True, help="the id of the suspension point to answer")
-    p.add_argument("--result", default="{}", help="the answer: JSON text or @file")
-    p.add_argument("--error", help="fail the waiting task with this error instead")
+    p = commands.add_parser(
+        "resume", help="answer a suspension point of a suspended execution and run on",
+        description="Answer one open suspension point of a SUSPENDED result and run on; prints the new "
+                    "result as JSON.",
+        epilog="Example: python -m chalicelib run flow.json > result.json; "
+               "python -m chalicelib resume flow.json p1 --snapshot @result.json --result '{\"ok\": true}'")
+    p.add_argument("definition", help="path of the ASL definition the snapshot was run with")
+    p.add_argument("point", nargs="?",
+                   help="id of the suspension point to answer, e.g. p1 (may be left out when one is open)")
+    p.add_argument("--point", dest="point_option", metavar="POINT", help="the same as the point argument")
+    p.add_argument("--snapshot", required=True,
+                   help=f"the whole result that run or resume printed, or its snapshot: {JSON_HELP}")
+    p.add_argument("--result", default="{}", help=f"the answer: {JSON_HELP} (default: {{}})")
+    p.add_argument("--error", help="fail the waiting task with this error instead (Retry and Catch apply)")
     p.add_argument("--cause", help="the cause that goes with --error")
-    p.add_argument("--virtual-time", action="store_true")
+    p.add_argument("--virtual-time", action="store_true", help="skip Wait states and Retry intervals")
     p.set_defaults(func=cmd_resume)
 
-    p = commands.add_parser("validate", help="print the problems found in a definition")
-    p.add_argument("definition")
+    p = commands.add_parser("validate", help="print the problems found in a definition",
+                            description="Print the problems found in a definition, one a line.")
+    p.add_argument("definition", help="path of the ASL definition (JSON)")
     p.set_defaults(func=cmd_validate)
 
-    p = commands.add_parser("tick", help="fire the service's due timers (uses REDIS_URL)")
+    p = commands.add_parser("tick", help="fire the service's due timers (uses REDIS_URL)",
+                            description="Fire the service's due timers once, or every SECONDS with --loop.")
     p.add_argument("--loop", type=float, metavar="SECONDS", help="keep ticking every SECONDS")
     p.set_defaults(func=cmd_tick)
+    return top
 
-    args = parser.parse_args(argv)
-    return args.func(args)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"python -m chalicelib {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
