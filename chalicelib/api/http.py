@@ -28,11 +28,11 @@ def json_response(body: Any, status: int = 200, headers: dict | None = None) -> 
 
 
 def error_response(error: ServiceError) -> Response:
-    return json_response(error.to_json(), error.status)
+    return json_response(error.to_json(), error.status, error.headers)
 
 
-def page_response(page: views.Page) -> Response:
-    return Response(body=page.body, status_code=page.status, headers=page.headers)
+def page_response(page: views.Page, headers: dict | None = None) -> Response:
+    return Response(body=page.body, status_code=page.status, headers={**page.headers, **(headers or {})})
 
 
 def wants_html(request) -> bool:
@@ -57,7 +57,7 @@ def page_endpoint(handler: Callable[..., Any]) -> Callable[..., Response]:
             return error_response(error)
         service = make_service(request)
         try:
-            return page_response(views.refusal_page(service, continuation, error))
+            return page_response(views.refusal_page(service, continuation, error), error.headers)
         except ServiceError as again:  # the store failed again while explaining
             return page_response(views.error_page(service, again))
         except STORE_ERRORS:

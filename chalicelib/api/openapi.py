@@ -121,6 +121,10 @@ SCHEMAS: dict[str, dict] = {
             "alreadyExisted": {"type": "boolean", "description": (
                 "On a start: true when an execution with this name, state machine and input already existed "
                 "and this is it.")},
+            "replay": {"type": "boolean", "description": (
+                "On a redemption: true when the continuation had already been redeemed with this same answer "
+                "(byte for byte); nothing resumed again, this is the execution as it stands.")},
+            "answeredAt": {**TIMESTAMP, "description": "With replay: when the answer was first given."},
         },
         "additionalProperties": False,
     },
@@ -245,6 +249,19 @@ def error(status: int, *codes: str, html: bool = False) -> tuple[int, dict]:
     return status, {"description": f"{ERROR_TEXT[status]} Error: {', '.join(codes)}.", "content": content}
 
 
+def retry_after(entry: tuple[int, dict], when: str) -> tuple[int, dict]:
+    """``entry`` with a ``Retry-After`` header (seconds), sent ``when``."""
+    status, response = entry
+    return status, {**response, "headers": {"Retry-After": {
+        "description": f"Seconds to wait before trying again; sent {when}.",
+        "schema": {"type": "integer", "minimum": 1}}}}
+
+
+#: A redemption refused: answered before with another answer, or held by another attempt's lease.
+BUSY_WHEN = "with ContinuationBusy: until the other attempt's lease ends"
+REDEEMED = retry_after(error(409, "ContinuationAlreadyRedeemed", "ContinuationBusy", html=True), BUSY_WHEN)
+
+
 def unsupported_media_type() -> tuple[int, dict]:
     return 415, {"description": ERROR_TEXT[415], "content": {JSON: {"schema": _ref("UnsupportedMediaType")}}}
 
@@ -272,6 +289,7 @@ def _merge(*entries: tuple[int, dict]) -> dict[str, dict]:
             existing = merged[str(status)]
             existing["description"] += " " + response["description"]
             existing["content"].update(response["content"])
+            existing.setdefault("headers", {}).update(response.get("headers", {}))
         else:
             merged[str(status)] = copy.deepcopy(response)
     return merged
@@ -316,7 +334,7 @@ def json_body(schema: dict, *, required: bool = True, form: bool = False) -> dic
 ANSWER_ERRORS = (
     error(400, "MalformedJSON", "InvalidRequest", html=True),
     error(404, "ContinuationNotFound", html=True),
-    error(409, "ContinuationAlreadyRedeemed", html=True),
+    REDEEMED,
     error(410, "ContinuationExpired", "ExecutionExpired", html=True),
     error(413, "PayloadTooLarge", html=True),
     error(422, "InvalidAnswer", html=True),
@@ -420,7 +438,7 @@ OPERATIONS: dict[str, dict[str, dict]] = {
                 error(400, "MalformedJSON", "InvalidRequest"),
                 error(403, "ContinuationInternal"),
                 error(404, "ContinuationNotFound"),
-                error(409, "ContinuationAlreadyRedeemed"),
+                retry_after(error(409, "ContinuationAlreadyRedeemed", "ContinuationBusy"), BUSY_WHEN),
                 error(410, "ContinuationExpired", "ExecutionExpired"),
                 TOO_LARGE, STORE,
             ),
@@ -499,7 +517,7 @@ OPERATIONS: dict[str, dict[str, dict]] = {
                 error(400, "MalformedJSON", "InvalidRequest", "InvalidDefinition"),
                 error(403, "ResourceNotAllowed", "Forbidden", "ContinuationInternal"),
                 error(404, "ContinuationNotFound"),
-                error(409, "ContinuationAlreadyRedeemed"),
+                retry_after(error(409, "ContinuationAlreadyRedeemed", "ContinuationBusy"), BUSY_WHEN),
                 error(410, "ContinuationExpired", "ExecutionExpired"),
                 TOO_LARGE,
                 error(422, "InvalidAnswer"),

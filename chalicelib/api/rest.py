@@ -12,7 +12,7 @@ from chalice import Response
 from ..approvals import diagram, forms, links, views
 from ..asl import validate
 from ..config import settings
-from ..service import FINISHED, Service, ServiceError, catalog
+from ..service import FINISHED, Service, ServiceError, answer_digest, catalog
 from .http import (JSON_NUMBERS_ONLY, endpoint, error_response, is_form, page_endpoint,
                    read_form, read_json, require_object, wants_html)
 from .runtime import make_service
@@ -87,12 +87,20 @@ def _answer(request, continuation: str, choice: str | None = None) -> dict | vie
         payload = {} if body is None else require_object(body, "The answer")
         if choice is not None:
             payload = {**payload, _choice_field(service, continuation): choice}
-    document = service.redeem(continuation, result=payload)
+    document = service.redeem(continuation, result=payload, digest=_digest(request, "result", choice))
     if not wants_html(request):
         return document
     if info is None:
         info = service.describe_continuation(continuation)
     return views.outcome_page(service, continuation, info, payload, document)
+
+
+def _digest(request, kind: str, choice: str | None = None) -> str:
+    """What identifies an answer on retries: the request's exact body (and a decision link's choice)."""
+    body = request.raw_body or b""
+    if choice is not None:
+        body += b"\0choice=" + choice.encode()
+    return answer_digest(kind, body)
 
 
 def _choice_field(service: Service, continuation: str) -> str:
@@ -138,7 +146,7 @@ def fail_continuation(request, continuation: str) -> dict:
         raise ServiceError(400, "InvalidRequest", "'error' must be a non-empty string.")
     if cause is not None and not isinstance(cause, str):
         raise ServiceError(400, "InvalidRequest", "'cause' must be a string.")
-    return make_service(request).redeem(continuation, error=error, cause=cause)
+    return make_service(request).redeem(continuation, error=error, cause=cause, digest=_digest(request, "failure"))
 
 
 @endpoint
@@ -203,7 +211,7 @@ def prototype(request) -> dict:
     if "continuation" in params:
         body = read_json(request, config, required=False)
         payload = {} if body is None else require_object(body, "The answer")
-        return _flatten(service.redeem(params["continuation"], result=payload))
+        return _flatten(service.redeem(params["continuation"], result=payload, digest=_digest(request, "result")))
     definition = require_object(read_json(request, config), "The definition")
     raw_input = params.get("input", "{}")
     try:

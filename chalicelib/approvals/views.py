@@ -158,7 +158,7 @@ def refusal_page(service: Service, continuation: str, error: ServiceError) -> Pa
         return question_page(service, info, errors=error.extra.get("fieldErrors"), status=422)
     if error.code == "ContinuationNotFound":
         return unknown_page(service)
-    if error.code in ("ContinuationAlreadyRedeemed", "ContinuationExpired"):
+    if error.code in ("ContinuationAlreadyRedeemed", "ContinuationBusy", "ContinuationExpired"):
         try:
             info = service.describe_continuation(continuation)
         except ServiceError:

@@ -21,12 +21,13 @@ from .definitions import disallowed_resources
 from .errors import ServiceError
 from .executions import Executions
 from .questions import Questions
-from .redemption import Redemptions
+from .redemption import Redemptions, answer_digest
 from .runs import Runs, continuation_expiry
 from .statuses import FINISHED
 from .timers import Timers
 
-__all__ = ["FINISHED", "Questions", "Service", "ServiceError", "continuation_expiry", "disallowed_resources"]
+__all__ = ["FINISHED", "Questions", "Service", "ServiceError", "answer_digest", "continuation_expiry",
+           "disallowed_resources"]
 
 
 class Service:
@@ -81,8 +82,8 @@ class Service:
     # -- continuations ----------------------------------------------------------
 
     def redeem(self, continuation: str, *, result: Any = None, error: str | None = None,
-               cause: str | None = None) -> dict:
-        return self.redemptions.redeem(continuation, result=result, error=error, cause=cause)
+               cause: str | None = None, digest: str | None = None) -> dict:
+        return self.redemptions.redeem(continuation, result=result, error=error, cause=cause, digest=digest)
 
     def claim(self, continuation: str) -> Claim:
         return self.redemptions.claim(continuation)

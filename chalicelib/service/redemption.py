@@ -1,7 +1,16 @@
-"""Continuations: claim one, answer it (at most once), heartbeat it, say what it asks."""
+"""Continuations: claim one, answer it (at most once), heartbeat it, say what it asks.
+
+Retrying is safe for the caller: the continuation keeps a digest of the answer it
+was redeemed with, so the same answer sent again is answered with the execution
+(``"replay": true``) and resumes nothing; another answer is 409. An attempt that
+fails after claiming gives its claim back when it can; one that crashed leaves a
+lease, and until it runs out callers are told ``ContinuationBusy`` and when to retry.
+"""
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from typing import Any
 
 from ..asl.clock import iso_timestamp
@@ -10,6 +19,20 @@ from .errors import PUBLIC_KINDS, ServiceError, busy, continuation_not_found, in
 from .ids import continuation_id, id_hash, is_well_formed, new_nonce, tag_of
 from .runs import MAX_COMMIT_ATTEMPTS, Runs
 from .waits import asked, open_wait, timer_member
+
+log = logging.getLogger(__name__)
+
+
+def answer_digest(kind: str, body: bytes) -> str:
+    """What identifies an answer: its kind (``result`` or ``failure``) and its exact bytes."""
+    return hashlib.sha256(kind.encode() + b"\0" + body).hexdigest()[:32]
+
+
+def _digest_of(answer: dict) -> str:
+    """The digest of an answer given as values (no request body): of its canonical JSON."""
+    kind, value = ("failure", [answer["error"], answer.get("cause")]) if "error" in answer else ("result", answer["result"])
+    return answer_digest(kind, json.dumps(value, sort_keys=True, separators=(",", ":"),
+                                          ensure_ascii=False).encode())
 
 
 class Redemptions:
@@ -20,16 +43,34 @@ class Redemptions:
         self.settings = runs.settings
 
     def redeem(self, continuation: str, *, result: Any = None, error: str | None = None,
-               cause: str | None = None) -> dict:
-        """Resume the execution waiting on ``continuation`` (at most once)."""
-        claim = self.claim(continuation)
+               cause: str | None = None, digest: str | None = None) -> dict:
+        """Resume the execution waiting on ``continuation`` (at most once).
+
+        ``digest`` identifies the answer (see :func:`answer_digest`; by default, of its
+        canonical JSON): the same answer again is a replay, answered with the execution.
+        """
+        answer = {"error": error, "cause": cause} if error is not None else {"result": result}
+        digest = digest or _digest_of(answer)
+        try:
+            claim = self._claim(continuation)
+        except ClaimRefused as refused:
+            if refused.reason == "redeemed" and refused.digest and refused.digest == digest:
+                return self._replay(refused)
+            raise refusal(refused, self.clock.now()) from None
         if (asked(claim.execution.snapshot).get(claim.point) or {}).get("kind") not in PUBLIC_KINDS | {None}:
             self.store.release(claim)
             raise internal_continuation()
         if error is None:
             self._check_answer(claim, result)
-        answer = {"error": error, "cause": cause} if error is not None else {"result": result}
-        return self.resume_claimed(claim, answer)
+        return self.resume_claimed(claim, answer, digest=digest)
+
+    def _replay(self, refused: ClaimRefused) -> dict:
+        """The same answer again: the execution as it stands, marked as a replay; nothing resumes."""
+        record = self.runs.load(refused.execution_id or "")
+        if record is None:  # its records expired before the continuation's
+            raise refusal(refused, self.clock.now())
+        return {**self.runs.document(record), "replay": True,
+                "answeredAt": iso_timestamp(float(refused.detail))}
 
     def _check_answer(self, claim: Claim, result: Any) -> None:
         """Refuse (422) an answer that does not fit the question, and give the claim back.
@@ -45,18 +86,36 @@ class Redemptions:
                                fieldErrors=problems)
 
     def claim(self, continuation: str) -> Claim:
+        try:
+            return self._claim(continuation)
+        except ClaimRefused as refused:
+            raise refusal(refused, self.clock.now()) from None
+
+    def _claim(self, continuation: str) -> Claim:
         if not is_well_formed(continuation):
             raise continuation_not_found()
-        try:
-            claim = self.store.claim(tag_of(continuation), id_hash(continuation), self.clock.now(),
-                                     self.settings.lease_seconds, new_nonce())
-        except ClaimRefused as refused:
-            raise refusal(refused) from None
+        claim = self.store.claim(tag_of(continuation), id_hash(continuation), self.clock.now(),
+                                 self.settings.lease_seconds, new_nonce())
         self.runs.tokens.reveal(claim.execution)
         return claim
 
-    def resume_claimed(self, claim: Claim, answer: dict, outcome: str = "redeemed") -> dict:
-        return self.runs.resume(claim.execution, claim.point, answer, claim=claim, outcome=outcome)
+    def resume_claimed(self, claim: Claim, answer: dict, outcome: str = "redeemed", digest: str = "") -> dict:
+        """Resume with a claimed continuation; if that fails before the commit, give the claim back."""
+        try:
+            return self.runs.resume(claim.execution, claim.point, answer, claim=claim, outcome=outcome,
+                                    digest=digest)
+        except Exception:
+            self.give_back(claim)
+            raise
+
+    def give_back(self, claim: Claim) -> None:
+        """Release a claim so a retry works at once. A claim its commit consumed is not released;
+        if the store cannot be reached now, the lease runs out instead."""
+        try:
+            self.store.release(claim)
+        except Exception:  # noqa: BLE001 - the lease is the fallback
+            log.warning("could not give back a claim of execution %s; its lease will end",
+                        claim.execution.id, exc_info=True)
 
     def answer_point(self, record, point: str, answer: dict, outcome: str) -> bool:
         """Answer a point that has a continuation, claiming it first (even if expired).
@@ -80,19 +139,21 @@ class Redemptions:
     def heartbeat(self, continuation: str) -> dict:
         """Extend a waiting task's heartbeat deadline (as SendTaskHeartbeat does)."""
         info = self.describe_continuation(continuation)
+        fields = self._fields(continuation)
+        now = self.clock.now()
         if info["kind"] not in PUBLIC_KINDS | {None}:
             raise internal_continuation()
         if info["status"] == "redeemed":
-            raise refusal(ClaimRefused("redeemed", info["executionId"]))
+            raise refusal(ClaimRefused("redeemed", info["executionId"], fields.get("answeredAt", "")), now)
         if info["status"] != "waiting":
             raise refusal(ClaimRefused("closed" if info["status"] == "closed" else "expired",
-                                       info["executionId"], info.get("reason", "")))
-        point = self._fields(continuation)["point"]
+                                       info["executionId"], info.get("reason", "")), now)
+        point = fields["point"]
         for _ in range(MAX_COMMIT_ATTEMPTS):
             record = self.runs.reload(info["executionId"])
             wait = open_wait(record.snapshot, point)
             if wait is None:
-                raise refusal(ClaimRefused("closed", record.id))
+                raise refusal(ClaimRefused("closed", record.id), now)
             if not wait.get("heartbeatSeconds"):
                 return {**info, "heartbeatAt": None}
             now = self.clock.now()

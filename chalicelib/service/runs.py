@@ -166,7 +166,7 @@ class Runs:
         return RunOutcome(result, events.events(), tokens, before, effects)
 
     def resume(self, record: ExecutionRecord, point: str, answer: dict, *,
-               claim: Claim | None = None, outcome: str = "redeemed") -> dict:
+               claim: Claim | None = None, outcome: str = "redeemed", digest: str = "") -> dict:
         """Answer one suspension point and commit; on a version conflict, re-read and re-apply."""
         compiled = self.definition(record.definition_hash)
         summary = json.dumps({**answer, "at": iso_timestamp(self.clock.now())}, separators=(",", ":"))
@@ -191,7 +191,7 @@ class Runs:
                                    "The execution no longer waits at this point.",
                                    executionId=record.id) from None
             commit = self.next_commit(record, compiled, ran, claim=claim, answer=summary)
-            commit.outcome = outcome
+            commit.outcome, commit.digest = outcome, digest
             try:
                 self.write(commit, compiled, ran)
             except CommitConflict as conflict:

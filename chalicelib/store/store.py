@@ -8,7 +8,8 @@ one execution lives in one slot and each multi-key change is one Lua script)::
     asl:{t}:x:<executionId>   string: "<version>|" then the record, compressed (see ``pack_record``)
     asl:{t}:h:<executionId>   list: older history events, compressed chunks (only for long histories)
     asl:{t}:c:<hash(id)>      hash: one continuation: exec, point, expiresAt, status
-                              (+ lease, claim while claimed; + about, answer once answered or closed)
+                              (+ lease, claim while claimed; + about, answer, answeredAt and the
+                              answer's digest once answered; + about, reason once closed)
     asl:timers                sorted set: due timers, member "<kind>|<executionId>|<point>", score = due time
 
 An execution is one string (see ``records.py``). The Lua scripts in
@@ -65,11 +66,12 @@ class Claim:
 class ClaimRefused(Exception):
     """A continuation could not be claimed; ``reason`` says why."""
 
-    def __init__(self, reason: str, execution_id: str | None, detail: str = ""):
+    def __init__(self, reason: str, execution_id: str | None, detail: str = "", digest: str = ""):
         super().__init__(reason)
         self.reason = reason  # missing | redeemed | closed | expired | busy
         self.execution_id = execution_id
-        self.detail = detail
+        self.detail = detail  # redeemed: when (epoch seconds); closed: why; busy: when the lease ends
+        self.digest = digest  # redeemed: the digest of the answer it was redeemed with
 
 
 class CommitConflict(Exception):
@@ -97,6 +99,7 @@ class Commit:
     create: bool = False
     claim: Claim | None = None
     answer: str = ""
+    digest: str = ""  # of the answer the claimed continuation is redeemed with (compared on retries)
     about: dict[str, dict] | None = None  # point -> what it asked (state, branch, kind, parameters)
     created: list[NewContinuation] | None = None
     closed: list[tuple[str, str, str]] | None = None  # (continuation key hash, reason, point)
@@ -216,6 +219,7 @@ class Store:
             "closed": len(closed),
             "now": str(change.now),
             "answer": change.answer,
+            "digest": change.digest,
             "about": hide(compact(about.get(change.claim.point)), change.hidden) if change.claim else "",
             "spill": spill is not None,
             "chunks": -(-self.history_limit // INLINE_EVENTS) + 1,  # chunks hold >= INLINE_EVENTS events
@@ -298,8 +302,8 @@ class Store:
         args = [now, now + lease_seconds, token, prefix, "force" if force else ""]
         reply = self._claim(keys=[key], args=args)
         if _text(reply[0]) != "ok":
-            detail = [_text(v) for v in reply]
-            raise ClaimRefused(detail[0], detail[1] if len(detail) > 1 else None, detail[2] if len(detail) > 2 else "")
+            detail = [_text(v) for v in reply] + ["", "", ""]
+            raise ClaimRefused(detail[0], detail[1] or None, detail[2], detail[3])
         execution_id, point = _text(reply[1]), _text(reply[2])
         return Claim(key, token, point, unpack_record(execution_id, reply[3]))
 

@@ -49,11 +49,55 @@ def test_incsquare_suspends_at_49_and_resumes_to_50(client):
 def test_a_continuation_is_redeemed_at_most_once(client):
     document = start(client, "incsquare", {"value": 1})
     ident = document["continuations"][0]["id"]
-    assert post(client, f"/continuations/{ident}", {})[0] == 200
-    status, error = post(client, f"/continuations/{ident}", {})
+    status, first = post(client, f"/continuations/{ident}", {"by": "kim"})
+    assert status == 200 and "replay" not in first
+    status, error = post(client, f"/continuations/{ident}", {"by": "lee"})
     assert status == 409
     assert error["error"] == "ContinuationAlreadyRedeemed"
     assert error["executionId"] == document["executionId"]
+    assert error["answeredAt"] == first["stopDate"]  # the answer ended it, in the same commit
+    assert error["answeredAt"] in error["message"]
+
+
+def test_a_retried_redemption_with_the_same_bytes_gets_the_first_outcome(client):
+    document = start(client, "incsquare", {"value": 1})
+    ident = document["continuations"][0]["id"]
+    body = '{"by": "kim", "n": 1}'
+    status, first = post(client, f"/continuations/{ident}", raw=body)
+    assert status == 200
+    status, again = post(client, f"/continuations/{ident}", raw=body)
+    assert (status, again["replay"], again["output"]) == (200, True, first["output"])
+    assert again["answeredAt"] == first["stopDate"]
+    # the same values in other bytes are another answer
+    status, error = post(client, f"/continuations/{ident}", raw='{"n": 1, "by": "kim"}')
+    assert (status, error["error"]) == (409, "ContinuationAlreadyRedeemed")
+    history = get(client, f"/executions/{document['executionId']}")[1]["history"]
+    assert [e["type"] for e in history].count("ExecutionResumed") == 1
+    # the prototype's call and the failure route: the same rules
+    other = start(client, "incsquare", {"value": 2})["continuations"][0]["id"]
+    failure = {"error": "Rejected", "cause": "no"}
+    assert post(client, f"/continuations/{other}/failure", failure)[0] == 200
+    status, again = post(client, f"/continuations/{other}/failure", failure)
+    assert (status, again["replay"], again["error"]) == (200, True, "Rejected")
+    assert post(client, f"/continuations/{other}", failure)[1]["error"] == "ContinuationAlreadyRedeemed"
+    third = start(client, "incsquare", {"value": 3})["continuations"][0]["id"]
+    assert post(client, f"/?continuation={third}", raw="")[1]["value"] == 17
+    status, again = post(client, f"/?continuation={third}", raw="")
+    assert (status, again["replay"], again["value"]) == (200, True, 17)
+
+
+def test_a_continuation_held_by_another_attempt_says_when_to_retry(client):
+    from chalicelib.api import runtime
+
+    document = start(client, "incsquare", {"value": 1})
+    ident = document["continuations"][0]["id"]
+    runtime.make_service(None).claim(ident)  # an attempt that claimed and then crashed
+    response = client.http.post(f"/continuations/{ident}", headers=JSON, body="{}")
+    body = json.loads(response.body)
+    assert (response.status_code, body["error"]) == (409, "ContinuationBusy")
+    lease = int(os.environ.get("LEASE_SECONDS", "30"))
+    assert response.headers["Retry-After"] == str(lease) == str(body["retryAfterSeconds"])
+    assert get(client, f"/executions/{document['executionId']}")[1]["status"] == "SUSPENDED"
 
 
 def test_get_continuation_describes_and_changes_nothing(client):

@@ -97,9 +97,14 @@ class Run:
                 assert final["output"]["answers"] == [{"decision": "approve", "from": "AskFinance"},
                                                       {"decision": "approve", "from": "AskLegal"}]
             assert resumes(final) == len(document["continuations"])
-        for waiting in self.waiting:
+        for waiting in self.waiting:  # the same answer again is a replay; another one is refused
             status, body, _ = call(self.api, "post", f"/continuations/{waiting['id']}", answer_for(waiting))
+            assert (status, body["replay"]) == (200, True), body
+            status, body, _ = call(self.api, "post", f"/continuations/{waiting['id']}", {"other": 1})
             assert (status, body["error"]) == (409, "ContinuationAlreadyRedeemed")
+        for document in self.documents:
+            status, final, _ = call(self.api, "get", f"/executions/{document['executionId']}")
+            assert resumes(final) == len(document["continuations"])
 
 
 def resumes(document: dict) -> int:
@@ -167,7 +172,7 @@ def test_a_worker_killed_between_claim_and_commit_loses_no_answer(api, server):
     run = Run(api)
     document = run.documents[0]
     ident = document["continuations"][0]["id"]
-    worker = subprocess.Popen([sys.executable, "-m", "tests.crash_worker", ident], cwd=ROOT,
+    worker = subprocess.Popen([sys.executable, "-m", "tests.crash_worker", "claim", ident], cwd=ROOT,
                               stdout=subprocess.PIPE, text=True,
                               env={**os.environ, "REDIS_URL": server.url, "LEASE_SECONDS": str(LEASE)})
     try:
@@ -178,14 +183,17 @@ def test_a_worker_killed_between_claim_and_commit_loses_no_answer(api, server):
     finally:
         worker.kill()
         worker.stdout.close()
-    # while the dead worker's lease holds: refused as taken, and nothing has moved
+    # while the dead worker's lease holds: busy (not "already redeemed"), and nothing has moved
     refusals = 0
     while True:
-        status, body, _ = call(api, "post", f"/continuations/{ident}", {"by": "second"})
+        response = api.http.post(f"/continuations/{ident}", headers={"Content-Type": "application/json"},
+                                 body=json.dumps({"by": "second"}))
+        status, body = response.status_code, json.loads(response.body)
         waited = time.monotonic() - claimed
         if status == 200:
             break
-        assert (status, body["error"]) == (409, "ContinuationAlreadyRedeemed"), body
+        assert (status, body["error"]) == (409, "ContinuationBusy"), body
+        assert response.headers["Retry-After"] == str(LEASE)  # whole seconds, rounded up
         assert call(api, "get", f"/executions/{document['executionId']}")[1]["status"] == "SUSPENDED"
         assert waited < LEASE + 1, "the lease of the killed worker never ran out"
         refusals += 1
@@ -197,6 +205,36 @@ def test_a_worker_killed_between_claim_and_commit_loses_no_answer(api, server):
     assert "crashed" not in json.dumps(final)  # the killed worker's answer never took effect
     status, body, _ = call(api, "post", f"/continuations/{ident}", {"by": "third"})
     assert (status, body["error"]) == (409, "ContinuationAlreadyRedeemed")
+
+
+def test_processes_retrying_one_answer_at_once_resume_it_once_and_all_get_its_outcome(api, server):
+    """Six processes send the same answer to one continuation at the same moment, each retrying while busy."""
+    run = Run(api)
+    document = run.documents[0]
+    ident = document["continuations"][0]["id"]
+    env = {**os.environ, "REDIS_URL": server.url, "LEASE_SECONDS": str(LEASE)}
+    workers = [subprocess.Popen([sys.executable, "-m", "tests.crash_worker", "redeem", ident, '{"by": "all"}'],
+                                cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+               for _ in range(6)]
+    try:
+        for worker in workers:
+            assert worker.stdout.readline().strip() == "ready"
+        for worker in workers:  # all at once: they meet at the claim
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        reports = [json.loads(worker.stdout.readline()) for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait(10)
+            worker.stdin.close()
+            worker.stdout.close()
+    last = [report["tries"][-1] for report in reports]
+    assert sorted(last) == ["ok"] + ["replay"] * 5, reports
+    assert all(set(report["tries"][:-1]) <= {"ContinuationBusy"} for report in reports)
+    assert all(report["document"]["output"] == {"value": 50, "by": "all"} for report in reports)
+    final = call(api, "get", f"/executions/{document['executionId']}")[1]
+    assert resumes(final) == 1
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["shutdown", "crash"])

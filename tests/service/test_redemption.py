@@ -184,10 +184,101 @@ def test_many_simultaneous_redemptions_of_one_id_resume_exactly_once(service):
     wins = [r for kind, r in results if kind == "ok"]
     losses = [r for kind, r in results if kind == "error"]
     assert len(wins) == 1 and len(losses) == 15
-    assert all((e.status, e.code) == (409, "ContinuationAlreadyRedeemed") for e in losses)
+    # each other answer: refused as answered, or as held by the winner while it commits
+    assert all(e.status == 409 and e.code in ("ContinuationAlreadyRedeemed", "ContinuationBusy") for e in losses)
     final = service.describe(document["executionId"])
     assert final["output"] == wins[0]["output"]
     assert [e["type"] for e in final["history"]].count("ExecutionResumed") == 1
+
+
+def resumes(service, document) -> int:
+    return [e["type"] for e in service.describe(document["executionId"])["history"]].count("ExecutionResumed")
+
+
+def test_the_same_answer_again_is_a_replay_that_resumes_nothing(service, clock):
+    document = start(service)
+    ident = document["continuations"][0]["id"]
+    first = service.redeem(ident, result={"by": "kim", "n": [1, 2]})
+    assert "replay" not in first
+    clock.advance(5)
+    again = service.redeem(ident, result={"n": [1, 2], "by": "kim"})  # the same value, keys in another order
+    assert again["replay"] is True and again["answeredAt"] == "2027-01-15T08:00:00.000Z"
+    assert (again["status"], again["output"]) == (first["status"], first["output"])
+    assert resumes(service, document) == 1
+    # a failure is another answer, even with the same words
+    error = refused(service.redeem, ident, error="by", cause="kim")
+    assert (error.status, error.code) == (409, "ContinuationAlreadyRedeemed")
+
+
+def test_another_answer_is_409_saying_when_the_first_was_given(service, clock):
+    document = start(service)
+    ident = document["continuations"][0]["id"]
+    service.redeem(ident, result={"by": "kim"})
+    clock.advance(60)
+    error = refused(service.redeem, ident, result={"by": "lee"})
+    assert (error.status, error.code) == (409, "ContinuationAlreadyRedeemed")
+    assert error.extra["answeredAt"] == "2027-01-15T08:00:00.000Z"
+    assert "2027-01-15T08:00:00.000Z" in error.message
+    assert service.describe(document["executionId"])["output"] == {"value": 50, "by": "kim"}
+
+
+def test_a_digest_given_by_the_caller_decides_what_is_the_same_answer(service):
+    """The HTTP layer passes the digest of the request's bytes: equal values in other bytes are another answer."""
+    from chalicelib.service import answer_digest
+
+    document = start(service)
+    ident = document["continuations"][0]["id"]
+    service.redeem(ident, result={"a": 1}, digest=answer_digest("result", b'{"a": 1}'))
+    assert service.redeem(ident, result={"a": 1}, digest=answer_digest("result", b'{"a": 1}'))["replay"]
+    error = refused(service.redeem, ident, result={"a": 1}, digest=answer_digest("result", b'{"a":1}'))
+    assert error.code == "ContinuationAlreadyRedeemed"
+
+
+def test_simultaneous_same_answers_resume_once_and_each_gets_the_outcome(service):
+    document = start(service)
+    ident = document["continuations"][0]["id"]
+    results = run_concurrently([lambda: service.redeem(ident, result={"by": "all"}) for _ in range(16)])
+    answered = [r for kind, r in results if kind == "ok"]
+    assert len([r for r in answered if not r.get("replay")]) == 1
+    held = [r for kind, r in results if kind == "error"]
+    assert all((e.status, e.code) == (409, "ContinuationBusy") for e in held)
+    for _ in held:  # told to retry: the retry is a replay with the same outcome
+        answered.append(service.redeem(ident, result={"by": "all"}))
+    assert len(answered) == 16
+    assert all((r["status"], r["output"]) == ("SUCCEEDED", {"value": 50, "by": "all"}) for r in answered)
+    assert resumes(service, document) == 1
+
+
+def test_a_held_continuation_is_busy_with_the_seconds_until_its_lease_ends(service, clock):
+    document = start(service)
+    ident = document["continuations"][0]["id"]
+    lease = settings().lease_seconds
+    service.claim(ident)  # an attempt claims and then dies before committing
+    error = refused(service.redeem, ident, result={})
+    assert (error.status, error.code) == (409, "ContinuationBusy")
+    assert error.headers == {"Retry-After": str(lease)} and error.extra["retryAfterSeconds"] == lease
+    clock.advance(lease - 2.5)
+    assert refused(service.redeem, ident, result={}).headers == {"Retry-After": "3"}  # rounded up
+    clock.advance(2.5)
+    assert service.redeem(ident, result={"late": 1})["output"] == {"value": 50, "late": 1}
+
+
+def test_an_attempt_failing_in_the_interpreter_gives_its_claim_back(service, monkeypatch):
+    document = start(service)
+    ident = document["continuations"][0]["id"]
+    original = service.runs.run
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("interpreter bug")
+
+    monkeypatch.setattr(service.runs, "run", broken)
+    with pytest.raises(RuntimeError):
+        service.redeem(ident, result={"x": 1})
+    monkeypatch.setattr(service.runs, "run", original)
+    assert service.describe_continuation(ident)["status"] == "waiting"
+    # at once, no lease to wait out (the clock has not moved)
+    assert service.redeem(ident, result={"x": 2})["output"] == {"value": 50, "x": 2}
+    assert resumes(service, document) == 1
 
 
 def test_simultaneous_redemptions_of_two_branches_both_take_effect(service):
@@ -208,7 +299,7 @@ def test_a_resume_that_died_after_claiming_is_redeemable_after_the_lease(service
     document = start(service)
     ident = document["continuations"][0]["id"]
     service.claim(ident)  # a process claims, then dies before committing
-    assert refused(service.redeem, ident, result={}).status == 409
+    assert refused(service.redeem, ident, result={}).code == "ContinuationBusy"
     clock.advance(settings().lease_seconds + 1)
     done = service.redeem(ident, result={"second": True})
     assert done["status"] == "SUCCEEDED" and done["output"] == {"value": 50, "second": True}
@@ -228,7 +319,7 @@ def test_store_failure_during_commit_loses_nothing(service, clock, monkeypatch):
         service.redeem(ident, result={"x": 1})
     monkeypatch.setattr(service.store, "commit", original)
     assert service.describe(document["executionId"])["status"] == "SUSPENDED"
-    clock.advance(settings().lease_seconds + 1)
+    # the failed attempt gave its claim back: a retry works at once, without waiting for the lease
     assert service.redeem(ident, result={"x": 2})["output"] == {"value": 50, "x": 2}
 
 

@@ -24,7 +24,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], head.tt
 if head.claim then
   if head.outcome == 'redeemed' then
     redis.call('HSET', KEYS[3], 'status', 'redeemed', 'answeredAt', head.now, 'answer', head.answer,
-               'about', head.about)
+               'about', head.about, 'digest', head.digest)
   else
     redis.call('HSET', KEYS[3], 'status', 'closed', 'reason', head.outcome, 'about', head.about)
   end
