@@ -1,6 +1,7 @@
 """Storage: executions, continuations, timers and definitions in Redis.
 
-- ``connection``: one Redis client per process (the embedded server for local development);
+- ``connection``: one Redis client per process;
+- ``embedded``: local development's own ``redis-server`` child process, when ``REDIS_URL`` is unset;
 - ``records``: the stored form of an execution and its compressed body;
 - ``scripts/``: the Lua scripts that make each change atomic (claim, commit, release, keep);
 - ``store``: the keys and the operations on them.

