@@ -5,7 +5,7 @@ from chalice import Chalice, Rate
 
 from chalicelib.api import authorization, openapi, rest, runtime
 
-runtime.tune_local_server()
+runtime.prepare_local_server()
 app = Chalice(app_name="asl-continuations")
 app.api.binary_types = []
 

@@ -84,8 +84,6 @@ def continue_in_background(execution_id: str, seconds: float | None = None) -> N
 
 def make_service(request) -> Service:
     config = settings()
-    if request is not None:
-        ensure_local_ticker(config)
     return approval_service(config, store_for(config), dispatch=dispatcher(config),
                             base_url=base_url(request, config) if request is not None else (config.public_base_url or ""))
 
@@ -95,30 +93,51 @@ def fire_timers() -> dict:
     return make_service(None).tick()
 
 
-def tune_local_server() -> None:
-    """Under ``chalice local``, answer without the 40 ms stall of Nagle's algorithm plus delayed ACK.
+def prepare_local_server() -> None:
+    """Under ``chalice local`` only: tune its sockets, and start Redis and the ticker as it starts serving.
 
-    Its handler writes the headers and then the body in two sends; with Nagle on, the kernel
-    holds the body until the client ACKs the headers, and the client delays that ACK by about
-    40 ms. ``TCP_NODELAY`` on every accepted socket (``disable_nagle_algorithm``) sends at once.
+    ``chalice deploy`` and ``chalice package`` import the app too, so nothing starts here:
+    ``LocalDevServer.serve_forever`` is wrapped, which only ``chalice local`` calls.
     """
     if not os.environ.get("AWS_CHALICE_CLI_MODE") or os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         return
     try:
-        from chalice.local import ChaliceRequestHandler
+        from chalice.local import ChaliceRequestHandler, LocalDevServer
     except ImportError:  # a deployed package has no chalice.local
         return
-    ChaliceRequestHandler.disable_nagle_algorithm = True
+    tune_local_server(ChaliceRequestHandler)
+    serve = LocalDevServer.serve_forever
+    if getattr(serve, "starts_local_runtime", False):
+        return
+
+    def serve_forever(server) -> None:
+        start_local_runtime()
+        serve(server)
+
+    serve_forever.starts_local_runtime = True
+    LocalDevServer.serve_forever = serve_forever
+
+
+def tune_local_server(handler) -> None:
+    """Answer without the 40 ms stall of Nagle's algorithm plus delayed ACK.
+
+    Chalice's handler writes the headers and then the body in two sends; with Nagle on, the kernel
+    holds the body until the client ACKs the headers, and the client delays that ACK by about
+    40 ms. ``TCP_NODELAY`` on every accepted socket (``disable_nagle_algorithm``) sends at once.
+    """
+    handler.disable_nagle_algorithm = True
 
 
 _ticker: threading.Thread | None = None
 
 
-def ensure_local_ticker(config: Settings) -> None:
-    """Under ``chalice local`` (which runs no schedules), fire timers from a background thread."""
+def start_local_runtime() -> None:
+    """Before the first request: connect to Redis (starting the embedded one with the server, in
+    its main thread) and start the ticker that fires timers, since ``chalice local`` runs no schedules."""
     global _ticker
 
-    if _ticker is not None or not os.environ.get("AWS_CHALICE_CLI_MODE") or os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    store_for(settings())
+    if _ticker is not None:
         return
 
     def loop() -> None:
@@ -127,7 +146,7 @@ def ensure_local_ticker(config: Settings) -> None:
                 fire_timers()
             except Exception:  # noqa: BLE001 - keep ticking; the next tick retries
                 log.exception("timer tick failed")
-            time.sleep(config.tick_seconds)
+            time.sleep(settings().tick_seconds)
 
     _ticker = threading.Thread(target=loop, name="timer-ticker", daemon=True)
     _ticker.start()
