@@ -33,6 +33,7 @@ class Settings:
     max_body_bytes: int
     request_max_transitions: int
     request_max_seconds: float
+    execution_max_transitions: int  # over the whole execution; it fails with States.Runtime then
     lease_seconds: int
     retention_seconds: int
     inline_wait_seconds: float
@@ -62,6 +63,7 @@ def settings() -> Settings:
         max_body_bytes=_int("MAX_BODY_BYTES", 256 * 1024),
         request_max_transitions=_int("REQUEST_MAX_TRANSITIONS", 10_000),
         request_max_seconds=_float("REQUEST_MAX_SECONDS", 10.0),
+        execution_max_transitions=_int("EXECUTION_MAX_TRANSITIONS", 25_000),
         lease_seconds=_int("LEASE_SECONDS", 30),
         retention_seconds=_int("RETENTION_SECONDS", 7 * 86400),
         inline_wait_seconds=_float("INLINE_WAIT_SECONDS", 5.0),

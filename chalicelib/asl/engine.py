@@ -4,7 +4,15 @@ A *snapshot* is the whole state of an execution as one plain JSON value::
 
     {"version": 1, "status": "RUNNING", "events": 7, "seq": 2, "started": 1.7e9,
      "timeoutAt": null, "context": {"Execution": {...}, "StateMachine": {...}},
+     "transitions": 5,               # steps taken so far, over every run of it
      "root": FRAME, "output" | "error"/"cause": ...}
+
+A *step* is a state transition or the start of a Parallel branch or Map
+iteration. Each run takes at most ``max_transitions`` steps (then the snapshot
+is RUNNING and ``proceed`` goes on); a whole execution at most
+``transition_limit`` (``limits.MAX_TRANSITIONS``), counted in the snapshot
+across runs, resumes and processes: then it fails with ``States.Runtime``, so
+an execution that loops forever ends by itself.
 
 A *frame* is one thread of control (the execution itself, a Parallel branch or
 a Map iteration)::
@@ -47,7 +55,7 @@ from . import errors
 from .clock import iso_timestamp
 from .errors import StatesError, error_matches
 from .history import EventLog
-from .limits import SizeCache
+from .limits import MAX_TRANSITIONS, SizeCache
 from .states import BLOCK, Machine, State, Step, check_payload
 from .tasks import TaskContext, TaskFailed
 
@@ -62,6 +70,13 @@ class OutOfBudget(Exception):
 
 class ExecutionTimedOut(Exception):
     """The definition's top-level TimeoutSeconds has passed."""
+
+
+class TransitionLimitExceeded(Exception):
+    """The execution has taken its ``transition_limit`` of steps."""
+
+
+_STOPS = (OutOfBudget, ExecutionTimedOut, TransitionLimitExceeded)
 
 
 class UnknownSuspension(KeyError):
@@ -120,6 +135,7 @@ class Runner:
         inline_wait_limit: float | None = None,
         max_transitions: int | None = None,
         max_seconds: float | None = None,
+        transition_limit: int | None = MAX_TRANSITIONS,
         listener: Listener | None = None,
         token_factory: Callable[[str], str] | None = None,
         rng: random.Random | None = None,
@@ -137,6 +153,7 @@ class Runner:
         self.issued_tokens: dict[str, str] = {}
         self.transitions = 0
         self.max_transitions = max_transitions
+        self.transition_limit = transition_limit
         self.deadline = None if max_seconds is None else time.monotonic() + max_seconds
         #: The variable scopes around the frame being run, outermost first.
         self.outer: tuple[dict, ...] = ()
@@ -154,6 +171,9 @@ class Runner:
         except ExecutionTimedOut:
             return self._finish("TIMED_OUT", error=errors.TIMEOUT,
                                 cause="The execution exceeded its TimeoutSeconds.")
+        except TransitionLimitExceeded:
+            return self._finish("FAILED", error=errors.RUNTIME, cause=(
+                f"The execution exceeded its limit of {self.transition_limit} state transitions."))
         root = snap["root"]
         if outcome == "succeeded":
             return self._finish("SUCCEEDED", output=root["output"])
@@ -225,7 +245,7 @@ class Runner:
                     self.assign(frame, step.assign)
             except StatesError as failure:
                 step = self._handle_error(state, frame, failure)
-            except (OutOfBudget, ExecutionTimedOut):
+            except _STOPS:
                 raise
             except Exception as bug:  # never let a Python error escape as such
                 step = self._handle_error(state, frame, StatesError(
@@ -236,7 +256,7 @@ class Runner:
                 continue
             if step is _FAILED:
                 return "failed"
-            self.transitions += 1
+            self.count_steps(1)
             if step.assign:
                 self.emit(frame, state.type + "StateExited", output=step.output, assignedVariables=step.assign)
             else:
@@ -249,7 +269,23 @@ class Runner:
                 frame["output"] = step.output
                 return "succeeded"
 
+    def count_steps(self, steps: int) -> None:
+        self.transitions += steps
+        self.snapshot["transitions"] = self.snapshot.get("transitions", 0) + steps
+
+    def start_branches(self, count: int) -> None:
+        """Before a Parallel or Map starts ``count`` branches or iterations: they are steps of the budget.
+
+        Raises (leaving the snapshot as it was) when the budget or the execution's limit is spent,
+        so a large fan-out goes on in the next run like any other long work.
+        """
+        self._check_budget()
+        self.count_steps(count)
+
     def _check_budget(self) -> None:
+        limit = self.transition_limit
+        if limit is not None and self.snapshot.get("transitions", 0) >= limit:
+            raise TransitionLimitExceeded()
         if self.max_transitions is not None and self.transitions >= self.max_transitions:
             raise OutOfBudget()
         if self.deadline is not None and time.monotonic() >= self.deadline:
@@ -310,7 +346,7 @@ class Runner:
                     except Exception as bug:  # never let a Python error escape as such
                         error, cause = errors.RUNTIME, f"{type(bug).__name__}: {bug}"
                         break
-                    self.transitions += 1
+                    self.count_steps(1)
                     if assign:
                         self.emit(frame, state.type + "StateExited", output=output, assignedVariables=assign)
                     else:

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from .clock import SystemClock, iso_timestamp
 from .engine import SNAPSHOT_VERSION, Listener, Runner, UnknownSuspension, find_wait, iter_waits
+from .limits import MAX_TRANSITIONS
 from .errors import StatesError
 from .states import Machine, check_payload, compile_machine
 from .tasks import as_resolver
@@ -128,6 +129,7 @@ def new_snapshot(compiled: Compiled, input: Any, *, clock, name: str | None = No
         "status": "RUNNING",
         "events": 2,  # ExecutionStarted, then the first StateEntered
         "seq": 0,
+        "transitions": 0,  # steps over the whole execution (see engine)
         "started": started,
         "timeoutAt": started + timeout if timeout else None,
         "context": {
@@ -203,6 +205,7 @@ def run(
     inline_wait_limit: float | None = None,
     max_transitions: int | None = None,
     max_seconds: float | None = None,
+    transition_limit: int | None = MAX_TRANSITIONS,
     listener: Listener | None = None,
     token_factory: Callable[[str], str] | None = None,
 ) -> dict:
@@ -211,7 +214,10 @@ def run(
     ``handlers`` maps Task resources to handlers, or resolves them (default:
     none; ``chalicelib.run`` adds the built-in resources); ``clock`` replaces real time (see ``VirtualClock``);
     waits longer than ``inline_wait_limit`` seconds become timer suspension
-    points instead of sleeping (None: always sleep on the clock).
+    points instead of sleeping (None: always sleep on the clock). One call takes at most
+    ``max_transitions`` steps and ``max_seconds`` seconds (then the result is RUNNING); the
+    whole execution at most ``transition_limit`` steps, over every ``resume`` and ``proceed``
+    (then it fails with ``States.Runtime``; None: no limit).
     """
     compiled = load(definition)
     clock = clock or SystemClock()
@@ -219,8 +225,8 @@ def run(
                             state_machine_name=state_machine_name)
     runner = _runner(compiled, snapshot, dict(
         handlers=handlers, clock=clock, inline_wait_limit=inline_wait_limit,
-        max_transitions=max_transitions, max_seconds=max_seconds, listener=listener,
-        token_factory=token_factory))
+        max_transitions=max_transitions, max_seconds=max_seconds, transition_limit=transition_limit,
+        listener=listener, token_factory=token_factory))
     if listener is not None:
         started, root = iso_timestamp(snapshot["started"]), snapshot["root"]
         listener({"id": 1, "type": "ExecutionStarted", "timestamp": started, "input": root["input"]})

@@ -6,7 +6,13 @@ AWS's own limits, where it has one:
   output, a task's result and the variables one state assigns, measured as
   UTF-8 JSON text (``States.DataLimitExceeded``);
 * ``intrinsics.MAX_RANGE_ITEMS`` (1,000 items from ``States.ArrayRange``) and
-  ``intrinsics.MAX_FUNCTIONS`` (10 functions in one field).
+  ``intrinsics.MAX_FUNCTIONS`` (10 functions in one field);
+* ``MAX_TRANSITIONS`` (25,000): the steps one execution takes (state
+  transitions, and starts of Parallel branches and Map iterations), as AWS
+  fails an execution at 25,000 history events (``States.Runtime``);
+* ``MAX_INLINE_MAP_CONCURRENCY`` (40): the iterations an inline Map runs at
+  once when its MaxConcurrency is unset or 0, as in AWS; a distributed Map
+  runs up to ``MAX_DISTRIBUTED_MAP_CONCURRENCY`` (10,000).
 
 Bounds AWS does not document, chosen far below what Python's recursion can
 take (every recursive helper stays well inside the interpreter's limit):
@@ -30,8 +36,11 @@ from typing import Any
 __all__ = [
     "MAX_DATA_DEPTH",
     "MAX_DEFINITION_DEPTH",
+    "MAX_DISTRIBUTED_MAP_CONCURRENCY",
+    "MAX_INLINE_MAP_CONCURRENCY",
     "MAX_PAYLOAD_BYTES",
     "MAX_STATE_NESTING",
+    "MAX_TRANSITIONS",
     "NotJson",
     "TooDeep",
     "definition_depths",
@@ -42,6 +51,9 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_DATA_DEPTH = 1000
 MAX_STATE_NESTING = 100
 MAX_DEFINITION_DEPTH = 1000
+MAX_TRANSITIONS = 25_000
+MAX_INLINE_MAP_CONCURRENCY = 40
+MAX_DISTRIBUTED_MAP_CONCURRENCY = 10_000
 
 
 class TooDeep(ValueError):

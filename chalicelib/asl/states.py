@@ -342,6 +342,7 @@ class Parallel(State):
         raw = frame["input"]
         group = frame.get("group")
         if group is None:
+            runner.start_branches(len(self.branches))
             value = check_payload(self.io.effective_input(raw, frame, runner), self.name, "was given parameters")
             group = frame["group"] = {
                 "frames": [runner.new_frame(branch.start_at, value) for branch in self.branches],
@@ -402,6 +403,9 @@ class Map(State):
         self.processor = compile_machine(processor_spec, machine_language)
         # A distributed Map's iterations are child executions: they cannot read the Map's variables.
         self.distributed = (processor_spec.get("ProcessorConfig") or {}).get("Mode") == "DISTRIBUTED"
+        #: How many iterations run at once when MaxConcurrency is unset or 0 (AWS's numbers).
+        self.default_concurrency = (limits.MAX_DISTRIBUTED_MAP_CONCURRENCY if self.distributed
+                                    else limits.MAX_INLINE_MAP_CONCURRENCY)
         self.items = self.io.items(spec)
         self.item_selector = self.io.item_selector(spec)
         self.max_concurrency = self.io.field(spec, "MaxConcurrency")
@@ -458,11 +462,11 @@ class Map(State):
             group = frame["group"] = self._start(raw, frame, runner)
         scopes = () if self.distributed else runner.inner_scopes(frame)
         items, active = group["items"], group["active"]
+        concurrency = group["concurrency"] or self.default_concurrency
         for key in list(active):
             self._advance(int(key), active[key], frame, group, runner, scopes)
-        while group["next"] < len(items) and (
-            not group["concurrency"] or len(active) < group["concurrency"]
-        ):
+        while group["next"] < len(items) and len(active) < concurrency:
+            runner.start_branches(1)
             index = group["next"]
             group["next"] = index + 1
             item_input = items[index]

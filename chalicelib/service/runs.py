@@ -161,6 +161,7 @@ class Runs:
             inline_wait_limit=self.settings.inline_wait_seconds,
             max_transitions=self.settings.request_max_transitions,
             max_seconds=self.settings.request_max_seconds,
+            transition_limit=self.settings.execution_max_transitions,
             listener=events, token_factory=token_factory,
         ))
         return RunOutcome(result, events.events(), tokens, before, effects)

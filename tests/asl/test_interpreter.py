@@ -437,6 +437,118 @@ def test_map_max_concurrency_limits_open_iterations():
     assert [s["branch"] for s in second["suspensions"]] == ["M[1]"]
 
 
+def suspending_map(**fields):
+    return machine(("M", {"Type": "Map", **fields, "ItemProcessor": branch(
+        ("Ask", {"Type": "Task", "Resource": "module:suspend", "OutputPath": "$.answer"}))}))
+
+
+@pytest.mark.parametrize("fields, open_at_once", [
+    ({}, 40), ({"MaxConcurrency": 0}, 40), ({"MaxConcurrency": 5}, 5), ({"MaxConcurrency": 100}, 100),
+    ({"MaxConcurrencyPath": "$.limit"}, 40),
+])
+def test_inline_map_runs_at_most_max_concurrency_or_40_iterations_at_once(fields, open_at_once):
+    items = list(range(120))
+    definition = suspending_map(**fields)
+    if "MaxConcurrencyPath" in fields:
+        items_input = {"limit": 0, "items": items}
+        definition["States"]["M"]["ItemsPath"] = "$.items"
+    else:
+        items_input = items
+    first = go(definition, items_input)
+    assert [s["branch"] for s in first["suspensions"]] == [f"M[{i}]" for i in range(open_at_once)]
+    # when one completes, the next waiting item starts
+    second = resume(definition, roundtrip(first["snapshot"]), first["suspensions"][3]["id"], {"answer": 3})
+    branches = [s["branch"] for s in second["suspensions"]]
+    expected = [f"M[{i}]" for i in range(min(open_at_once + 1, len(items))) if i != 3]
+    assert branches == expected
+
+
+def test_a_map_answered_in_turns_gives_every_result_in_order():
+    definition = suspending_map()
+    result = go(definition, list(range(90)))
+    answered = 0
+    while result["status"] == "SUSPENDED":
+        assert len(result["suspensions"]) <= 40
+        point = result["suspensions"][-1]
+        index = int(point["branch"][2:-1])
+        result = resume(definition, roundtrip(result["snapshot"]), point["id"], {"answer": index * 10})
+        answered += 1
+    assert answered == 90
+    assert result == {"status": "SUCCEEDED", "output": [i * 10 for i in range(90)]}
+
+
+# -- the execution's transition limit and the per-call budget over fan-outs ------------------
+
+def test_an_endless_loop_fails_at_the_execution_transition_limit_counted_over_every_call():
+    calls = 0
+    result = go(LOOP, {}, max_transitions=7, transition_limit=50)
+    while result["status"] == "RUNNING":
+        calls += 1
+        assert result["snapshot"]["transitions"] <= 50
+        result = proceed(LOOP, roundtrip(result["snapshot"]), max_transitions=7, transition_limit=50,
+                         clock=VirtualClock(START))
+    assert calls == 50 // 7
+    assert result == {"status": "FAILED", "error": "States.Runtime",
+                      "cause": "The execution exceeded its limit of 50 state transitions."}
+
+
+def test_the_transition_limit_counts_across_resumes_and_ignores_catch():
+    ask_again = {"StartAt": "P", "States": {
+        "P": {"Type": "Parallel", "Next": "P", "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+              "Branches": [branch(("Ask", {"Type": "Task", "Resource": "module:suspend"}))]},
+        "Caught": {"Type": "Succeed"}}}
+    result = go(ask_again, {}, transition_limit=20)
+    rounds = 0
+    while result["status"] == "SUSPENDED":
+        rounds += 1
+        result = resume(ask_again, roundtrip(result["snapshot"]), result["suspensions"][0]["id"], {},
+                        transition_limit=20, clock=VirtualClock(START))
+    # the first run takes 1 transition (the branch start), each answer 3 (the Ask, the Parallel, the next
+    # branch start): 6 answers make 19, the 7th reaches 20 as the Parallel exits
+    assert rounds == 7
+    assert result["status"] == "FAILED" and result["error"] == "States.Runtime"
+
+
+def test_an_execution_within_the_limit_is_untouched_and_none_means_no_limit():
+    ten = machine(*[(f"S{i}", {"Type": "Pass"}) for i in range(10)])
+    assert go(ten, {}, transition_limit=10)["status"] == "SUCCEEDED"
+    assert go(ten, {}, transition_limit=9)["error"] == "States.Runtime"
+    counted = go(LOOP, {}, max_transitions=30_000, transition_limit=None)
+    assert counted["status"] == "RUNNING" and counted["snapshot"]["transitions"] == 30_000
+
+
+def test_a_suspending_fan_out_opens_its_iterations_within_each_calls_budget():
+    definition = suspending_map(MaxConcurrency=500)
+    result = go(definition, list(range(500)), max_transitions=60)
+    opened = []
+    while result["status"] == "RUNNING":
+        opened.append(len(result["snapshot"]["root"]["group"]["active"]))
+        result = proceed(definition, roundtrip(result["snapshot"]), max_transitions=60,
+                         clock=VirtualClock(START))
+    assert opened == list(range(60, 500, 60))
+    assert result["status"] == "SUSPENDED" and len(result["suspensions"]) == 500
+
+
+def test_iterations_that_fail_at_once_still_count_against_the_budget():
+    definition = machine(("M", {"Type": "Map", "ToleratedFailurePercentage": 100, "ItemProcessor": branch(
+        ("F", {"Type": "Fail", "Error": "No"}))}))
+    partial = go(definition, list(range(1000)), max_transitions=100)
+    assert partial["status"] == "RUNNING"
+    assert partial["snapshot"]["root"]["group"]["next"] == 100
+    done = proceed(definition, roundtrip(partial["snapshot"]), clock=VirtualClock(START))
+    assert done["status"] == "SUCCEEDED" and done["output"] == [{"Error": "No", "Cause": None}] * 1000
+
+
+def test_a_parallel_starts_its_branches_only_within_the_budget():
+    definition = machine(("A", {"Type": "Pass"}), ("P", {"Type": "Parallel", "Branches": [
+        branch((f"X{i}", {"Type": "Pass", "Result": i})) for i in range(3)]}))
+    partial = go(definition, {}, max_transitions=1)
+    assert partial["status"] == "RUNNING"
+    assert partial["snapshot"]["root"]["at"] == "P" and "group" not in partial["snapshot"]["root"]
+    done = proceed(definition, roundtrip(partial["snapshot"]), clock=VirtualClock(START))
+    assert done == {"status": "SUCCEEDED", "output": [0, 1, 2]}
+
+
 # -- Suspend and task tokens ----------------------------------------------------------------
 
 INCSQUARE = machine(("Inc", {"Type": "Task", "Resource": "module:increment"}),
