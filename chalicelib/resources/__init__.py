@@ -5,7 +5,8 @@ One :class:`Registry` resolves every kind, each in its own module:
 * ``module:NAME``: Python functions registered with :func:`module_handler`
   (the built-in ones are in ``builtin``);
 * AWS Lambda (``aws_lambda``): function ARNs and ``arn:aws:states:::lambda:invoke``;
-* HTTP APIs (``http``): ``arn:aws:states:::http:invoke``;
+* HTTP APIs (``http``): ``arn:aws:states:::http:invoke``, connecting only where the
+  address policy (``network``, ``ALLOWED_HTTP_HOSTS``) allows;
 * AWS services (``aws_sdk``): ``arn:aws:states:::aws-sdk:SERVICE:ACTION`` and the
   optimized ``sns:publish``, ``sqs:sendMessage`` and ``dynamodb:*Item``.
 

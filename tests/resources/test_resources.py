@@ -589,7 +589,8 @@ class Server:
 
 
 @pytest.fixture
-def server():
+def server(monkeypatch):
+    monkeypatch.setenv("ALLOWED_HTTP_HOSTS", "127.0.0.1")  # the test's local endpoint (loopback is refused by default)
     running = Server()
     yield running
     running.close()
@@ -647,7 +648,8 @@ def test_http_status_outside_2xx_is_an_error_named_after_the_status(server):
     assert len(server.requests) == 3  # the call and two retries
 
 
-def test_http_connection_refused_is_a_socket_error():
+def test_http_connection_refused_is_a_socket_error(monkeypatch):
+    monkeypatch.setenv("ALLOWED_HTTP_HOSTS", "127.0.0.1")
     failed = go(task("arn:aws:states:::http:invoke",
                      Parameters={"ApiEndpoint": f"http://127.0.0.1:{closed_port()}/x", "Method": "GET"}))
     assert failed["status"] == "FAILED" and failed["error"] == "States.Http.Socket"

@@ -18,8 +18,9 @@ HTTP_TASK = {"StartAt": "Call", "States": {"Call": {
 
 
 @pytest.fixture
-def answering_endpoint():
+def answering_endpoint(monkeypatch):
     """An HTTP endpoint that redeems the token it receives, from another thread, before it responds."""
+    monkeypatch.setenv("ALLOWED_HTTP_HOSTS", "127.0.0.1")  # loopback is refused by default
     answers: list[dict] = []
     holder: dict = {}
 
