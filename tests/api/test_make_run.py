@@ -76,7 +76,8 @@ def _running(process: psutil.Process) -> bool:
 def make_run(data_dir, log_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env.update(LOCAL_DATA_DIR=str(data_dir), INLINE_WAIT_SECONDS="1")  # the 3 s Wait becomes a timer
+    env.update(LOCAL_DATA_DIR=str(data_dir), INLINE_WAIT_SECONDS="1",  # the 3 s Wait becomes a timer
+               EXECUTION_MAX_TRANSITIONS=str(4 * LOOPS))  # the loop runs past the default execution bound
     with open(log_path, "ab") as log:
         process = subprocess.Popen(["make", *make_arguments(port)], cwd=ROOT, env=env, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
