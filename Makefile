@@ -13,6 +13,7 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 .PHONY: install run test conformance bench load screenshots
 install: $(BIN)/.installed
 
+# chalice local without its reloader (it restarts on any file written under the project): restart after editing code.
 run: install
 	$(BIN)/chalice local --no-autoreload --port $(PORT) --stage dev
 

@@ -1,4 +1,4 @@
-"""Latency of `chalice local`, started as ``make run`` starts it (dev stage, autoreload on).
+"""Latency of `chalice local`, started with the command ``make run`` runs (read from the Makefile).
 
 Run from the project root (uses ``REDIS_URL``, default ``redis://127.0.0.1:6379/0``; writes nothing)::
 
@@ -16,19 +16,15 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.make_run import free_port, make_run_command, wait_for_port  # noqa: E402
 
 
 def timed(port: int, count: int, keep_alive: bool) -> list[float]:
@@ -53,27 +49,21 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
     port = free_port()
-    chalice = os.path.join(os.path.dirname(sys.executable), "chalice")
     env = {**os.environ, "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")}
-    process = subprocess.Popen([chalice, "local", "--port", str(port), "--stage", "dev"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = make_run_command(port)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("chalice local did not start")
-                time.sleep(0.1)
+        try:
+            wait_for_port(port, process)
+        except RuntimeError as exc:
+            raise SystemExit(f"chalice local did not start: {exc}")
         timed(port, 20, keep_alive=True)  # warm-up
         kept, new = timed(port, args.requests, True), timed(port, args.requests, False)
     finally:
         process.terminate()
         process.wait(10)
     kept_ms, new_ms = statistics.median(kept) * 1000, statistics.median(new) * 1000
-    print(f"chalice local as `make run` starts it, GET /state-machines, {args.requests} requests each, medians")
+    print(f"{' '.join([os.path.basename(command[0]), *command[1:]])} (as `make run`), GET /state-machines, {args.requests} requests each, medians")
     print(f"{'kept-alive connection':28s} {kept_ms:8.2f} ms   p99 {sorted(kept)[int(len(kept) * .99) - 1] * 1000:.2f} ms")
     print(f"{'new connection per request':28s} {new_ms:8.2f} ms")
     print(f"{'ratio kept-alive / new':28s} {kept_ms / new_ms:8.2f}   (about 50 with Nagle on)")

@@ -4,26 +4,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 
 from .conftest import REDIS_URL, ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def chalice_command() -> str:
-    beside = os.path.join(os.path.dirname(sys.executable), "chalice")
-    return beside if os.path.exists(beside) else shutil.which("chalice")
+from .make_run import free_port, make_run_command
 
 
 def call(method: str, url: str, body: bytes | None = None, content_type: str = "application/json"):
@@ -39,17 +26,12 @@ def call(method: str, url: str, body: bytes | None = None, content_type: str = "
 
 
 @contextlib.contextmanager
-def chalice_local(log_path, autoreload: bool = False, **env: str):
-    """Yield the base URL of a `chalice local` server (dev stage, no autoreload) with ``env`` set.
-
-    No autoreload: files the tests write into the project (screenshots) must not restart it.
-    ``autoreload=True`` starts it as ``make run`` does.
-    """
+def chalice_local(log_path, **env: str):
+    """Yield the base URL of a `chalice local` server, started with ``make run``'s command, with ``env`` set."""
     port = free_port()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [chalice_command(), "local", *([] if autoreload else ["--no-autoreload"]), "--port", str(port),
-             "--stage", "dev"],
+            make_run_command(port),
             cwd=ROOT, env={**os.environ, "REDIS_URL": REDIS_URL, **env}, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:

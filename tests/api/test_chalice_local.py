@@ -55,9 +55,9 @@ def test_parallel_approval_and_errors_over_http(server):
 
 
 def test_keep_alive_requests_are_not_held_back_by_nagle_and_delayed_ack(redis_client, tmp_path):
-    """Started as ``make run`` starts it (autoreload on): the headers and the body of an answer go
-    out in two sends; without TCP_NODELAY the body waits for the client's delayed ACK (about 40 ms)."""
-    with chalice_local(tmp_path / "chalice-local.log", autoreload=True) as base:
+    """Started with ``make run``'s command: the headers and the body of an answer go out in two
+    sends; without TCP_NODELAY the body waits for the client's delayed ACK (about 40 ms)."""
+    with chalice_local(tmp_path / "chalice-local.log") as base:
         address = urllib.parse.urlsplit(base)
         connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
         seconds = []
