@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +22,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def chalice_command() -> str:
+    """The ``chalice`` script of this interpreter's virtualenv (or the one on PATH)."""
+    beside = os.path.join(os.path.dirname(sys.executable), "chalice")
+    return beside if os.path.exists(beside) else (shutil.which("chalice") or "chalice")
 
 
 def make_arguments(port: int) -> list[str]:

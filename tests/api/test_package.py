@@ -22,7 +22,7 @@ import zipfile
 import pytest
 
 from ..conftest import REDIS_URL, ROOT
-from ..local_server import chalice_command
+from ..make_run import chalice_command
 
 REGION = "us-east-1"
 HOST = "abc123defg.execute-api.us-east-1.amazonaws.com"
