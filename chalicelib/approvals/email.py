@@ -14,8 +14,12 @@ default when deployed; otherwise (``EMAIL_MODE=outbox``, the default under
 ``chalice local``) the message is logged and written as a ``.eml`` file to
 ``OUTBOX_DIR``, so a developer can open its links.
 
-Sending happens while the execution runs, before its new state is committed:
-as with any task, if that commit has to be redone the email is sent again.
+Sending happens after the commit that stores the continuation, whichever way
+the resource is spelled (``send.waits_for_token``), through the execution's
+pending calls (``chalicelib/service/calls.py``): an email goes out only for a
+stored execution, and one whose sender died is sent again. Every try of one
+email carries the same idempotency key: the outbox names its file and
+Message-ID after it (and writes it once), SES gets it as the ``call`` tag.
 """
 from __future__ import annotations
 
@@ -51,6 +55,10 @@ class ApprovalEmails:
     def resolve(self, resource: str):
         return self.send if resource == RESOURCE else None
 
+    def at_base(self, base_url: str) -> "ApprovalEmails":
+        """The same emails with links at ``base_url`` (for a call made again outside its request)."""
+        return self if base_url == self.base_url else ApprovalEmails(self.settings, base_url, self.clock)
+
     def send(self, payload: Any, context: TaskContext) -> Suspend:
         settings = self.settings
         if not self.base_url:  # outside a request (a timer, a background run) and no PUBLIC_BASE_URL
@@ -62,8 +70,10 @@ class ApprovalEmails:
         timeout_at = now + context.timeout_seconds if context.timeout_seconds else None
         message = compose(payload, context.token, self.base_url, settings.signing_secret,
                           continuation_expiry(settings, now, timeout_at))
-        deliver(message, settings)
+        deliver(message, settings, context.idempotency_key)
         return Suspend("task-token")
+
+    send.waits_for_token = True  # sent after the commit, with either spelling of the resource
 
 
 def compose(payload: Any, token: str, base_url: str, secret: str, expires_at: float) -> dict:
@@ -97,28 +107,30 @@ def compose(payload: Any, token: str, base_url: str, secret: str, expires_at: fl
     }
 
 
-def deliver(message: dict, settings) -> str:
-    """Send (SES) or keep (outbox) the message; returns its message ID."""
+def deliver(message: dict, settings, key: str | None = None) -> str:
+    """Send (SES) or keep (outbox) the message; returns its message ID. ``key``: the same on every try."""
     if settings.email_mode == "ses":
-        return _send_with_ses(message, settings.email_from)
+        return _send_with_ses(message, settings.email_from, key)
     if settings.email_mode == "outbox":
-        return _write_to_outbox(message, settings.email_from, settings.outbox_dir)
+        return _write_to_outbox(message, settings.email_from, settings.outbox_dir, key)
     raise TaskFailed("Email.NotConfigured", f"EMAIL_MODE must be 'ses' or 'outbox', not {settings.email_mode!r}.")
 
 
-def _send_with_ses(message: dict, sender: str) -> str:
+def _send_with_ses(message: dict, sender: str, key: str | None = None) -> str:
     import boto3  # in the Lambda runtime; only needed when sending for real
     from botocore.exceptions import ClientError
 
     def part(text: str) -> dict:
         return {"Data": text, "Charset": "UTF-8"}
 
+    tags = {"EmailTags": [{"Name": "call", "Value": key}]} if key else {}
     try:
         response = boto3.client("sesv2").send_email(
             FromEmailAddress=sender,
             Destination={"ToAddresses": message["to"]},
             Content={"Simple": {"Subject": part(message["subject"]),
                                 "Body": {"Text": part(message["text"]), "Html": part(message["html"])}}},
+            **tags,
         )
     except ClientError as error:
         details = error.response.get("Error", {})
@@ -126,22 +138,30 @@ def _send_with_ses(message: dict, sender: str) -> str:
     return response["MessageId"]
 
 
-def _write_to_outbox(message: dict, sender: str, folder: str) -> str:
+def _write_to_outbox(message: dict, sender: str, folder: str, key: str | None = None) -> str:
+    """Write the message to ``folder``; with ``key``, as ``<key>.eml`` and only once (a retry finds it there)."""
     email = EmailMessage()
     email["From"] = sender
     email["To"] = ", ".join(message["to"])
     email["Subject"] = message["subject"]
-    email["Message-ID"] = message_id = make_msgid(domain="outbox.local")
+    email["Message-ID"] = message_id = f"<{key}@outbox.local>" if key else make_msgid(domain="outbox.local")
     try:  # unwrapped, so the links in the file can be clicked
         email.set_content(message["text"], cte="8bit")
     except ValueError:  # a line too long for 8bit
         email.set_content(message["text"])
     email.add_alternative(message["html"], subtype="html")
     os.makedirs(folder, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    path = os.path.join(folder, f"{stamp}-{secrets.token_hex(4)}.eml")
-    with open(path, "wb") as handle:
+    if key:
+        path = os.path.join(folder, f"{key}.eml")
+        if os.path.exists(path):
+            return message_id  # this call was made before: the message is there
+    else:
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        path = os.path.join(folder, f"{stamp}-{secrets.token_hex(4)}.eml")
+    partial = f"{path}.{secrets.token_hex(4)}.part"
+    with open(partial, "wb") as handle:
         handle.write(bytes(email))
+    os.replace(partial, path)  # whole or not at all, even if the sender dies while writing
     lines = [f"email to {email['To']}: {message['subject']!r} (saved to {path})"]
     lines += [f"  {name}: {url}" for name, url in message["links"].items()]
     _outbox_log().info("\n".join(lines))

@@ -47,6 +47,9 @@ class TaskContext:
     timeout_seconds: float | None = None
     heartbeat_seconds: float | None = None
     waits_for_token: bool = False  # a ``.waitForTaskToken`` call: its result is not used
+    # Set by whoever may make this call more than once (after a crash): the same for every try of
+    # one call, for resources whose target takes an idempotency key.
+    idempotency_key: str | None = None
     allocate_point: Callable[[], tuple[str, str]] | None = field(default=None, repr=False)
     _point: tuple[str, str] | None = field(default=None, repr=False)
 

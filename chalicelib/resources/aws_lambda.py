@@ -16,6 +16,7 @@ text. An error of the Lambda service itself is ``Lambda.<Exception>``
 """
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import Any
@@ -70,6 +71,11 @@ def invoke(payload: Any, context: TaskContext) -> dict:
 
 
 def _invoke(region: str | None, context: TaskContext, **request: Any) -> dict:
+    key = context.idempotency_key
+    if key and "ClientContext" not in request and request.get("InvocationType", "RequestResponse") == "RequestResponse":
+        # a call that may be made again: the function finds the same key in context.client_context.custom
+        custom = json.dumps({"custom": {"idempotencyKey": key}}, separators=(",", ":")).encode()
+        request["ClientContext"] = base64.b64encode(custom).decode()
     try:
         return aws.client("lambda", region, context.timeout_seconds).invoke(**request)
     except Exception as error:

@@ -100,6 +100,7 @@ def _call(service: str, operation: str, names: aws.ErrorNames, payload: Any,
         payload = {}
     if not isinstance(payload, dict):
         raise StatesError(errors.RUNTIME, "The Parameters of an AWS service task must be an object.")
+    payload = with_idempotency_key(service, operation, payload, context)
     try:
         client = aws.client(service, timeout=context.timeout_seconds)
         model = client.meta.service_model.operation_model(operation)
@@ -107,6 +108,16 @@ def _call(service: str, operation: str, names: aws.ErrorNames, payload: Any,
     except Exception as error:
         raise aws.failure(error, names, context) from None
     return to_result(response, model.output_shape), response
+
+
+def with_idempotency_key(service: str, operation: str, payload: dict, context: TaskContext) -> dict:
+    """A message to a FIFO queue sent by a call that may be made again carries its key as
+    ``MessageDeduplicationId`` (unless it has one), so SQS keeps one of the tries."""
+    key = context.idempotency_key
+    if (key and service == "sqs" and operation == "SendMessage" and str(payload.get("QueueUrl", "")).endswith(".fifo")
+            and "MessageDeduplicationId" not in payload):
+        return {**payload, "MessageDeduplicationId": key}
+    return payload
 
 
 def to_request(value: Any, shape) -> Any:

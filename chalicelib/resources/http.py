@@ -59,6 +59,8 @@ def invoke(payload: Any, context: TaskContext) -> dict:
     import http.client
 
     method, url, headers, data = _request(payload)
+    if context.idempotency_key and not any(name.lower() == "idempotency-key" for name in headers):
+        headers["Idempotency-Key"] = context.idempotency_key  # the same on every try of this call
     timeout = min(context.timeout_seconds or SOCKET_TIMEOUT_SECONDS, SOCKET_TIMEOUT_SECONDS)
     deadline = time.monotonic() + timeout
     rules = network.policy()

@@ -6,7 +6,10 @@ service. Without ``.sync`` the parent gets the child's ARN and goes on. With
 task's result; otherwise the parent suspends (kind ``child``) and the child's
 record remembers which suspension point of which parent to resume when it ends.
 ``.waitForTaskToken`` works as for any resource: the parent passes
-``$$.Task.Token`` in the child's input and waits until it is redeemed.
+``$$.Task.Token`` in the child's input and waits until it is redeemed. Such a
+start may be made again after a crash (see ``calls``): without a ``Name`` the
+child is named after the call's idempotency key, and starting is idempotent by
+name, so there is still one child.
 """
 from __future__ import annotations
 
@@ -99,7 +102,7 @@ class ChildExecutions:
         parent = None if mode == "async" else {"executionId": self.parent_id, "point": context.point,
                                                 "mode": mode}
         document = self.start_execution(text, child_input, state_machine=name, trusted=True,
-                                      name=payload.get("Name"), parent=parent)
+                                      name=payload.get("Name") or context.idempotency_key, parent=parent)
         if mode == "async":
             return {"ExecutionArn": execution_arn(document), "StartDate": document["startDate"]}
         if document["status"] in FINISHED:

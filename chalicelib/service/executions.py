@@ -8,6 +8,7 @@ from typing import Any
 
 from ..asl import proceed, run
 from ..asl.clock import iso_timestamp
+from ..asl.engine import iter_waits
 from ..store import Commit, CommitConflict, ExecutionRecord
 from .definitions import compile_definition
 from .errors import ServiceError, busy
@@ -150,7 +151,10 @@ class Executions:
         raise busy()
 
     def describe(self, execution_id: str, with_history: bool = True) -> dict:
-        """By ID, or else by the name the execution was started with."""
+        """By ID, or else by the name the execution was started with.
+
+        A task-token call of this execution whose maker died is made first (see ``calls``).
+        """
         try:
             record = self.runs.reload(execution_id)
         except ServiceError:
@@ -158,6 +162,10 @@ class Executions:
             if found is None:
                 raise
             record = self.runs.reload(found)
+        if record.snapshot is not None and any(w["kind"] == "task-token" for _, w in iter_waits(record.snapshot)):
+            made, _ = self.runs.calls.finish(record.id)
+            if made:
+                record = self.runs.reload(record.id)
         document = self.runs.document(record)
         if with_history:
             document["history"] = self.runs.tokens.revealed(record, self.store.history(execution_id))

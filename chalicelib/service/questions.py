@@ -11,6 +11,9 @@ from typing import Any
 
 
 class Questions:
+    #: Where links point; kept with pending calls, so a call made again later links the same way.
+    base_url = ""
+
     def check(self, parameters: Any, answer: Any) -> list[dict]:
         """Problems of ``answer`` for the question ``parameters`` asks (empty: it fits)."""
         return []

@@ -15,13 +15,14 @@ from typing import Any, Callable, Iterable
 
 from ..asl import SystemClock, resume
 from ..asl.clock import iso_timestamp
-from ..asl.engine import UnknownSuspension, iter_waits, task_failure
+from ..asl.engine import UnknownSuspension, iter_waits
 from ..asl.history import EventLog
 from ..asl.interpreter import Compiled
 from ..asl.tasks import as_resolver
 from ..config import ONE_YEAR, Settings
 from ..resources import default_handlers
 from ..store import Claim, Commit, CommitConflict, ExecutionRecord, NewContinuation, Store
+from .calls import DeferTokenCalls, Effect, PendingCalls
 from .children import ChildExecutions
 from .definitions import stored_definition
 from .errors import ServiceError, busy, execution_not_found
@@ -47,41 +48,7 @@ class RunOutcome:
     events: list[dict]
     tokens: dict[str, str]  # point -> nonce of task tokens issued during the run
     waits_before: dict[str, dict]  # what the points open before the run asked (see ``asked``)
-    effects: list["Effect"] = field(default_factory=list)  # task-token calls to make after the commit
-
-
-@dataclass
-class Effect:
-    """A ``.waitForTaskToken`` call held back until its continuation is stored."""
-
-    point: str
-    handler: Callable
-    payload: Any
-    context: Any
-
-
-class DeferTokenCalls:
-    """Resolves like ``resolver``, but records ``.waitForTaskToken`` calls in ``effects``.
-
-    Whoever receives a task token may answer it at once, so the call is made only
-    once the commit has stored the continuation the token names.
-    """
-
-    def __init__(self, resolver, effects: list[Effect]):
-        self.resolver, self.effects = resolver, effects
-
-    def resolve(self, resource: str):
-        handler = self.resolver.resolve(resource)
-        if handler is None:
-            return None
-
-        def deferred(payload, context):
-            if not context.waits_for_token:
-                return handler(payload, context)
-            context.token  # issue the token now: the commit stores its continuation
-            self.effects.append(Effect(context.point, handler, payload, context))
-            return None
-        return deferred
+    effects: list[Effect] = field(default_factory=list)  # task-token calls to make after the commit
 
 
 class Resolvers:
@@ -116,6 +83,7 @@ class Runs:
         self.questions = questions or Questions()
         self.resolvers = tuple(resolvers)
         self.tokens = TaskTokens(settings.signing_secret)
+        self.calls = PendingCalls(self)
         self.start_child: Callable[..., dict] | None = None
         self.on_finished: Callable[[ExecutionRecord], None] = lambda record: None
 
@@ -153,11 +121,11 @@ class Runs:
             nonce = tokens[point] = new_nonce()
             return continuation_id(execution_id[:4], nonce, secret)
 
-        handlers = as_resolver(default_handlers() if self.handlers is None else self.handlers)
         effects: list[Effect] = []
-        resolver = Resolvers([ChildExecutions(self.start_child, execution_id), *self.resolvers, handlers])
+        base = self.questions.base_url
         result = step(dict(
-            handlers=DeferTokenCalls(resolver, effects), clock=self.clock,
+            handlers=DeferTokenCalls(self.resolver(execution_id, base), execution_id, base, effects),
+            clock=self.clock,
             inline_wait_limit=self.settings.inline_wait_seconds,
             max_transitions=self.settings.request_max_transitions,
             max_seconds=self.settings.request_max_seconds,
@@ -165,6 +133,12 @@ class Runs:
             listener=events, token_factory=token_factory,
         ))
         return RunOutcome(result, events.events(), tokens, before, effects)
+
+    def resolver(self, execution_id: str, base: str) -> Resolvers:
+        """What the Task states of ``execution_id`` call, with links pointing at ``base``."""
+        handlers = as_resolver(default_handlers() if self.handlers is None else self.handlers)
+        resolvers = [r.at_base(base) if hasattr(r, "at_base") else r for r in self.resolvers]
+        return Resolvers([ChildExecutions(self.start_child, execution_id), *resolvers, handlers])
 
     def resume(self, record: ExecutionRecord, point: str, answer: dict, *,
                claim: Claim | None = None, outcome: str = "redeemed", digest: str = "") -> dict:
@@ -271,39 +245,25 @@ class Runs:
                       hidden=self.tokens.hidden(record.id, previous_open, open_now, tokens))
 
     def write(self, commit: Commit, compiled: Compiled, outcome: RunOutcome) -> None:
-        """Commit, then make the run's task-token calls; ``commit.record`` is fresh afterwards."""
+        """Commit with the run's task-token calls in its outbox, then make them (see ``calls``).
+
+        The resource may have answered its token already, so ``commit.record`` is
+        re-read afterwards: the caller answers with what is stored, not a stale SUSPENDED.
+        """
         if commit.record.snapshot is not None:
             commit.definition = (compiled.hash, compiled.text)
+        effects = self.calls.add_to(commit, outcome.effects, outcome.tokens)
         self.store.commit(commit)
         self.keep_name(commit)
-        if outcome.effects:
-            self.perform(commit.record, outcome.effects)
+        if effects:
+            self.calls.perform(commit.record.id, effects, outcome.tokens)
+            commit.record.__dict__.update(self.reload(commit.record.id).__dict__)
 
     def keep_name(self, commit: Commit) -> None:
         """An execution started with a name keeps it as long as its records."""
         name = commit.record.document.get("name")
         if name and name != commit.record.id:
             self.store.keep_name(name, commit.ttl)
-
-    def perform(self, record: ExecutionRecord, effects: list[Effect]) -> None:
-        """Call each held-back resource; a call that fails fails its waiting task (Retry and Catch apply).
-
-        The resource may have answered its token already, so ``record`` is re-read
-        at the end: the caller answers with what is stored, not a stale SUSPENDED.
-        """
-        for effect in effects:
-            try:
-                effect.handler(effect.payload, effect.context)
-            except Exception as exc:  # noqa: BLE001 - a resource's failure is the task's
-                failure = task_failure(exc)
-                current = self.reload(record.id)
-                if effect.point in current.open and current.snapshot is not None:
-                    try:
-                        self.resume(current, effect.point, {"error": failure.error, "cause": failure.cause})
-                    except ServiceError:
-                        pass  # answered or ended meanwhile: the task is no longer waiting
-        fresh = self.reload(record.id)
-        record.__dict__.update(fresh.__dict__)
 
     def ttl(self, record: ExecutionRecord, now: float) -> int:
         """Keep an execution until its last deadline (continuation or timer), plus retention."""

@@ -1,4 +1,5 @@
-"""Durable time: firing due timers (Waits, task timeouts, heartbeats, execution timeouts, children)."""
+"""Durable time: firing due timers (Waits, task timeouts, heartbeats, execution timeouts, children,
+pending calls whose maker may have died)."""
 from __future__ import annotations
 
 import logging
@@ -25,12 +26,20 @@ class Timers:
         self.settings = runs.settings
 
     def tick(self, limit: int = 500) -> dict[str, int]:
-        """Fire the timers that are due. Safe to run in several processes at once."""
-        counts = {"fired": 0, "rescheduled": 0, "busy": 0}
+        """Fire the timers that are due. Safe to run in several processes at once.
+
+        ``calls`` counts the pending calls made again (their maker died); a ``call``
+        timer that finds its calls made is not counted as fired.
+        """
+        counts = {"fired": 0, "rescheduled": 0, "busy": 0, "calls": 0}
         for member, _ in self.store.due_timers(self.clock.now(), limit):
             kind, execution_id, point = member.split("|", 2)
             try:
-                outcome = self.fire(kind, execution_id, point)
+                if kind == "call":
+                    made, outcome = self.runs.calls.finish(execution_id)
+                    counts["calls"] += made
+                else:
+                    outcome = self.fire(kind, execution_id, point)
             except ServiceError:
                 outcome = True  # nothing left to do: the execution ended or moved on
             if outcome is False:
@@ -42,7 +51,7 @@ class Timers:
                 counts["rescheduled"] += 1
                 continue
             self.store.remove_timer(member)
-            counts["fired"] += 1
+            counts["fired"] += kind != "call"
         return counts
 
     def fire(self, kind: str, execution_id: str, point: str) -> bool | float:

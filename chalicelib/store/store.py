@@ -10,6 +10,9 @@ one execution lives in one slot and each multi-key change is one Lua script)::
     asl:{t}:c:<hash(id)>      hash: one continuation: exec, point, expiresAt, status
                               (+ lease, claim while claimed; + about, answer, answeredAt and the
                               answer's digest once answered; + about, reason once closed)
+    asl:{t}:o:<executionId>   hash: the execution's pending calls (its outbox): task-token calls its last
+                              commits stored and nobody has made yet; field = the token's nonce, value
+                              "<since>|<call JSON>" (see ``take_call``)
     asl:timers                sorted set: due timers, member "<kind>|<executionId>|<point>", score = due time
 
 An execution is one string (see ``records.py``). The Lua scripts in
@@ -52,7 +55,7 @@ def _script(name: str) -> str:
     return (SCRIPTS / f"{name}.lua").read_text(encoding="utf-8")
 
 
-_CLAIM, _RELEASE, _COMMIT, _KEEP = (_script(n) for n in ("claim", "release", "commit", "keep"))
+_CLAIM, _RELEASE, _COMMIT, _KEEP, _TAKE = (_script(n) for n in ("claim", "release", "commit", "keep", "take"))
 
 
 @dataclass
@@ -108,6 +111,7 @@ class Commit:
     timers: list[tuple[str, float]] | None = None  # (member, due) to add to the timer set
     definition: tuple[str, str] | None = None  # (hash, text) to keep stored at least as long
     hidden: dict[str, str] | None = None  # text never to store -> what to store instead (task tokens)
+    calls: list[tuple[str, str]] | None = None  # pending calls to store: (field, call JSON)
 
 
 def _evalsha(pipe, script, keys: list, args: list) -> None:
@@ -126,6 +130,7 @@ class Store:
         self._release = redis.register_script(_RELEASE)
         self._commit = redis.register_script(_COMMIT)
         self._keep = redis.register_script(_KEEP)
+        self._take = redis.register_script(_TAKE)
         self._known_definitions: set[str] = set()
 
     # -- keys -------------------------------------------------------------------
@@ -141,6 +146,10 @@ class Store:
     @staticmethod
     def continuation_key(tag: str, key_hash: str) -> str:
         return f"{PREFIX}:{{{tag}}}:c:{key_hash}"
+
+    @staticmethod
+    def calls_key(execution_id: str) -> str:
+        return f"{PREFIX}:{{{execution_id[:4]}}}:o:{execution_id}"
 
     @staticmethod
     def definition_key(definition_hash: str) -> str:
@@ -208,6 +217,9 @@ class Store:
         about = change.about or {}
         keys += [self.continuation_key(tag, c.key_hash) for c in created]
         keys += [self.continuation_key(tag, key_hash) for key_hash, _, _ in closed]
+        calls = change.calls or []
+        if calls:
+            keys.append(self.calls_key(record.id))
         ttl = max(1, int(change.ttl))
         head = {
             "create": change.create,
@@ -222,6 +234,7 @@ class Store:
             "digest": change.digest,
             "about": hide(compact(about.get(change.claim.point)), change.hidden) if change.claim else "",
             "spill": spill is not None,
+            "calls": len(calls),
             "chunks": -(-self.history_limit // INLINE_EVENTS) + 1,  # chunks hold >= INLINE_EVENTS events
         }
         args: list[Any] = [json.dumps(head), pack_record(record, history, change.hidden)]
@@ -230,6 +243,8 @@ class Store:
         args += [compact({**c.fields, "ttl": max(1, int(c.ttl))}) for c in created]
         for _, reason, point in closed:
             args += [reason, hide(compact(about.get(point)), change.hidden)]
+        for name, call in calls:
+            args += [name, f"{change.now!r}|{hide(call, change.hidden)}"]
         definition = change.definition
 
         def fill(pipe) -> None:
@@ -273,6 +288,22 @@ class Store:
             if isinstance(reply, Exception):
                 raise reply
         return replies
+
+    # -- pending calls (the outbox) ---------------------------------------------
+
+    def pending_calls(self, execution_id: str) -> dict[str, float]:
+        """The execution's pending calls: field -> since when (made, or last taken)."""
+        values = self.redis.hgetall(self.calls_key(execution_id))
+        return {_text(name): float(_text(value).partition("|")[0]) for name, value in values.items()}
+
+    def take_call(self, execution_id: str, name: str, now: float, lease_seconds: float) -> str | None:
+        """Take a pending call whose lease ended (stamping it ``now``); its JSON, or None."""
+        call = self._take(keys=[self.calls_key(execution_id)], args=[name, now, lease_seconds])
+        return _text(call) if call else None
+
+    def remove_call(self, execution_id: str, name: str) -> None:
+        """A pending call was made: remove it."""
+        self.redis.hdel(self.calls_key(execution_id), name)
 
     # -- timers -----------------------------------------------------------------
 

@@ -1,5 +1,7 @@
--- KEYS: execution, history list, [claimed continuation], created continuations..., closed continuations...
--- ARGV: header JSON, record body, [history chunk], created continuations (JSON)..., closed ones (reason, about)...
+-- KEYS: execution, history list, [claimed continuation], created continuations..., closed continuations...,
+--       [the execution's pending calls]
+-- ARGV: header JSON, record body, [history chunk], created continuations (JSON)..., closed ones (reason, about)...,
+--       pending calls (field, value)...
 local head = cjson.decode(ARGV[1])
 local xkey = KEYS[1]
 local ver = 0
@@ -47,5 +49,12 @@ for n = 1, head.closed do
   end
   a = a + 2
   k = k + 1
+end
+if head.calls > 0 then
+  for n = 1, head.calls do
+    redis.call('HSET', KEYS[k], ARGV[a], ARGV[a + 1])
+    a = a + 2
+  end
+  redis.call('EXPIRE', KEYS[k], head.ttl)
 end
 return {'ok', tostring(ver + 1)}
