@@ -61,7 +61,7 @@ def targets(tmp_path, monkeypatch, endpoint):
     """Where calls land, for the worker and for this process alike."""
     log, outbox = tmp_path / "calls.jsonl", tmp_path / "outbox"
     environment = {"CALL_LOG": str(log), "OUTBOX_DIR": str(outbox), "EMAIL_MODE": "outbox",
-                   "LEASE_SECONDS": str(LEASE)}
+                   "LEASE_SECONDS": str(LEASE), "ALLOWED_HTTP_HOSTS": "127.0.0.1"}  # the test endpoint is local
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     from chalicelib.resources import aws
