@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python bench/history.py
 	$(BIN)/python bench/payload.py
 	$(BIN)/python bench/local_latency.py
+	$(BIN)/python bench/redemption.py
 
 # The long form of the load test (flushes the database of REDIS_URL).
 load: install

@@ -79,10 +79,12 @@ class Recorder:
 
     scripts: dict[str, str] = field(default_factory=dict)  # sha -> script name
     trips: Trips | None = None
+    bytes_sent: int = 0  # every byte sent while recording, commands and their arguments
 
     def sent(self, packed) -> None:
         if self.trips is not None:
             self.trips.append([self._label(words) for words in commands_in(packed)])
+            self.bytes_sent += packed_size(packed)
 
     def _label(self, words: list[bytes]) -> str:
         name = words[0].decode().upper()
@@ -92,10 +94,16 @@ class Recorder:
 
     def record(self) -> Trips:
         self.trips = []
+        self.bytes_sent = 0
         return self.trips
 
     def stop(self) -> None:
         self.trips = None
+
+
+def packed_size(packed) -> int:
+    chunks = packed if isinstance(packed, (list, tuple)) else [packed]
+    return sum(len(c.encode()) if isinstance(c, str) else len(c) for c in chunks)
 
 
 def commands_in(packed) -> list[list[bytes]]:

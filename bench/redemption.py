@@ -1,0 +1,147 @@
+"""The Map-of-N redemption curve: what one redemption costs as an execution holds more open points.
+
+Run from the project root, against a Redis server whose database may be flushed::
+
+    REDIS_URL=redis://127.0.0.1:6379/0 python bench/redemption.py [--sizes 10,100,1000,5000]
+        [--redemptions 30]
+
+The script FLUSHES the database of ``REDIS_URL`` (default ``redis://127.0.0.1:6379/0``)
+when it starts and again when it ends.
+
+For each N it starts, through the service (``make_service``, as the app builds it) on
+real Redis, one execution of a Map over N items whose iterations all suspend at a
+``module:suspend`` task (``MaxConcurrency`` N, so all N points are open at once), then
+redeems ``--redemptions`` of its continuations, spread over the iterations, one after
+the other. For each redemption it records the time ``Service.redeem`` takes, the bytes
+sent to Redis (every command and argument, counted on the connections of the client the
+service uses) and the round trips. It prints the start's cost (paid once), the median
+and p90 per redemption, and each figure as a ratio to N's first size, measured in the
+same run: the target is a time ratio under 2 at N=5,000 and bytes independent of N.
+
+The request and execution budgets are raised for the run (``REQUEST_MAX_TRANSITIONS``,
+``EXECUTION_MAX_TRANSITIONS``, ``REQUEST_MAX_SECONDS``), so the start opens all N points
+in one request.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+os.environ["REQUEST_MAX_TRANSITIONS"] = "1000000"
+os.environ["EXECUTION_MAX_TRANSITIONS"] = "1000000"
+os.environ["REQUEST_MAX_SECONDS"] = "600"
+
+from redis.commands.core import Script  # noqa: E402
+
+from bench.service import Recorder, instrument, percentile  # noqa: E402
+from chalicelib.approvals import make_service  # noqa: E402
+from chalicelib.config import settings  # noqa: E402
+from chalicelib.store import Store  # noqa: E402
+from chalicelib.store.connection import get_redis  # noqa: E402
+
+
+def map_definition(size: int) -> dict:
+    return {
+        "StartAt": "Each",
+        "States": {"Each": {
+            "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": size,
+            "ItemProcessor": {"StartAt": "Ask", "States": {"Ask": {
+                "Type": "Task", "Resource": "module:suspend",
+                "Parameters": {"item.$": "$.item", "question": "Approve this item?"}, "End": True}}},
+            "ItemSelector": {"item.$": "$$.Map.Item.Value"},
+            "End": True}},
+    }
+
+
+@dataclass
+class Curve:
+    size: int
+    start_seconds: float
+    start_bytes: int
+    times: list[float]  # seconds per redemption
+    sent: list[int]  # bytes sent to Redis per redemption
+    trips: list[int]  # round trips per redemption
+
+
+def measure(service, recorder: Recorder, size: int, redemptions: int) -> Curve:
+    definition = json.dumps(map_definition(size))
+    items = [{"n": n, "label": f"item {n}"} for n in range(size)]
+    recorder.record()
+    began = time.perf_counter()
+    document = service.start(definition, {"items": items}, state_machine=None, trusted=True)
+    start_seconds = time.perf_counter() - began
+    start_bytes = recorder.bytes_sent
+    recorder.stop()
+    open_points = document["continuations"]
+    assert document["status"] == "SUSPENDED" and len(open_points) == size, (document["status"], len(open_points))
+    step = max(1, size // redemptions)
+    chosen = open_points[::step][:redemptions]
+    curve = Curve(size, start_seconds, start_bytes, [], [], [])
+    for point in chosen:
+        trips = recorder.record()
+        began = time.perf_counter()
+        answered = service.redeem(point["id"], result={"approved": True})
+        curve.times.append(time.perf_counter() - began)
+        curve.sent.append(recorder.bytes_sent)
+        curve.trips.append(len(trips))
+        recorder.stop()
+        assert answered["status"] in ("SUSPENDED", "SUCCEEDED"), answered["status"]
+    return curve
+
+
+def report(curves: list[Curve]) -> None:
+    base = curves[0]
+    base_time = statistics.median(base.times)
+    base_bytes = statistics.median(base.sent)
+    print(f"{'N':>6} | {'start ms':>8} | {'start KB':>8} | {'median ms':>9} | {'p90 ms':>8} | "
+          f"{'bytes/redeem':>12} | {'trips':>5} | {'time ratio':>10} | {'bytes ratio':>11}")
+    for curve in curves:
+        median = statistics.median(curve.times)
+        sent = statistics.median(curve.sent)
+        print(f"{curve.size:>6,} | {curve.start_seconds * 1000:8.1f} | {curve.start_bytes / 1000:8.1f} | "
+              f"{median * 1000:9.2f} | {percentile(curve.times, 0.9) * 1000:8.2f} | {sent:12,.0f} | "
+              f"{statistics.median(curve.trips):5.0f} | {median / base_time:10.2f} | {sent / base_bytes:11.2f}")
+    last = curves[-1]
+    ratio = statistics.median(last.times) / base_time
+    print(f"\ntarget: time at N={last.size:,} within 2x of N={base.size:,}: ratio {ratio:.2f}, "
+          f"{'met' if ratio <= 2 else 'NOT MET'}; bytes ratio "
+          f"{statistics.median(last.sent) / base_bytes:.2f} (target about 1)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10,100,1000,5000", help="comma-separated N")
+    parser.add_argument("--redemptions", type=int, default=30, help="redemptions timed per N")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    config = settings()
+    redis = get_redis(config)
+    store = Store(redis, history_limit=config.history_limit)
+    recorder = Recorder(scripts={script.sha: name.lstrip("_") for name, script in vars(store).items()
+                                 if isinstance(script, Script)})
+    instrument(redis, recorder)
+    service = make_service(config, store, base_url="http://bench")
+    redis.flushdb()
+    print(f"python {sys.version.split()[0]}, redis-server {redis.info('server')['redis_version']} at "
+          f"{config.redis_url} (flushed at start and end); Map of N suspended iterations, "
+          f"{args.redemptions} redemptions per N (fewer when N is smaller), one process")
+    try:
+        measure(service, recorder, 10, 3)  # warm-up: definitions compiled, scripts loaded
+        curves = [measure(service, recorder, size, min(size, args.redemptions)) for size in sizes]
+    finally:
+        redis.flushdb()
+    print()
+    report(curves)
+
+
+if __name__ == "__main__":
+    main()
