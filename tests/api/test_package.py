@@ -23,9 +23,9 @@ import pytest
 
 from ..conftest import REDIS_URL, ROOT
 from ..make_run import chalice_command
+from .lambda_events import HOST, INVOKE, api_event
 
 REGION = "us-east-1"
-HOST = "abc123defg.execute-api.us-east-1.amazonaws.com"
 API_GATEWAY_TIMEOUT = 29  # seconds: API Gateway's limit for a Lambda integration
 LAMBDA_MAX_TIMEOUT = 900
 
@@ -36,32 +36,6 @@ REQUIRED_IMPORTS = ("redis", "jsonpath_ng", "statelint", "jsonata", "jinja2", "c
 #: Not part of a project: version control, virtualenvs, caches, local data.
 NOT_PROJECT = shutil.ignore_patterns(".git", ".venv", "venv", ".local", ".pytest_cache", "__pycache__",
                                      "deployments", "deployed", "outbox", "*.db")
-
-#: Runs in the fresh interpreter: one Lambda invocation of the API handler.
-INVOKE = r"""
-import json, sys
-
-package, runtime, handler = sys.argv[1:4]
-sys.path[:0] = [package, runtime]
-
-
-class Context:
-    function_name = "asl-continuations-dev"
-    aws_request_id = "00000000-0000-4000-8000-000000000000"
-    memory_limit_in_mb = 512
-
-    def get_remaining_time_in_millis(self):
-        return 28000
-
-
-module_name, attribute = handler.rsplit(".", 1)
-entry = getattr(__import__(module_name), attribute)
-response = entry(json.load(sys.stdin), Context())
-for name in sys.argv[4:]:
-    __import__(name)
-files = {name: getattr(module, "__file__", None) for name, module in list(sys.modules.items())}
-json.dump({"response": response, "modules": {k: v for k, v in files.items() if v}}, sys.stdout)
-"""
 
 
 def chalice(*args: str, cwd: str) -> None:
@@ -104,24 +78,6 @@ def package(project, tmp_path_factory) -> dict:
         api = json.load(handle)["Resources"]["APIHandler"]["Properties"]
     return {"folder": folder, "handler": api["Handler"],
             "environment": api["Environment"]["Variables"] if "Environment" in api else {}}
-
-
-def api_event(method: str, resource: str, path: str, parameters: dict | None = None,
-              body: dict | None = None) -> dict:
-    """An API Gateway (REST API) proxy event, as the deployed API handler receives it."""
-    headers = {"Host": HOST, "X-Forwarded-Proto": "https", "Accept": "application/json"}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    return {
-        "resource": resource, "path": path, "httpMethod": method,
-        "headers": headers, "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None, "multiValueQueryStringParameters": None,
-        "pathParameters": parameters, "stageVariables": None,
-        "requestContext": {"resourcePath": resource, "httpMethod": method, "path": "/api" + path,
-                           "stage": "api", "domainName": HOST, "requestId": "request-1",
-                           "identity": {"sourceIp": "203.0.113.7"}},
-        "body": None if body is None else json.dumps(body), "isBase64Encoded": False,
-    }
 
 
 def allowed_roots(package: dict, runtime: str) -> tuple[list[str], str]:

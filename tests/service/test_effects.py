@@ -1,4 +1,7 @@
-"""Task-token calls are made only after the continuation they name is stored."""
+"""Task-token calls are made only after the continuation they name is stored.
+
+The same fast callback through `chalice local` and the Lambda handler: `tests/api/test_fast_callback.py`.
+"""
 from __future__ import annotations
 
 import json
@@ -18,9 +21,12 @@ HTTP_TASK = {"StartAt": "Call", "States": {"Call": {
 
 
 @pytest.fixture
-def answering_endpoint(monkeypatch):
-    """An HTTP endpoint that redeems the token it receives, from another thread, before it responds."""
-    monkeypatch.setenv("ALLOWED_HTTP_HOSTS", "127.0.0.1")  # loopback is refused by default
+def answering_endpoint():
+    """An HTTP endpoint on loopback that redeems the token it receives, from another thread, before it responds.
+
+    Yields its URL, a dict whose ``"redeem"`` the test sets (token -> what the redemption answered),
+    and the list of those answers. The stage must allow loopback (ALLOWED_HTTP_HOSTS).
+    """
     answers: list[dict] = []
     holder: dict = {}
 
@@ -50,7 +56,8 @@ def http_task(url: str) -> dict:
     return json.loads(json.dumps(HTTP_TASK).replace('"URL"', json.dumps(url)))
 
 
-def test_a_token_answered_during_the_call_redeems_it(redis_client, answering_endpoint):
+def test_a_token_answered_during_the_call_redeems_it(redis_client, answering_endpoint, monkeypatch):
+    monkeypatch.setenv("ALLOWED_HTTP_HOSTS", "127.0.0.1")  # loopback is refused by default
     url, holder, answers = answering_endpoint
     service = make_service(settings(), Store(redis_client))
     holder["redeem"] = lambda token: service.redeem(token, result={"ok": 1})
@@ -79,25 +86,3 @@ def test_a_failed_token_call_fails_its_task_after_the_commit(redis_client):
     assert document["status"] == "SUCCEEDED"
     assert document["output"]["Error"] == "RuntimeError"
     assert document["output"]["Cause"] == "no such queue"
-
-
-def test_through_the_lambda_handler(redis_client, answering_endpoint, monkeypatch):
-    from chalice.test import Client
-
-    from app import app
-    from tests.conftest import ROOT
-
-    monkeypatch.setenv("ALLOWED_RESOURCES", "module:*,arn:aws:states:::http:invoke*")
-    with Client(app, stage_name="dev", project_dir=ROOT) as client:
-        fast_callback(client, answering_endpoint)
-
-
-def fast_callback(client, answering_endpoint):
-    url, holder, answers = answering_endpoint
-    holder["redeem"] = lambda token: client.http.post(
-        f"/continuations/{token}", headers={"Content-Type": "application/json"},
-        body=json.dumps({"ok": 1})).json_body
-    response = client.http.post("/executions", headers={"Content-Type": "application/json"},
-                                body=json.dumps({"definition": http_task(url), "input": {"q": 1}}))
-    assert answers and answers[0]["status"] == "SUCCEEDED", response.json_body
-    assert response.json_body["status"] == "SUCCEEDED", response.json_body
