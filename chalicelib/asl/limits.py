@@ -10,6 +10,8 @@ AWS's own limits, where it has one:
 * ``MAX_TRANSITIONS`` (25,000): the steps one execution takes (state
   transitions, and starts of Parallel branches and Map iterations), as AWS
   fails an execution at 25,000 history events (``States.Runtime``);
+* ``MAX_STATE_NAME_LENGTH`` (80): the characters of a state's name, in a
+  definition, a Parallel branch or a Map processor (refused at validation);
 * ``MAX_INLINE_MAP_CONCURRENCY`` (40): the iterations an inline Map runs at
   once when its MaxConcurrency is unset or 0, as in AWS; a distributed Map
   runs up to ``MAX_DISTRIBUTED_MAP_CONCURRENCY`` (10,000).
@@ -38,6 +40,7 @@ __all__ = [
     "MAX_DEFINITION_DEPTH",
     "MAX_DISTRIBUTED_MAP_CONCURRENCY",
     "MAX_INLINE_MAP_CONCURRENCY",
+    "MAX_STATE_NAME_LENGTH",
     "MAX_PAYLOAD_BYTES",
     "MAX_STATE_NESTING",
     "MAX_TRANSITIONS",
@@ -54,6 +57,7 @@ MAX_DEFINITION_DEPTH = 1000
 MAX_TRANSITIONS = 25_000
 MAX_INLINE_MAP_CONCURRENCY = 40
 MAX_DISTRIBUTED_MAP_CONCURRENCY = 10_000
+MAX_STATE_NAME_LENGTH = 80
 
 
 class TooDeep(ValueError):

@@ -168,13 +168,40 @@ class Path:
         return f"Path({self.text!r})"
 
 
+def _without_dot_before_bracket(text: str) -> str:
+    """``text`` with each ``.[`` outside quotes written ``[``: AWS reads ``$.[?(@.a > 0)]`` as
+    ``$[?(@.a > 0)]`` (and ``$.[0]`` as ``$[0]``), which jsonpath-ng parses only for some
+    brackets. A recursive descent ``..[`` is kept."""
+    out: list[str] = []
+    quote = None
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if quote is not None:
+            out.append(char)
+            if char == "\\" and index + 1 < len(text):
+                out.append(text[index + 1])
+                index += 1
+            elif char == quote:
+                quote = None
+        elif char in "'\"":
+            quote = char
+            out.append(char)
+        elif char == "." and text[index + 1:index + 2] == "[" and text[index - 1:index] != ".":
+            pass
+        else:
+            out.append(char)
+        index += 1
+    return "".join(out)
+
+
 def _parse_complex(text: str, original: str):
     """Parse a non-simple path with jsonpath-ng; return (expression, definite)."""
     from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
     from jsonpath_ng.ext import parse
 
     try:
-        expr = parse(text)
+        expr = parse(_without_dot_before_bracket(text))
     except (JsonPathLexerError, JsonPathParserError, Exception) as exc:
         raise PathSyntaxError(f"invalid JSONPath {original!r}: {exc}") from exc
     return expr, _is_definite(expr)

@@ -25,7 +25,8 @@ from typing import Any, Callable, Iterator
 from statelint.config import Config
 from statelint.linter import Linter
 
-from .limits import MAX_DEFINITION_DEPTH, MAX_STATE_NESTING, definition_depths
+from .expressions import is_expression
+from .limits import MAX_DEFINITION_DEPTH, MAX_STATE_NAME_LENGTH, MAX_STATE_NESTING, definition_depths
 from .paths import PathSyntaxError, compile_path, compile_reference_path
 
 __all__ = ["ACCEPTED_BY_AWS", "LEFT_TO_THE_COMPILER", "Problem", "size_problems", "validate"]
@@ -167,9 +168,23 @@ def _assign_where_aws_has_it(problem: Problem, definition: dict) -> bool:
 def _jsonata_in_typed_field(problem: Problem, definition: dict) -> bool:
     """JSONata: a ``{% ... %}`` expression in a number or timestamp field (MaxConcurrency,
     ToleratedFailure*, Wait Seconds/Timestamp, ...); AWS checks its value at run time."""
-    match = re.search(r' is "\{%.*%\}" but should be (an Integer|numeric|a Float|an RFC3339 timestamp)$',
-                      problem.message)
-    return bool(match) and _follow(definition, problem.location).language == JSONATA
+    match = re.search(r" but should be (an Integer|numeric|a Float|an RFC3339 timestamp)$", problem.message)
+    return bool(match) and _is_jsonata_expression_at(problem.location, definition)
+
+
+def _jsonata_without_blanks(problem: Problem, definition: dict) -> bool:
+    """JSONata: an expression with no blank inside its delimiters (``"{%$x%}"``) where statelint
+    wants an expression (Map ``Items``, string ``Arguments``): its pattern requires the blanks, AWS
+    does not. Whether a string is an expression is decided by ``expressions.is_expression``, as
+    everywhere else; the compiler then checks the expression itself."""
+    return problem.message.endswith(" but should be a JSONata") and _is_jsonata_expression_at(
+        problem.location, definition)
+
+
+def _is_jsonata_expression_at(location: str, definition: dict) -> bool:
+    """Whether ``location`` names a ``{% ... %}`` expression in a JSONata state."""
+    place = _follow(definition, location)
+    return place.reached == location and place.language == JSONATA and is_expression(place.node)
 
 
 def _literal_condition(problem: Problem, definition: dict) -> bool:
@@ -255,6 +270,7 @@ def _zero_max_items(problem: Problem, definition: dict) -> bool:
 ACCEPTED_BY_AWS: list[Callable[[Problem, dict], bool]] = [
     _assign_where_aws_has_it,
     _jsonata_in_typed_field,
+    _jsonata_without_blanks,
     _literal_condition,
     _path_the_compiler_accepts,
     _payload_value_the_compiler_accepts,
@@ -398,6 +414,10 @@ def _own_checks(container: dict, where: str, language: str, known: list[Problem]
         for key in ("ItemProcessor", "Iterator"):
             if isinstance(spec.get(key), dict):
                 problems += _own_checks(spec[key], f"{location}.{key}", language, known + problems, checked)
+        if len(name) > MAX_STATE_NAME_LENGTH:
+            problems.append(Problem(name, None, location, (
+                f"Invalid State name: State '{name}' exceeds the {MAX_STATE_NAME_LENGTH}-character limit "
+                f"allowed by the service at {location}")))
         if any(_inside(p.location, location) for p in known + problems):
             continue
         checked.add(location)

@@ -82,6 +82,26 @@ def test_parameters_nested_objects_arrays_and_complex_jsonpath():
         "list": [{"first": "a"}, "literal"], "big": ["b", "c"], "all": [1, 2, 3]}
 
 
+@pytest.mark.parametrize("path", ["$.[?(@.OU > 0)]", "$[?(@.OU > 0)]"])
+def test_a_dot_before_a_filter_reads_as_the_filter_itself(path):
+    """AWS reads ``$.[?(...)]`` as ``$[?(...)]``, as it reads ``$.[0]`` as ``$[0]``: in every path field."""
+    accounts = [{"OU": 2, "id": "a"}, {"OU": 0, "id": "b"}, {"OU": 5, "id": "c"}]
+    definition = machine(
+        ("Pick", {"Type": "Pass", "InputPath": path}),
+        ("Shape", {"Type": "Pass", "Parameters": {"ids.$": path.replace("OU > 0", "OU > 3") + ".id"}}),
+        ("Route", {"Type": "Choice", "Default": "Done",
+                   "Choices": [{"Variable": "$.ids.[0]", "StringEquals": "c", "Next": "Done"}]}),
+        ("Done", {"Type": "Succeed"}))
+    assert go(definition, accounts)["output"] == {"ids": ["c"]}
+    keep = machine(("Keep", {"Type": "Pass", "OutputPath": path}))
+    assert go(keep, accounts)["output"] == [{"OU": 2, "id": "a"}, {"OU": 5, "id": "c"}]
+
+
+def test_a_dot_before_a_bracket_inside_a_quoted_filter_value_is_kept():
+    definition = machine(("Pick", {"Type": "Pass", "OutputPath": "$.[?(@.name == 'a.[b')]"}))
+    assert go(definition, [{"name": "a.[b"}, {"name": "a[b"}])["output"] == [{"name": "a.[b"}]
+
+
 def test_context_object_fields():
     definition = machine(("A", {"Type": "Pass", "Parameters": {
         "name.$": "$$.State.Name",

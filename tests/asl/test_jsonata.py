@@ -282,6 +282,20 @@ def test_map_items_expression_must_give_an_array():
                                   "returned an unexpected result type. Expected 'array', but was 'number' for value: 7")
 
 
+def test_expressions_without_blanks_inside_the_delimiters_run_as_aws_runs_them():
+    """``{%$x%}`` is an expression wherever ``{% $x %}`` is: Map Items, string Arguments, Output, ..."""
+    processor = chain(("Double", {"Type": "Pass", "Output": "{%$states.input*2%}"}), language=None)
+    definition = chain(
+        ("Each", {"Type": "Map", "Items": "{% $states.input.Items%}", "ItemProcessor": processor}),
+        ("Call", {"Type": "Task", "Resource": "module:echo", "Arguments": "{%$sum($states.input)%}"}),
+        ("Fork", {"Type": "Parallel", "Arguments": "{%$states.input+1%}",
+                  "Branches": [chain(("Same", {"Type": "Pass"}), language=None)]}),
+        ("Done", {"Type": "Pass", "Output": {"total": "{%$states.input[0]%}"}}))
+    assert go(definition, {"Items": [1, 2, 3]}, handlers={"module:echo": lambda payload, context: payload},
+              )["output"] == {"total": 13}
+    assert not expressions.is_expression("{%}") and expressions.is_expression("{%1%}")
+
+
 def test_map_tolerated_failures_from_expressions():
     processor = chain(("Check", {"Type": "Choice", "Choices": [{"Condition": "{% $states.input > 2 %}",
                                                                   "Next": "Bad"}], "Default": "Ok"}),

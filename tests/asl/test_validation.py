@@ -161,6 +161,60 @@ def test_variables_in_jsonpath_are_accepted():
     assert validate(definition) == []
 
 
+def test_a_dot_before_a_filter_is_a_valid_path_as_in_aws():
+    assert validate(pass_state(InputPath="$.[?(@.OU > 0)]", OutputPath="$.[0]")) == []
+    assert validate(pass_state(Parameters={"ous.$": "$.accounts.[?(@.OU > 0)].id"})) == []
+    [problem] = validate(pass_state(InputPath="$.[?(@.OU > ]"))
+    assert problem.field == "InputPath"
+
+
+JSONATA_WITHOUT_BLANKS = "{%$states.input.Items%}"
+
+
+def test_jsonata_without_blanks_inside_the_delimiters_is_valid_in_every_field():
+    """``{%$x%}`` is an expression for AWS wherever ``{% $x %}`` is (statelint wants the blanks)."""
+    processor = machine(("Each", {"Type": "Pass"}))
+    branch = machine(("Branch", {"Type": "Pass"}))
+    for expression in (JSONATA_WITHOUT_BLANKS, "{% $states.input.Items%}", "{%$states.input.Items %}"):
+        definition = machine(
+            ("Loop", {"Type": "Map", "Items": expression, "ItemProcessor": processor,
+                      "MaxConcurrency": "{%1%}"}),
+            ("Call", {"Type": "Task", "Resource": "module:echo", "Arguments": expression,
+                      "TimeoutSeconds": "{%5%}"}),
+            ("Fork", {"Type": "Parallel", "Branches": [branch], "Arguments": expression}),
+            ("Pause", {"Type": "Wait", "Seconds": "{%0%}"}),
+            ("Done", {"Type": "Pass", "Output": "{%$states.input%}"}),
+            QueryLanguage="JSONata")
+        assert validate(definition) == [], expression
+
+
+def test_a_string_that_is_not_a_jsonata_expression_is_still_refused_where_one_is_required():
+    processor = machine(("Each", {"Type": "Pass"}))
+    for text in ("$states.input.Items", "{% $states.input.Items", "%}"):
+        [problem] = validate(machine(("Loop", {"Type": "Map", "Items": text, "ItemProcessor": processor}),
+                                     QueryLanguage="JSONata"))
+        assert (problem.state, problem.field) == ("Loop", "Items")
+        assert problem.message.endswith("but should be a JSONata")
+    [broken] = validate(machine(("Loop", {"Type": "Map", "Items": "{%$states.input.Items +%}",
+                                           "ItemProcessor": processor}), QueryLanguage="JSONata"))
+    assert broken.state == "Loop" and "invalid JSONata expression" in broken.message
+
+
+def test_state_names_longer_than_80_characters_are_refused_at_every_level():
+    longest, too_long = "S" * 80, "L" * 81
+    assert validate(machine((longest, {"Type": "Pass"}))) == []
+    [top] = validate(machine((too_long, {"Type": "Pass"})))
+    assert top.state == too_long and "exceeds the 80-character limit" in top.message
+    inner = machine((too_long, {"Type": "Pass"}))
+    for outer in ({"Type": "Parallel", "Branches": [inner]}, {"Type": "Map", "ItemProcessor": inner},
+                  {"Type": "Map", "Iterator": inner}):
+        [problem] = validate(machine(("Outer", outer)))
+        assert problem.state == too_long and "exceeds the 80-character limit" in problem.message
+        assert problem.location.startswith("State Machine.States.Outer.")
+    named = machine(("First", {"Type": "Pass", "Next": "é" * 81}), ("é" * 81, {"Type": "Pass"}))
+    assert [p.state for p in validate(named)] == ["é" * 81]
+
+
 def test_problems_carry_state_and_field():
     [problem] = validate(machine(("Greet", {"Type": "Pass", "OutputPath": "$.a[["})))
     assert problem.to_json() == {"state": "Greet", "field": "OutputPath", "location": problem.location,
