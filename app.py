@@ -22,6 +22,11 @@ def start_execution():
     return rest.start_execution(request())
 
 
+@app.route("/executions", methods=["GET"])
+def list_executions():
+    return rest.list_executions(request())
+
+
 @app.route("/executions/{execution_id}", methods=["GET"])
 def get_execution(execution_id):
     return rest.get_execution(request(), execution_id)

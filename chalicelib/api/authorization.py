@@ -5,7 +5,7 @@ Roles:
 * ``public``: anyone (the catalog of definitions, validation, the OpenAPI document).
 * ``api-key``: a caller with the stage's ``API_KEY`` (``x-api-key``), or with an IAM identity
   when ``AUTH_MODE=iam`` (API Gateway's IAM authorizer checked the signature; the request
-  context carries the identity): start, read and stop executions, see every continuation.
+  context carries the identity): start, list, read and stop executions, see every continuation.
 * ``continuation``: the holder of one continuation ID (in the path): read, answer once, fail,
   heartbeat it. The service refuses continuations only it answers (``child``: 403).
 * ``decision-link``: the holder of one signed decision link (checked by the handler: 403).
@@ -27,6 +27,7 @@ PUBLIC, API_KEY, CONTINUATION, DECISION_LINK = "public", "api-key", "continuatio
 #: (method, route path) -> role. Every route of the app has a rule (a test checks it).
 RULES: dict[tuple[str, str], str] = {
     ("POST", "/executions"): API_KEY,
+    ("GET", "/executions"): API_KEY,
     ("GET", "/executions/{execution_id}"): API_KEY,
     ("DELETE", "/executions/{execution_id}"): API_KEY,
     ("GET", "/continuations/{continuation}"): CONTINUATION,

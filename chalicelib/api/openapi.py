@@ -128,6 +128,31 @@ SCHEMAS: dict[str, dict] = {
         },
         "additionalProperties": False,
     },
+    "ExecutionSummary": {
+        "type": "object",
+        "description": "One execution in a list: no input, output or continuations (GET /executions/{id} has them).",
+        "required": ["executionId", "name", "stateMachine", "status", "startDate", "stopDate"],
+        "additionalProperties": False,
+        "properties": {
+            "executionId": STRING,
+            "name": STRING,
+            "stateMachine": {**_nullable(STRING), "description": "Null for an inline definition."},
+            "status": {"enum": STATUSES},
+            "startDate": TIMESTAMP,
+            "stopDate": {**_nullable(TIMESTAMP), "description": "Null while it has not ended."},
+        },
+    },
+    "ExecutionList": {
+        "type": "object",
+        "required": ["executions", "nextToken"],
+        "additionalProperties": False,
+        "properties": {
+            "executions": {"type": "array", "items": _ref("ExecutionSummary"),
+                           "description": "Newest first (start time, then ID)."},
+            "nextToken": {**_nullable(STRING),
+                          "description": "Pass as nextToken for the next page; null on the last page."},
+        },
+    },
     "ContinuationInfo": {
         "type": "object",
         "description": "What a continuation waits for, and whether it still does.",
@@ -319,6 +344,16 @@ DECISION_QUERY = [
     query_parameter("choice", "The choice the link decides."),
     query_parameter("sig", "The link's signature over the continuation ID and the choice."),
 ]
+LIST_QUERY = [
+    {"name": "stateMachine", "in": "query", "required": False, "description": "Only this state machine's.",
+     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{0,100}$"}},
+    {"name": "status", "in": "query", "required": False, "description": "Only executions with this status.",
+     "schema": {"enum": [*STATUSES, ""]}},
+    {"name": "limit", "in": "query", "required": False, "description": "At most this many (default 50).",
+     "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    {"name": "nextToken", "in": "query", "required": False, "schema": STRING,
+     "description": "The nextToken of the page before (opaque)."},
+]
 ACCEPT_NOTE = (" Browsers (an Accept header naming text/html) get HTML pages instead of JSON, errors about the "
                "continuation included.")
 
@@ -361,6 +396,16 @@ OPERATIONS: dict[str, dict[str, dict]] = {
                 error(409, "ExecutionAlreadyExists", "ExecutionStarting"),
                 TOO_LARGE, STORE,
             ),
+        },
+        "get": {
+            "operationId": "list_executions",
+            "summary": "List executions, newest first, filtered by state machine and status, a page at a time",
+            "description": ("Read from an index: a page costs what it holds, not how many executions are stored. "
+                            "An empty filter parameter is no filter; other parameters are refused."),
+            "security": [{}, {"apiKey": []}],
+            "parameters": LIST_QUERY,
+            "responses": _merge(ok(_ref("ExecutionList"), "A page of executions."),
+                                error(400, "InvalidRequest"), API_KEY, STORE),
         },
     },
     "/executions/{execution_id}": {
@@ -561,7 +606,8 @@ def _document() -> dict:
             "schemas": schemas,
             "securitySchemes": {"apiKey": {
                 "type": "apiKey", "in": "header", "name": "x-api-key",
-                "description": "Needed to start (also POST /?input=), read and stop executions when the stage sets API_KEY.",
+                "description": ("Needed to start (also POST /?input=), list, read and stop executions when the stage "
+                                "sets API_KEY."),
             }},
         },
     }

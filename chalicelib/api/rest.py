@@ -58,6 +58,33 @@ def definition_from(body: dict) -> tuple[Any, str | None, bool]:
     return definition, None, False
 
 
+LIST_PARAMETERS = ("stateMachine", "status", "limit", "nextToken")
+
+
+def list_query(request) -> dict:
+    """The filters and page of ``GET /executions?stateMachine=&status=&limit=&nextToken=``.
+
+    An empty parameter is no filter (a form sends its empty fields); anything unknown is 400.
+    """
+    params = request.query_params or {}
+    unknown = set(params) - set(LIST_PARAMETERS)
+    if unknown:
+        raise ServiceError(400, "InvalidRequest", f"Unknown parameters: {', '.join(sorted(unknown))}; "
+                           f"the list takes {', '.join(LIST_PARAMETERS)}.")
+    given = {name: params.get(name) or None for name in LIST_PARAMETERS}
+    limit = params.get("limit")
+    if limit is not None and not (limit.isascii() and limit.isdigit() and len(limit) <= 6):
+        raise ServiceError(400, "InvalidRequest", "'limit' must be a whole number from 1 to 1000.")
+    return {"state_machine": given["stateMachine"], "status": given["status"],
+            "limit": None if limit is None else int(limit), "next_token": given["nextToken"]}
+
+
+@endpoint
+def list_executions(request) -> dict:
+    """Executions newest first, filtered by state machine and status, a page at a time."""
+    return make_service(request).list_executions(**list_query(request))
+
+
 @endpoint
 def get_execution(request, execution_id: str) -> dict:
     return make_service(request).describe(execution_id)

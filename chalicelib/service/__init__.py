@@ -2,6 +2,7 @@
 
 - ``runs``: the core every operation shares: load, run the interpreter, commit;
 - ``executions``: start, run on in the background, stop, describe;
+- ``listing``: executions a page at a time, newest first, filtered (the store keeps the index);
 - ``redemption``: claim and answer continuations, heartbeats, what a continuation asks;
 - ``timers``: durable time (Waits, timeouts, heartbeats, children that ended);
 - ``children``: ``states:startExecution`` tasks; ``catalog``: the shipped ``state_machines/``;
@@ -20,6 +21,7 @@ from ..store import Claim, Store
 from .definitions import disallowed_resources
 from .errors import ServiceError
 from .executions import Executions
+from .listing import list_executions
 from .questions import Questions
 from .redemption import Redemptions, answer_digest
 from .runs import Runs, continuation_expiry
@@ -78,6 +80,12 @@ class Service:
 
     def definition_of(self, execution_id: str) -> dict:
         return self.executions.definition_of(execution_id)
+
+    def list_executions(self, *, state_machine: str | None = None, status: str | None = None,
+                        limit: int | None = None, next_token: str | None = None) -> dict:
+        """A page of executions, newest first (see ``listing``)."""
+        return list_executions(self.store, self.clock.now(), state_machine=state_machine, status=status,
+                               next_token=next_token, **({} if limit is None else {"limit": limit}))
 
     # -- continuations ----------------------------------------------------------
 

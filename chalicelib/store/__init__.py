@@ -10,7 +10,7 @@ May import: ``chalicelib.config`` and the Redis client library. Nothing here kno
 of ASL, HTTP or the service: it stores what it is given.
 """
 from .records import ExecutionRecord, pack_record, unpack_record
-from .store import (TIMERS_KEY, Claim, ClaimRefused, Commit, CommitConflict, NewContinuation, Store)
+from .store import (STATUSES, TIMERS_KEY, Claim, ClaimRefused, Commit, CommitConflict, NewContinuation, Store)
 
-__all__ = ["TIMERS_KEY", "Claim", "ClaimRefused", "Commit", "CommitConflict", "ExecutionRecord",
+__all__ = ["STATUSES", "TIMERS_KEY", "Claim", "ClaimRefused", "Commit", "CommitConflict", "ExecutionRecord",
            "NewContinuation", "Store", "pack_record", "unpack_record"]

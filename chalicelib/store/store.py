@@ -14,6 +14,8 @@ one execution lives in one slot and each multi-key change is one Lua script)::
                               commits stored and nobody has made yet; field = the token's nonce, value
                               "<since>|<call JSON>" (see ``take_call``)
     asl:timers                sorted set: due timers, member "<kind>|<executionId>|<point>", score = due time
+    asl:{ix}:...              the execution index (``GET /executions``), in its own slot; see ``page``
+                              and ``scripts/index.lua``
 
 An execution is one string (see ``records.py``). The Lua scripts in
 ``scripts/`` only read the version in front; the service reads and writes the
@@ -34,12 +36,14 @@ did not commit finds nothing to do when it fires.
 """
 from __future__ import annotations
 
+import datetime
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from redis import Redis
+from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from .records import (INLINE_EVENTS, ExecutionRecord, compact, deflate_text, hide, inflate, pack_record,
@@ -47,6 +51,9 @@ from .records import (INLINE_EVENTS, ExecutionRecord, compact, deflate_text, hid
 
 PREFIX = "asl"
 TIMERS_KEY = f"{PREFIX}:timers"
+INDEX_PREFIX = f"{PREFIX}:{{ix}}:"
+#: The statuses the index lists executions under (as the service reports them).
+STATUSES = ("SUCCEEDED", "FAILED", "SUSPENDED", "RUNNING", "TIMED_OUT", "ABORTED")
 SCRIPTS = Path(__file__).with_name("scripts")
 
 
@@ -55,7 +62,8 @@ def _script(name: str) -> str:
     return (SCRIPTS / f"{name}.lua").read_text(encoding="utf-8")
 
 
-_CLAIM, _RELEASE, _COMMIT, _KEEP, _TAKE = (_script(n) for n in ("claim", "release", "commit", "keep", "take"))
+_CLAIM, _RELEASE, _COMMIT, _KEEP, _TAKE, _INDEX, _INDEX_PUT, _PAGE = (_script(n) for n in (
+    "claim", "release", "commit", "keep", "take", "index", "index_put", "page"))
 
 
 @dataclass
@@ -114,6 +122,22 @@ class Commit:
     calls: list[tuple[str, str]] | None = None  # pending calls to store: (field, call JSON)
 
 
+def _listing(record: ExecutionRecord, now: float, ttl: int) -> dict:
+    """What the index keeps of an execution: where it is listed and until when."""
+    return {"p": INDEX_PREFIX, "id": record.id, "machine": record.document.get("stateMachine") or "",
+            "status": record.status, "start": str(start_ms(record.document.get("startDate"), now)),
+            "expires": repr(now + ttl)}
+
+
+def start_ms(iso: str | None, now: float) -> int:
+    """An ISO 8601 start date (``...Z``) in milliseconds since the epoch; ``now`` when there is none."""
+    try:
+        moment = datetime.datetime.fromisoformat((iso or "").replace("Z", "+00:00"))
+        return round(moment.timestamp() * 1000)
+    except ValueError:
+        return round(now * 1000)
+
+
 def _evalsha(pipe, script, keys: list, args: list) -> None:
     pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
@@ -128,9 +152,14 @@ class Store:
         self.history_limit = history_limit
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE)
-        self._commit = redis.register_script(_COMMIT)
+        self._commit = redis.register_script(_INDEX + _COMMIT)
         self._keep = redis.register_script(_KEEP)
         self._take = redis.register_script(_TAKE)
+        self._index = redis.register_script(_INDEX + _INDEX_PUT)
+        self._page = redis.register_script(_INDEX + _PAGE)
+        #: On a Cluster the index has its own slot, so it is changed by a script of its own right after
+        #: each commit; on a single server the commit script changes it in the same step.
+        self.cluster = isinstance(redis, RedisCluster)
         self._known_definitions: set[str] = set()
 
     # -- keys -------------------------------------------------------------------
@@ -237,6 +266,9 @@ class Store:
             "calls": len(calls),
             "chunks": -(-self.history_limit // INLINE_EVENTS) + 1,  # chunks hold >= INLINE_EVENTS events
         }
+        listed = _listing(record, change.now, ttl)
+        if not self.cluster:
+            head["ix"] = listed
         args: list[Any] = [json.dumps(head), pack_record(record, history, change.hidden)]
         if spill is not None:
             args.append(deflate_text(hide(compact(spill), change.hidden)))
@@ -267,7 +299,14 @@ class Store:
             raise CommitConflict(status)
         record.version = int(_text(reply[1]))
         record.history = history
+        if self.cluster:
+            self._put_in_index(listed, change.now, ttl)
         return record.version
+
+    def _put_in_index(self, listed: dict, now: float, ttl: int) -> None:
+        args = [INDEX_PREFIX, "put", listed["id"], listed["machine"], listed["status"], listed["start"],
+                listed["expires"], repr(now), ttl]
+        self._index(keys=self._index_keys(), args=args)
 
     def _pipeline(self, fill) -> list:
         """Run a pipeline built by ``fill``; if Redis lost our scripts (restart), load them and rerun.
@@ -288,6 +327,52 @@ class Store:
             if isinstance(reply, Exception):
                 raise reply
         return replies
+
+    # -- the execution index ---------------------------------------------------
+
+    @staticmethod
+    def _index_keys() -> list[str]:
+        return [INDEX_PREFIX + "exp", INDEX_PREFIX + "machines"]
+
+    def page(self, now: float, *, status: str | None = None, machine: str | None = None,
+             after: tuple[int, str] | None = None, limit: int = 50
+             ) -> tuple[list[ExecutionRecord], tuple[int, str] | None]:
+        """A page of executions, newest first (start time, then ID), and the cursor of the next page.
+
+        ``machine`` "" is the executions of inline definitions; None is every state machine.
+        Two round trips whatever the index holds: the page script (which first trims up to 100
+        expired executions) and one pipeline reading the page's records. Reading heals the index:
+        an entry whose execution is gone is dropped, one whose status changed is moved (on a
+        Cluster the index is changed right after the commit, so a process that died in between
+        leaves it behind); neither is listed under a status it no longer has.
+        """
+        cursor = ("", "") if after is None else (str(after[0]), after[1])
+        flat = self._page(keys=self._index_keys(), args=[
+            INDEX_PREFIX, repr(now), status or "*", "*" if machine is None else machine, *cursor, limit])
+        entries = [(_text(flat[i]), int(float(_text(flat[i + 1]))), _text(flat[i + 2]), _text(flat[i + 3]))
+                   for i in range(0, len(flat), 4)]
+        more = len(entries) > limit
+        entries = entries[:limit]
+        pipe = self.redis.pipeline(transaction=False)
+        for execution_id, *_ in entries:
+            pipe.get(self.execution_key(execution_id))
+        stored = pipe.execute() if entries else []
+        records, seen = [], set()
+        for (execution_id, start, listed_machine, listed_status), value in zip(entries, stored):
+            if value is None:
+                self._index(keys=self._index_keys(), args=[INDEX_PREFIX, "drop", execution_id, listed_machine])
+                continue
+            record = unpack_record(execution_id, value)
+            if record.status != listed_status:
+                self._index(keys=self._index_keys(), args=[INDEX_PREFIX, "move", execution_id, listed_machine,
+                                                           record.status, start])
+                if status is not None:
+                    continue
+            if execution_id not in seen:
+                seen.add(execution_id)
+                records.append(record)
+        last = (entries[-1][1], entries[-1][0]) if more else None
+        return records, last
 
     # -- pending calls (the outbox) ---------------------------------------------
 

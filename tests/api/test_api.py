@@ -358,3 +358,28 @@ def test_an_integer_too_long_to_write_fails_the_execution_not_the_service(client
                             + "9" * 3000 + "}}")
     assert status == 200 and (document["status"], document["error"]) == ("FAILED", "States.Runtime")
     assert "too long for JSON" in document["cause"]
+
+
+# -- listing ----------------------------------------------------------------------------------
+
+def test_listing_executions_over_http_with_filters_and_pages(client):
+    squares = [start(client, "incsquare", {"value": i}) for i in range(3)]
+    status, done = post(client, f"/continuations/{squares[0]['continuations'][0]['id']}", {})
+    assert done["status"] == "SUCCEEDED"
+    status, page = get(client, "/executions?stateMachine=incsquare&status=SUSPENDED&limit=1")
+    assert status == 200 and len(page["executions"]) == 1 and page["nextToken"]
+    assert set(page["executions"][0]) == {"executionId", "name", "stateMachine", "status", "startDate", "stopDate"}
+    status, rest = get(client, f"/executions?stateMachine=incsquare&status=SUSPENDED&nextToken={page['nextToken']}")
+    listed = {e["executionId"] for e in page["executions"] + rest["executions"]}
+    assert listed == {squares[1]["executionId"], squares[2]["executionId"]} and rest["nextToken"] is None
+    status, everything = get(client, "/executions?stateMachine=&status=")  # empty fields: no filter
+    assert (status, len(everything["executions"])) == (200, 3)
+    assert get(client, "/executions?status=SUCCEEDED")[1]["executions"][0]["executionId"] == squares[0]["executionId"]
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=", "limit=ten", "limit=%EF%BC%95", "status=done",
+                                   "stateMachine=a%20b", "nextToken=xyz", "state=SUSPENDED", "limit=99999999999"])
+def test_listing_refuses_bad_parameters_with_400(client, query):
+    status, error = get(client, "/executions?" + query)
+    assert (status, error["error"]) == (400, "InvalidRequest"), error
+    assert error["message"]

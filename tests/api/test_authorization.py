@@ -41,6 +41,18 @@ def test_the_prototype_start_needs_the_api_key(keyed):
     assert json.loads(done.body)["status"] == "SUCCEEDED"
 
 
+def test_listing_executions_needs_the_api_key(keyed):
+    started = keyed.http.post("/executions", headers=KEY, body=json.dumps({"stateMachine": "incsquare"}))
+    assert started.status_code == 200
+    for headers in ({}, {"x-api-key": "wrong"}, {"x-api-key": "stage-key "}):
+        response = keyed.http.get("/executions", headers=headers)
+        assert (response.status_code, json.loads(response.body)["error"]) == (403, "Forbidden")
+    allowed = keyed.http.get("/executions", headers=KEY)
+    assert allowed.status_code == 200
+    assert [e["executionId"] for e in json.loads(allowed.body)["executions"]] == [
+        json.loads(started.body)["executionId"]]
+
+
 @pytest.mark.parametrize("value", ["ключ", "caf\u00e9", "\u00ff" * 9])
 def test_a_non_ascii_api_key_is_refused_with_403(keyed, value):
     response = keyed.http.get("/executions/abc", headers={"x-api-key": value})

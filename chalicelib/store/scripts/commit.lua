@@ -1,5 +1,7 @@
 -- KEYS: execution, history list, [claimed continuation], created continuations..., closed continuations...,
 --       [the execution's pending calls]
+-- (On a single server the commit script starts with index.lua, and the header's ``ix`` lists the
+-- execution in the index too.)
 -- ARGV: header JSON, record body, [history chunk], created continuations (JSON)..., closed ones (reason, about)...,
 --       pending calls (field, value)...
 local head = cjson.decode(ARGV[1])
@@ -56,5 +58,9 @@ if head.calls > 0 then
     a = a + 2
   end
   redis.call('EXPIRE', KEYS[k], head.ttl)
+end
+if head.ix then  -- a single server: list it in the index in the same step (see index.lua)
+  local ix = head.ix
+  ix_put(ix.p, ix.id, ix.machine, ix.status, ix.start, ix.expires, head.now, head.ttl)
 end
 return {'ok', tostring(ver + 1)}
