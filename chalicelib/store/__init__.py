@@ -3,7 +3,8 @@
 - ``connection``: one Redis client per process;
 - ``embedded``: local development's own ``redis-server`` child process, when ``REDIS_URL`` is unset;
 - ``records``: the stored form of an execution and its compressed body;
-- ``scripts/``: the Lua scripts that make each change atomic (claim, commit, release, keep);
+- ``scripts/``: the Lua scripts that make each change atomic (claim, commit, release, keep, take) and
+  the execution index's (index, index_put, page);
 - ``store``: the keys and the operations on them.
 
 May import: ``chalicelib.config`` and the Redis client library. Nothing here knows
