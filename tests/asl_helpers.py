@@ -2,11 +2,27 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from chalicelib import run
 from chalicelib.asl import VirtualClock
 
+from .conftest import ROOT
+
 START = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+#: How long a hostile case may run in its child process before the test fails (instead of hanging).
+DEADLINE_SECONDS = 20
+
+
+def run_in_child(definition: dict, input: object) -> dict:
+    """``run(definition, input)`` in a child process killed after ``DEADLINE_SECONDS``."""
+    code = ("import json, sys; from chalicelib import run; "
+            "d, i = json.loads(sys.argv[1]), json.loads(sys.argv[2]); "
+            "print(json.dumps(run(d, i)))")
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(definition), json.dumps(input)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE_SECONDS, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def chain(*states: tuple[str, dict], **top) -> dict:

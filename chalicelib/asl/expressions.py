@@ -24,6 +24,11 @@ a string longer than ``MAX_STRING_CHARS`` or a sequence longer than
 ``$string`` and ``$replace`` check before they build one); a failure is a
 ``States.QueryEvaluationError``.
 
+Regex literals (``/pattern/flags``) compile with RE2 (:mod:`.regexes`), so ``$match``,
+``$replace``, ``$split`` and ``$contains`` take time linear in the text per search; a
+pattern RE2 cannot run (a backreference, lookaround) is an :class:`ExpressionSyntaxError`.
+Between two matches of one regex the evaluation's time limit is checked too.
+
 Thread safety: jsonata-python keeps evaluation state on the parsed object, so
 each thread evaluates its own shallow copy of it (the parsed tree is shared
 and only read).
@@ -50,7 +55,7 @@ from jsonata.functions import Functions
 from jsonata.jexception import JException
 from jsonata.utils import Utils
 
-from . import errors
+from . import errors, regexes
 from .errors import StatesError, json_type
 from .limits import MAX_PAYLOAD_BYTES, NotJson, TooDeep, payload_size
 
@@ -303,7 +308,7 @@ class Expression:
         self.text = text
         self.uses_context = bool(_USES_CONTEXT.search(text))
         try:
-            parsed = Jsonata(text)
+            parsed = Jsonata(text, regexes.jsonata_engine)
         except JException as exc:
             raise ExpressionSyntaxError(f"invalid JSONata expression '{text}': {_message(exc)}") from None
         except Exception as exc:  # the parser's own errors on odd input
@@ -335,8 +340,10 @@ class Expression:
         instance = self._instance()
         Jsonata.CURRENT.jsonata = instance  # $now() and $millis() read the evaluating instance
         # Any expression can loop for long ([1..1000000].[1..1000000]), so every one is timed.
-        bindings["__evaluate_entry"] = _time_limit(time.monotonic() + TIME_LIMIT_SECONDS)
+        deadline = time.monotonic() + TIME_LIMIT_SECONDS
+        bindings["__evaluate_entry"] = _time_limit(deadline)
         bindings["__evaluate_exit"] = _size_guard()
+        previous = regexes.set_deadline(deadline)  # checked between one regex's matches too
         try:
             value = instance.evaluate(None, bindings)
         except JException as exc:
@@ -345,6 +352,8 @@ class Expression:
             raise self.failure(field, frame, "threw an error during evaluation: the expression nests too deeply") from None
         except Exception as exc:
             raise self.failure(field, frame, f"threw an error during evaluation: {exc}") from None
+        finally:
+            regexes.set_deadline(previous)
         if value is None:
             raise self.failure(field, frame, "returned nothing (undefined).")
         try:

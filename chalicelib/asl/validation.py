@@ -233,6 +233,16 @@ def _payload_value_the_compiler_accepts(problem: Problem, definition: dict) -> b
     return False
 
 
+def _payload_value_the_compiler_refuses(problem: Problem, definition: dict) -> bool:
+    """A ``.$`` value of the state's own template that the compiler refuses too: its message says
+    why (an unsupported regex in a filter, a bad intrinsic argument), statelint's only that it is bad."""
+    match = _PAYLOAD_PROBLEM.match(problem.message)
+    if not match:
+        return False
+    place = _follow(definition, match.group(3))
+    return place.state_location is not None and place.reached == place.state_location
+
+
 def _newer_map_fields(problem: Problem, definition: dict) -> bool:
     """Map: ``Label`` (names a Distributed Map's child executions), and ``ProcessorConfig``
     in the older ``Iterator`` as in ``ItemProcessor``."""
@@ -310,6 +320,7 @@ def _jsonata_required_field(problem: Problem, definition: dict) -> bool:
 LEFT_TO_THE_COMPILER: list[Callable[[Problem, dict], bool]] = [
     _query_language_field,
     _jsonata_required_field,
+    _payload_value_the_compiler_refuses,
 ]
 
 

@@ -32,7 +32,7 @@ LAMBDA_MAX_TIMEOUT = 900
 #: What the Lambda Python runtime provides besides the standard library.
 RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 #: Import names of requirements.txt; each must come from the package.
-REQUIRED_IMPORTS = ("redis", "jsonpath_ng", "statelint", "jsonata", "jinja2", "certifi")
+REQUIRED_IMPORTS = ("redis", "jsonpath_ng", "statelint", "jsonata", "jinja2", "certifi", "re2")
 #: Not part of a project: version control, virtualenvs, caches, local data.
 NOT_PROJECT = shutil.ignore_patterns(".git", ".venv", "venv", ".local", ".pytest_cache", "__pycache__",
                                      "deployments", "deployed", "outbox", "*.db")

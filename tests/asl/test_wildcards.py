@@ -5,28 +5,12 @@ engine makes the test fail instead of hanging the suite.
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
 from chalicelib import run
 from chalicelib.asl.wildcards import wildcard_matcher
 
-from ..conftest import ROOT
-
-DEADLINE_SECONDS = 20
-
-
-def run_in_child(definition: dict, input: object) -> dict:
-    code = ("import json, sys; from chalicelib import run; "
-            "d, i = json.loads(sys.argv[1]), json.loads(sys.argv[2]); "
-            "print(json.dumps(run(d, i)))")
-    done = subprocess.run([sys.executable, "-c", code, json.dumps(definition), json.dumps(input)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE_SECONDS, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
+from ..asl_helpers import run_in_child
 
 def choice(pattern: str) -> dict:
     return {"StartAt": "C", "States": {
