@@ -47,9 +47,9 @@ class Effect:
     base: str  # where the run's links pointed (see ``Questions.base_url``)
 
     def stored(self) -> str:
-        """What the outbox keeps to make the call again in another process (tokens are hidden by the commit)."""
+        """What the outbox keeps to make the call again in another process (tokens as markers, ``v`` 2)."""
         context = self.context
-        return json.dumps({
+        return json.dumps({"v": 2,
             "point": self.point, "resource": context.resource, "state": context.state,
             "timeout": context.timeout_seconds, "heartbeat": context.heartbeat_seconds,
             "waits": context.waits_for_token, "key": context.idempotency_key, "base": self.base,
@@ -101,11 +101,12 @@ class PendingCalls:
                 (timer_member("call", record.id, effect.point), due) for effect in kept]
         return kept
 
-    def perform(self, execution_id: str, effects: list[Effect], tokens: dict[str, str]) -> None:
-        """Make the calls a commit just stored, in order."""
+    def perform(self, record, effects: list[Effect], tokens: dict[str, str]) -> None:
+        """Make the calls the commit of ``record`` just stored, in order, with the real task tokens."""
         for effect in effects:
-            self._make(execution_id, effect.point, tokens[effect.point], effect.handler, effect.payload,
-                       effect.context)
+            effect.context._point = (effect.point, self.runs.tokens.token(record, effect.point))
+            self._make(record.id, effect.point, tokens[effect.point], effect.handler,
+                       self.runs.tokens.revealed(record, effect.payload), effect.context)
 
     def finish(self, execution_id: str) -> tuple[int, bool | float]:
         """Make the execution's pending calls whose lease has ended.
@@ -140,7 +141,7 @@ class PendingCalls:
                 handler = _unavailable(call["resource"])
             log.info("making pending call %s of execution %s again", call["key"], execution_id)
             self._make(execution_id, call["point"], nonce, handler,
-                       self.runs.tokens.revealed(record, call["payload"]), context)
+                       self.runs.tokens.revealed(record, call["payload"], legacy="v" not in call), context)
             made += 1
         return made, (min(later) if later else True)
 

@@ -134,12 +134,11 @@ class Executions:
             closed = [(self.runs.key_hash(execution_id, nonce), reason, point)
                       for point, (nonce, _) in record.open.items()]
             about = asked(record.snapshot)
-            hidden = self.runs.tokens.hidden(execution_id, record.open)
             record.status = status
             record.document.update(status=status, stopDate=iso_timestamp(now), error=error, cause=cause)
             record.snapshot, record.open = None, {}
             commit = Commit(record=record, ttl=self.settings.retention_seconds, closed=closed, about=about,
-                            now=now, hidden=hidden,
+                            now=now,
                             events=[{"type": event, "timestamp": iso_timestamp(now), "error": error,
                                      "cause": cause}])
             try:
@@ -168,7 +167,7 @@ class Executions:
                 record = self.runs.reload(record.id)
         document = self.runs.document(record)
         if with_history:
-            document["history"] = self.runs.tokens.revealed(record, self.store.history(execution_id))
+            document["history"] = self.runs.tokens.history(record, self.store.history(record.id))
         return document
 
     def definition_of(self, execution_id: str) -> dict:

@@ -96,7 +96,7 @@ class Redemptions:
             raise continuation_not_found()
         claim = self.store.claim(tag_of(continuation), id_hash(continuation), self.clock.now(),
                                  self.settings.lease_seconds, new_nonce())
-        self.runs.tokens.reveal(claim.execution)
+        self.runs.tokens.upgrade(claim.execution)
         return claim
 
     def resume_claimed(self, claim: Claim, answer: dict, outcome: str = "redeemed", digest: str = "") -> dict:
@@ -132,7 +132,7 @@ class Redemptions:
                                      self.settings.lease_seconds, new_nonce(), force=True)
         except ClaimRefused as refused:
             return refused.reason != "busy"
-        self.runs.tokens.reveal(claim.execution)
+        self.runs.tokens.upgrade(claim.execution)
         self.resume_claimed(claim, answer, outcome=outcome)
         return True
 
@@ -159,7 +159,6 @@ class Redemptions:
             now = self.clock.now()
             wait["heartbeatAt"] = now + wait["heartbeatSeconds"]
             commit = Commit(record=record, ttl=self.runs.ttl(record, now), now=now,
-                            hidden=self.runs.tokens.hidden(record.id, record.open),
                             events=[{"type": "TaskHeartbeat", "timestamp": iso_timestamp(now),
                                      "state": wait["state"]}],
                             timers=[(timer_member("heartbeat", record.id, wait["id"]), wait["heartbeatAt"])])
@@ -204,6 +203,8 @@ class Redemptions:
             "parameters": about.get("parameters"),
             "expiresAt": iso_timestamp(expires),
         }
+        if record is not None:  # its own task token, none of another continuation
+            info["parameters"] = self.runs.tokens.revealed(record, info["parameters"], points={fields["point"]})
         if info["status"] == "waiting":
             info.update(self.runs.questions.links(continuation, info["parameters"]))
         if fields.get("answer"):

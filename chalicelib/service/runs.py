@@ -90,7 +90,7 @@ class Runs:
     # -- reading ----------------------------------------------------------------
 
     def load(self, execution_id: str) -> ExecutionRecord | None:
-        return self.tokens.reveal(self.store.load(execution_id))
+        return self.tokens.upgrade(self.store.load(execution_id))
 
     def reload(self, execution_id: str) -> ExecutionRecord:
         record = self.load(execution_id) if _plausible_id(execution_id) else None
@@ -115,11 +115,10 @@ class Runs:
         before = asked(snapshot)
         events = EventLog(self.store.history_limit)  # the store keeps no more than these
         tokens: dict[str, str] = {}
-        secret = self.settings.signing_secret
 
-        def token_factory(point: str) -> str:
-            nonce = tokens[point] = new_nonce()
-            return continuation_id(execution_id[:4], nonce, secret)
+        def token_factory(point: str) -> str:  # the run holds a marker; the ID is revealed on the way out
+            tokens[point] = new_nonce()
+            return self.tokens.marker(execution_id, point)
 
         effects: list[Effect] = []
         base = self.questions.base_url
@@ -238,11 +237,9 @@ class Runs:
         record.open = open_now
         if status not in FINISHED:
             ttl = self.ttl(record, now)
-        tokens = {point: [nonce] for point, nonce in outcome.tokens.items()}
         return Commit(record=record, ttl=ttl, events=outcome.events, create=create, claim=claim,
                       answer=answer, about=outcome.waits_before, created=created, closed=closed,
-                      now=now, timers=timers,
-                      hidden=self.tokens.hidden(record.id, previous_open, open_now, tokens))
+                      now=now, timers=timers)
 
     def write(self, commit: Commit, compiled: Compiled, outcome: RunOutcome) -> None:
         """Commit with the run's task-token calls in its outbox, then make them (see ``calls``).
@@ -256,7 +253,7 @@ class Runs:
         self.store.commit(commit)
         self.keep_name(commit)
         if effects:
-            self.calls.perform(commit.record.id, effects, outcome.tokens)
+            self.calls.perform(commit.record, effects, outcome.tokens)
             commit.record.__dict__.update(self.reload(commit.record.id).__dict__)
 
     def keep_name(self, commit: Commit) -> None:
@@ -275,7 +272,7 @@ class Runs:
     # -- documents --------------------------------------------------------------
 
     def document(self, record: ExecutionRecord) -> dict:
-        """The execution document, with open continuations and timers."""
+        """The execution document, with open continuations and timers (task tokens revealed)."""
         document = dict(record.document)
         continuations, timers = [], []
         if record.snapshot is not None:
@@ -302,7 +299,7 @@ class Runs:
         document["continuations"] = continuations
         if timers:
             document["timers"] = timers
-        return document
+        return self.tokens.revealed(record, document)
 
 
 def _plausible_id(execution_id: str) -> bool:

@@ -4,7 +4,15 @@ An execution is one string: its document, snapshot, open suspension points and
 latest history events in one compressed body. Compressing them together (with
 a preset dictionary of the words every record repeats) and paying for one key
 instead of three is what keeps a suspended execution under 1 KiB of Redis
-memory. ``tests/test_records.py`` keeps a golden record of each format readable.
+memory. ``tests/store/test_records.py`` keeps a golden record of each format readable.
+
+Formats (the byte in front of the compressed body):
+
+* ``1``: task tokens in the snapshot and history were replaced, wherever their text
+  appeared, by unsealed markers ``{{TaskToken p1}}``;
+* ``2``: the data holds sealed markers where ``$$.Task.Token`` put them and nothing
+  is replaced (see ``chalicelib/service/tokens.py``); ``"k"`` is the last history event
+  written in format 1, for an execution that began in it.
 """
 from __future__ import annotations
 
@@ -26,6 +34,8 @@ class ExecutionRecord:
     snapshot: dict | None
     open: dict  # suspension point -> [nonce, expiresAt]
     history: list[dict] = field(default_factory=list)  # the latest events (see INLINE_EVENTS), oldest first
+    format: int = 2  # the format it was read in (see RECORD_FORMAT)
+    legacy_events: int = 0  # history events up to this id were written in format 1
 
 
 # The words every record repeats (JSON keys, event types, ARNs of the context object), most
@@ -60,27 +70,19 @@ _DICTIONARY = "".join([
     '{"d":{"executionId":"","name":"","stateMachine":"","status":"SUSPENDED","input":{},',
     '"startDate":"2026-01-01T00:00:00.000Z"},',
 ]).encode()
-RECORD_FORMAT = b"1"
+RECORD_FORMAT = b"2"
+READABLE_FORMATS = {b"1": 1, b"2": 2}
 INLINE_EVENTS = 32  # history events a record keeps in itself after moving older ones to the list
 
 
-def pack_record(record: ExecutionRecord, history: list[dict], hidden: dict[str, str] | None = None) -> bytes:
-    """The stored body of a record: a format byte, then raw deflate of compact JSON.
-
-    ``hidden`` text (task tokens a run put in its data) is replaced in the snapshot and history.
-    """
+def pack_record(record: ExecutionRecord, history: list[dict]) -> bytes:
+    """The stored body of a record: a format byte, then raw deflate of compact JSON."""
     text = "".join([
         '{"d":', compact(record.document), ',"f":', compact(record.definition_hash),
-        ',"o":', compact(record.open), ',"s":', hide(compact(record.snapshot), hidden),
-        ',"h":', hide(compact(history), hidden), "}",
+        ',"o":', compact(record.open), ',"s":', compact(record.snapshot),
+        ',"h":', compact(history), f',"k":{record.legacy_events}' if record.legacy_events else "", "}",
     ])
     return RECORD_FORMAT + deflate_text(text)
-
-
-def hide(text: str, hidden: dict[str, str] | None) -> str:
-    for secret, marker in (hidden or {}).items():
-        text = text.replace(secret, marker)
-    return text
 
 
 def deflate_text(text: str) -> bytes:
@@ -96,14 +98,14 @@ def inflate(data: bytes) -> Any:
 def unpack_record(execution_id: str, stored: bytes) -> ExecutionRecord:
     """Read what ``pack_record`` wrote, behind the version the scripts keep in front."""
     version, _, body = stored.partition(b"|")
-    if body[:1] != RECORD_FORMAT:
+    if body[:1] not in READABLE_FORMATS:
         raise ValueError(f"execution {execution_id}: unknown record format {body[:1]!r}")
     data = inflate(body[1:])
     document = data["d"]
     return ExecutionRecord(
         id=execution_id, version=int(version), status=document.get("status", ""),
         definition_hash=data["f"], document=document, snapshot=data["s"], open=data["o"],
-        history=data["h"],
+        history=data["h"], format=READABLE_FORMATS[body[:1]], legacy_events=data.get("k", 0),
     )
 
 

@@ -46,7 +46,7 @@ from redis import Redis
 from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
-from .records import (INLINE_EVENTS, ExecutionRecord, compact, deflate_text, hide, inflate, pack_record,
+from .records import (INLINE_EVENTS, ExecutionRecord, compact, deflate_text, inflate, pack_record,
                       unpack_record)
 
 PREFIX = "asl"
@@ -118,7 +118,6 @@ class Commit:
     outcome: str = "redeemed"  # what the claimed continuation becomes: redeemed, or a close reason
     timers: list[tuple[str, float]] | None = None  # (member, due) to add to the timer set
     definition: tuple[str, str] | None = None  # (hash, text) to keep stored at least as long
-    hidden: dict[str, str] | None = None  # text never to store -> what to store instead (task tokens)
     calls: list[tuple[str, str]] | None = None  # pending calls to store: (field, call JSON)
 
 
@@ -261,7 +260,7 @@ class Store:
             "now": str(change.now),
             "answer": change.answer,
             "digest": change.digest,
-            "about": hide(compact(about.get(change.claim.point)), change.hidden) if change.claim else "",
+            "about": compact(about.get(change.claim.point)) if change.claim else "",
             "spill": spill is not None,
             "calls": len(calls),
             "chunks": -(-self.history_limit // INLINE_EVENTS) + 1,  # chunks hold >= INLINE_EVENTS events
@@ -269,14 +268,14 @@ class Store:
         listed = _listing(record, change.now, ttl)
         if not self.cluster:
             head["ix"] = listed
-        args: list[Any] = [json.dumps(head), pack_record(record, history, change.hidden)]
+        args: list[Any] = [json.dumps(head), pack_record(record, history)]
         if spill is not None:
-            args.append(deflate_text(hide(compact(spill), change.hidden)))
+            args.append(deflate_text(compact(spill)))
         args += [compact({**c.fields, "ttl": max(1, int(c.ttl))}) for c in created]
         for _, reason, point in closed:
-            args += [reason, hide(compact(about.get(point)), change.hidden)]
+            args += [reason, compact(about.get(point))]
         for name, call in calls:
-            args += [name, f"{change.now!r}|{hide(call, change.hidden)}"]
+            args += [name, f"{change.now!r}|{call}"]
         definition = change.definition
 
         def fill(pipe) -> None:

@@ -297,6 +297,60 @@ def test_a_task_token_passed_in_parameters_is_not_stored(redis_client):
     assert service.redeem(waiting["id"], result={"ok": 1})["output"] == {"q": 1, "reply": {"ok": 1}}
 
 
+TWO_TOKENS = {"StartAt": "Both", "States": {"Both": {"Type": "Parallel", "End": True, "Branches": [
+    {"StartAt": name, "States": {name: {
+        "Type": "Task", "Resource": "test:notify.waitForTaskToken", "ResultPath": "$.reply", "End": True,
+        "Parameters": {"who": name, "note.$": "$.note", "token.$": "$$.Task.Token"}}}}
+    for name in ("Finance", "Legal")]}}}
+
+
+def two_token_service(redis_client):
+    sent = {}
+    service = make_service(settings(), Store(redis_client), clock=VirtualClock(START), base_url="http://test",
+                           handlers={"test:notify": lambda payload, context: sent.update({payload["who"]: payload})})
+    return service, sent
+
+
+@pytest.mark.parametrize("note", ["{{TaskToken p1}}", "{{TaskToken p2}}", "{{TaskToken p2.AAAAAAAAAAAAAAAA}}",
+                                  "see {{TaskToken p1}} and {{TaskToken p2}}"])
+def test_user_data_that_looks_like_a_token_marker_reveals_no_token(redis_client, note):
+    """Text in the input shaped like the stored markers stays that text: no continuation's ID shows."""
+    service, sent = two_token_service(redis_client)
+    document = service.start(TWO_TOKENS, {"note": note}, state_machine=None, trusted=True)
+    finance, legal = sorted(document["continuations"], key=lambda c: c["parameters"]["who"])
+    # each resource got its own real token, and the note as written
+    assert (sent["Finance"]["token"], sent["Legal"]["token"]) == (finance["id"], legal["id"])
+    assert sent["Finance"]["note"] == sent["Legal"]["note"] == note
+    # the holder of finance's ID reads its question: its own token, the note untouched, nothing of legal's
+    shown = service.describe_continuation(finance["id"])
+    assert shown["parameters"] == {"who": "Finance", "note": note, "token": finance["id"]}
+    assert legal["id"] not in json.dumps(shown)
+    # the API caller sees each point's own token, and the note untouched in the history too
+    described = service.describe(document["executionId"])
+    assert {c["id"]: c["parameters"]["note"] for c in described["continuations"]} == {
+        finance["id"]: note, legal["id"]: note}
+    assert described["input"] == {"note": note}
+    scheduled = [e["parameters"] for e in described["history"] if e["type"] == "TaskScheduled"]
+    assert sorted(p["note"] for p in scheduled) == [note, note]
+
+
+def test_an_answer_holding_another_continuation_id_is_never_rewritten(redis_client):
+    """Answers are user text: one that quotes another open continuation's ID comes back as written,
+    before and after that continuation closes."""
+    service, _ = two_token_service(redis_client)
+    document = service.start(TWO_TOKENS, {"note": "n"}, state_machine=None, trusted=True)
+    finance, legal = sorted(document["continuations"], key=lambda c: c["parameters"]["who"])
+    service.redeem(finance["id"], result={"quote": legal["id"], "marker": "{{TaskToken p2}}"})
+    done = service.redeem(legal["id"], result={"quote": finance["id"]})
+    assert done["status"] == "SUCCEEDED"
+    assert [branch["reply"] for branch in done["output"]] == [
+        {"quote": legal["id"], "marker": "{{TaskToken p2}}"}, {"quote": finance["id"]}]
+    # the tokens the service placed are not shown once their points are closed
+    scheduled = [e["parameters"]["token"] for e in service.describe(document["executionId"])["history"]
+                 if e["type"] == "TaskScheduled"]
+    assert sorted(scheduled) == ["{{TaskToken p1}}", "{{TaskToken p2}}"]
+
+
 # -- signed decision links ---------------------------------------------------------------------
 
 def assert_nothing_resumed(client, document: dict, waiting: dict) -> None:

@@ -410,3 +410,43 @@ def test_a_long_history_moves_to_its_list_in_order_and_capped(store_redis, clock
     assert total > 200 and history[-1]["type"] == "ExecutionSucceeded"
     assert ids == list(range(max(1, total - limit + 1), total + 1))
     assert len(store.load(document["executionId"]).history) <= 64
+
+
+def test_an_execution_stored_in_format_1_reveals_its_tokens_and_goes_on(store_redis, clock):
+    """Migration: a record of format 1 held unsealed markers; read now, its open points still show
+    their tokens (question and older history), it resumes, and it is written back in format 2."""
+    import re
+
+    from chalicelib.store.records import compact, deflate_text
+
+    sent = {}
+    service = make_service(settings(), Store(store_redis), clock=clock,
+                           handlers={"test:notify": lambda payload, context: sent.update({payload["who"]: context.token})})
+    definition = {"StartAt": "Both", "States": {"Both": {"Type": "Parallel", "End": True, "Branches": [
+        {"StartAt": name, "States": {name: {
+            "Type": "Task", "Resource": "test:notify.waitForTaskToken", "ResultPath": "$.reply", "End": True,
+            "Parameters": {"who": name, "token.$": "$$.Task.Token"}}}} for name in ("A", "B")]}}}
+    document = service.start(definition, {}, state_machine=None, trusted=True)
+    key = service.store.execution_key(document["executionId"])
+    version, _, body = store_redis.get(key).partition(b"|")
+    record = unpack_record(document["executionId"], store_redis.get(key))
+    old = "".join(['{"d":', compact(record.document), ',"f":', compact(record.definition_hash),
+                   ',"o":', compact(record.open), ',"s":', compact(record.snapshot), ',"h":',
+                   compact(record.history), "}"])
+    old = re.sub(r"\{\{TaskToken (p\d+)\.[A-Za-z0-9_-]{16}\}\}", r"{{TaskToken \1}}", old)
+    assert "{{TaskToken p1}}" in old and "{{TaskToken p2}}" in old
+    store_redis.set(key, version + b"|1" + deflate_text(old), keepttl=True)
+
+    described = service.describe(document["executionId"])
+    tokens = {c["parameters"]["who"]: c["parameters"]["token"] for c in described["continuations"]}
+    assert tokens == {"A": sent["A"], "B": sent["B"]}
+    assert sorted(e["parameters"]["token"] for e in described["history"] if e["type"] == "TaskScheduled") == \
+        sorted(tokens.values())
+    assert service.redeem(tokens["A"], result={"a": 1})["status"] == "SUSPENDED"
+    assert store_redis.get(key).partition(b"|")[2][:1] == b"2"
+    again = service.describe(document["executionId"])  # B's older events still show its token
+    assert [c["parameters"]["token"] for c in again["continuations"]] == [tokens["B"]]
+    assert sorted(e["parameters"]["token"] for e in again["history"] if e["type"] == "TaskScheduled") == \
+        sorted(["{{TaskToken p1}}", tokens["B"]])
+    done = service.redeem(tokens["B"], result={"b": 2})
+    assert done["status"] == "SUCCEEDED" and [o["reply"] for o in done["output"]] == [{"a": 1}, {"b": 2}]
