@@ -66,6 +66,17 @@ def page_endpoint(handler: Callable[..., Any]) -> Callable[..., Response]:
     return _answering(handler, on_error)
 
 
+def browser_endpoint(handler: Callable[..., Any]) -> Callable[..., Response]:
+    """As :func:`endpoint`; for a browser, errors are pages (the developer's pages of executions)."""
+    def on_error(args: tuple, error: ServiceError) -> Response:
+        request = args[0]
+        if not wants_html(request):
+            return error_response(error)
+        return page_response(views.error_page(make_service(request), error), error.headers)
+
+    return _answering(handler, on_error)
+
+
 # What redis-py raises when Redis cannot answer; a cluster client's own errors are not RedisErrors.
 STORE_ERRORS = (RedisError, RedisClusterException)
 

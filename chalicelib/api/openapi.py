@@ -15,13 +15,12 @@ import copy
 import functools
 from typing import Any
 
-from ..service import catalog
+from ..service import STATUSES, catalog
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 HTML = "text/html"
 
-STATUSES = ["SUCCEEDED", "FAILED", "SUSPENDED", "RUNNING", "TIMED_OUT", "ABORTED"]
 
 
 def _ref(name: str) -> dict:
@@ -108,7 +107,7 @@ SCHEMAS: dict[str, dict] = {
             "executionId": STRING,
             "name": STRING,
             "stateMachine": _nullable(STRING),
-            "status": {"enum": STATUSES},
+            "status": {"enum": list(STATUSES)},
             "input": {"description": "The execution's input; any JSON value."},
             "output": {"description": "With SUCCEEDED: the output; any JSON value."},
             "error": STRING,
@@ -137,7 +136,7 @@ SCHEMAS: dict[str, dict] = {
             "executionId": STRING,
             "name": STRING,
             "stateMachine": {**_nullable(STRING), "description": "Null for an inline definition."},
-            "status": {"enum": STATUSES},
+            "status": {"enum": list(STATUSES)},
             "startDate": TIMESTAMP,
             "stopDate": {**_nullable(TIMESTAMP), "description": "Null while it has not ended."},
         },
@@ -182,7 +181,7 @@ SCHEMAS: dict[str, dict] = {
         "required": ["executionId", "status", "continuations"],
         "properties": {
             "executionId": STRING,
-            "status": {"enum": STATUSES},
+            "status": {"enum": list(STATUSES)},
             "continuations": {"type": "array", "items": _ref("Continuation")},
             "CONTINUATION": STRING,
         },
@@ -354,6 +353,8 @@ LIST_QUERY = [
     {"name": "nextToken", "in": "query", "required": False, "schema": STRING,
      "description": "The nextToken of the page before (opaque)."},
 ]
+PAGE_NOTE = (" Browsers (an Accept header naming text/html) get the developer's HTML page instead: the list with "
+             "its filters, or the execution with its open questions, history and diagram; errors are pages too.")
 ACCEPT_NOTE = (" Browsers (an Accept header naming text/html) get HTML pages instead of JSON, errors about the "
                "continuation included.")
 
@@ -401,11 +402,11 @@ OPERATIONS: dict[str, dict[str, dict]] = {
             "operationId": "list_executions",
             "summary": "List executions, newest first, filtered by state machine and status, a page at a time",
             "description": ("Read from an index: a page costs what it holds, not how many executions are stored. "
-                            "An empty filter parameter is no filter; other parameters are refused."),
+                            "An empty filter parameter is no filter; other parameters are refused." + PAGE_NOTE),
             "security": [{}, {"apiKey": []}],
             "parameters": LIST_QUERY,
-            "responses": _merge(ok(_ref("ExecutionList"), "A page of executions."),
-                                error(400, "InvalidRequest"), API_KEY, STORE),
+            "responses": _merge(ok(_ref("ExecutionList"), "A page of executions.", html=True),
+                                error(400, "InvalidRequest", html=True), API_KEY, STORE_PAGE),
         },
     },
     "/executions/{execution_id}": {
@@ -413,9 +414,10 @@ OPERATIONS: dict[str, dict[str, dict]] = {
         "get": {
             "operationId": "get_execution",
             "summary": "The execution document and its history (by ID, or by the name it was started with)",
+            "description": PAGE_NOTE.strip(),
             "security": [{}, {"apiKey": []}],
-            "responses": _merge(ok(_ref("ExecutionWithHistory"), "The execution."), API_KEY,
-                                error(404, "ExecutionNotFound"), STORE),
+            "responses": _merge(ok(_ref("ExecutionWithHistory"), "The execution.", html=True), API_KEY,
+                                error(404, "ExecutionNotFound", html=True), STORE_PAGE),
         },
         "delete": {
             "operationId": "stop_execution",

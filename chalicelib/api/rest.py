@@ -12,8 +12,8 @@ from chalice import Response
 from ..approvals import diagram, forms, links, views
 from ..asl import validate
 from ..config import settings
-from ..service import FINISHED, Service, ServiceError, answer_digest, catalog
-from .http import (JSON_NUMBERS_ONLY, endpoint, error_response, is_form, page_endpoint,
+from ..service import FINISHED, STATUSES, Service, ServiceError, answer_digest, catalog
+from .http import (JSON_NUMBERS_ONLY, browser_endpoint, endpoint, error_response, is_form, page_endpoint,
                    read_form, read_json, require_object, wants_html)
 from .runtime import make_service
 
@@ -79,15 +79,28 @@ def list_query(request) -> dict:
             "limit": None if limit is None else int(limit), "next_token": given["nextToken"]}
 
 
-@endpoint
-def list_executions(request) -> dict:
-    """Executions newest first, filtered by state machine and status, a page at a time."""
-    return make_service(request).list_executions(**list_query(request))
+@browser_endpoint
+def list_executions(request) -> dict | views.Page:
+    """Executions newest first, filtered by state machine and status, a page at a time; for a browser,
+    the page listing them (each linked to its own page)."""
+    service = make_service(request)
+    query = list_query(request)
+    listing = service.list_executions(**query)
+    if not wants_html(request):
+        return listing
+    machines = catalog.names()
+    if query["state_machine"] and query["state_machine"] not in machines:
+        machines.append(query["state_machine"])
+    return views.executions_page(service, listing, state_machine=query["state_machine"], status=query["status"],
+                                 machines=machines, statuses=STATUSES)
 
 
-@endpoint
-def get_execution(request, execution_id: str) -> dict:
-    return make_service(request).describe(execution_id)
+@browser_endpoint
+def get_execution(request, execution_id: str) -> dict | views.Page:
+    """The execution document and its history; for a browser, its page."""
+    service = make_service(request)
+    document = service.describe(execution_id)
+    return views.execution_page(service, document) if wants_html(request) else document
 
 
 @endpoint

@@ -1,4 +1,5 @@
-"""The approver's pages: what a continuation asks, the answer, and why a link no longer works.
+"""The approver's pages: what a continuation asks, the answer, and why a link no longer works; and the
+developer's: the executions, and one execution with its questions, history and diagram.
 
 Each function reads through the service and returns a :class:`pages.Page`.
 None of them changes anything except :func:`submit`, which redeems.
@@ -6,6 +7,7 @@ None of them changes anything except :func:`submit`, which redeems.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from . import diagram, forms, pages
 from .pages import Page
@@ -227,3 +229,64 @@ def message_page(service: Service, status: int, eyebrow: str, heading: str, para
                  link: dict | None = None, execution_id: str = "") -> Page:
     return _page(service, "message.html", status, eyebrow=eyebrow, heading=heading, paragraphs=paragraphs,
                  link=link, execution_id=execution_id, diagram="")
+
+
+# -- the developer's pages: executions and one execution ------------------------------------
+
+def executions_page(service: Service, listing: dict, *, state_machine: str | None, status: str | None,
+                    machines: list[str], statuses: tuple[str, ...]) -> Page:
+    """A page of ``GET /executions``: the filters, the executions and a link to the next page."""
+    base = service.questions.base_url
+    executions = [{**item, "link": execution_link(base, item["executionId"])} for item in listing["executions"]]
+    filters = {"stateMachine": state_machine or "", "status": status or ""}
+    next_link = ""
+    if listing["nextToken"]:
+        next_link = f"{base}/executions?" + urlencode({**{k: v for k, v in filters.items() if v},
+                                                       "nextToken": listing["nextToken"]})
+    described = " ".join(part for part in (status, state_machine) if part)
+    return _page(service, "executions.html", heading="Executions" + (f": {described}" if described else ""),
+                 executions=executions, machines=machines, statuses=statuses,
+                 machine_filter=state_machine or "", status_filter=status or "", next_link=next_link,
+                 execution_id="", diagram="", wide=True,
+                 summary=f"{len(executions)} shown, newest first" + (" (more on the next page)" if next_link else ""))
+
+
+def execution_link(base: str, execution_id: str) -> str:
+    return f"{base}/executions/{quote(execution_id, safe='')}"
+
+
+def execution_page(service: Service, document: dict) -> Page:
+    """One execution for its developer: status, open questions (linked to their pages), timers,
+    history and the diagram with the states it waits at and those it went through."""
+    base = service.questions.base_url
+    history = document.get("history") or []
+    questions = []
+    for waiting in document["continuations"]:
+        question = forms.question_of(waiting.get("parameters"))
+        child = (waiting.get("detail") or {}).get("executionId")
+        link, text = waiting.get("url"), "Open the question"
+        if waiting["kind"] == "child":
+            link, text = (execution_link(base, child), "Open the child execution") if child else ("", "")
+        questions.append({"title": question.title or ("A child execution" if waiting["kind"] == "child"
+                                                      else "An answer"),
+                          "state": waiting["state"], "branch": waiting.get("branch"),
+                          "expiresAt": waiting["expiresAt"], "link": link, "link_text": text})
+    timers = document.get("timers") or []
+    waiting_at = [c["state"] for c in document["continuations"]] + [t["state"] for t in timers]
+    visited = [e["state"] for e in history if e.get("type") == "StateEntered" and e.get("state")]
+    facts = [{"label": label, "value": value, "block": False} for label, value in (
+        ("ID", document["executionId"]), ("State machine", document.get("stateMachine") or "inline definition"),
+        ("Started", pages.friendly_time(document.get("startDate"))),
+        ("Ended", pages.friendly_time(document.get("stopDate")))) if value]
+    for label, key in (("Input", "input"), ("Output", "output"), ("Error", "error"), ("Cause", "cause")):
+        if key in document and document[key] is not None:
+            value = document[key]
+            facts.append({"label": label, "value": pages.shown(value), "block": isinstance(value, (dict, list))})
+    events = [{"id": e.get("id", ""), "type": e.get("type", ""), "state": e.get("state") or "",
+               "timestamp": e.get("timestamp", "")} for e in history]
+    return _page(service, "execution.html", heading=document.get("name") or document["executionId"],
+                 execution=document, status_text=status_text(document["status"], waiting_at), facts=facts,
+                 questions=questions, timers=timers, history=events, list_link=f"{base}/executions", wide=True,
+                 execution_id=document["executionId"],
+                 diagram=_diagram(service, document["executionId"], waiting=waiting_at, visited=visited),
+                 where="Highlighted: where it waits, and the states it went through.")

@@ -25,10 +25,10 @@ from .listing import list_executions
 from .questions import Questions
 from .redemption import Redemptions, answer_digest
 from .runs import Runs, continuation_expiry
-from .statuses import FINISHED
+from .statuses import FINISHED, STATUSES
 from .timers import Timers
 
-__all__ = ["FINISHED", "Questions", "Service", "ServiceError", "answer_digest", "continuation_expiry",
+__all__ = ["FINISHED", "STATUSES", "Questions", "Service", "ServiceError", "answer_digest", "continuation_expiry",
            "disallowed_resources"]
 
 

@@ -53,6 +53,17 @@ def test_listing_executions_needs_the_api_key(keyed):
         json.loads(started.body)["executionId"]]
 
 
+def test_the_developer_pages_need_the_api_key_when_the_stage_sets_one(keyed):
+    started = json.loads(keyed.http.post("/executions", headers=KEY, body=json.dumps({"stateMachine": "incsquare"})).body)
+    html = {"Accept": "text/html"}
+    for path in ("/executions", f"/executions/{started['executionId']}"):
+        refused = keyed.http.get(path, headers=html)
+        assert (refused.status_code, json.loads(refused.body)["error"]) == (403, "Forbidden")
+        shown = keyed.http.get(path, headers={**html, "x-api-key": "stage-key"})
+        assert shown.status_code == 200 and shown.headers["Content-Type"].startswith("text/html")
+        assert started["executionId"] in shown.body.decode()
+
+
 @pytest.mark.parametrize("value", ["ключ", "caf\u00e9", "\u00ff" * 9])
 def test_a_non_ascii_api_key_is_refused_with_403(keyed, value):
     response = keyed.http.get("/executions/abc", headers={"x-api-key": value})

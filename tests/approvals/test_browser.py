@@ -26,7 +26,7 @@ try:
     from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.chrome.service import Service as DriverService
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 except ImportError:  # pragma: no cover - .ci/run installs it
     webdriver = None
 
@@ -157,3 +157,41 @@ def test_one_click_link_decides_only_when_the_button_is_pressed(server, tmp_path
     finally:
         browser.quit()
     assert execution(server, document)["output"]["answer"] == {"decision": "reject"}
+
+
+def test_developer_lists_executions_and_follows_one_to_its_questions(server, tmp_path, screenshots):
+    """The list page with its filters, an execution's page (status, questions, history, diagram), and on
+    from there to the question's own page."""
+    document = start(server)
+    other = call("POST", server + "/executions", json.dumps({"stateMachine": "incsquare", "input": {"value": 2}}).encode())[1]
+    assert call("POST", f"{server}/continuations/{other['continuations'][0]['id']}", b"{}")[1]["status"] == "SUCCEEDED"
+    browser = make_browser(tmp_path / "profile")
+    try:
+        browser.get(server + "/executions")
+        wait_for_page(browser, "executions")
+        rows = browser.find_elements(By.CSS_SELECTOR, "#executions tbody tr")
+        assert [r.find_elements(By.TAG_NAME, "td")[2].text for r in rows] == ["SUCCEEDED", "SUSPENDED"]
+        Select(browser.find_element(By.ID, "filter-status")).select_by_value("SUSPENDED")
+        browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+        WebDriverWait(browser, 15).until(lambda b: "status=SUSPENDED" in b.current_url)
+        [row] = browser.find_elements(By.CSS_SELECTOR, "#executions tbody tr")
+        assert row.find_element(By.TAG_NAME, "td").text == document["executionId"]
+        screenshots(browser, "executions-page")
+        row.find_element(By.TAG_NAME, "a").click()
+        wait_for_page(browser, "execution")
+        assert browser.find_element(By.ID, "execution-status").text == "SUSPENDED"
+        assert heading(browser) == document["executionId"]
+        [question] = browser.find_elements(By.CSS_SELECTOR, "#questions li")
+        assert "Approve standing desk for Mia?" in question.text and "AskByEmail" in question.text
+        events = [r.find_elements(By.TAG_NAME, "td")[1].text for r in browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")]
+        assert events[0] == "ExecutionStarted" and events[-1] == "ExecutionSuspended"
+        browser.find_element(By.CSS_SELECTOR, "#diagram-box summary").click()  # no diagram script: its text
+        diagram = browser.find_element(By.ID, "diagram").text
+        assert '["AskByEmail"]' in diagram and " waiting" in diagram
+        screenshots(browser, "execution-page")
+        question.find_element(By.LINK_TEXT, "Open the question").click()
+        wait_for_page(browser, "your answer is needed")
+        assert heading(browser) == "Approve standing desk for Mia?"
+    finally:
+        browser.quit()
+    assert execution(server, document)["status"] == "SUSPENDED"  # looking changed nothing

@@ -650,3 +650,100 @@ def test_declaration_problems_are_listed():
         "Fields[0]: the name 'decision' is used twice.", "Fields[1] must be an object with a non-empty 'name'.",
         "Fields[2].options must be a list of non-empty strings.", "Fields[3]: label must be a string.")
     assert question.choices == ("a",) and [f.name for f in question.fields] == ["d"]
+
+
+# -- the developer's pages: executions and one execution --------------------------------------
+
+def rows_of(page: str, table: str) -> list[list[str]]:
+    body = re.search(rf'<table id="{table}">.*?<tbody>(.*?)</tbody>', page, re.S).group(1)
+    return [[" ".join(unescape(re.sub(r"<[^>]+>", " ", cell)).split()) for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+
+
+def links_of(page: str) -> list[str]:
+    return [unescape(href) for href in re.findall(r'href="([^"]+)"', page)]
+
+
+def test_the_list_page_shows_executions_newest_first_with_filters_and_pages(client):
+    first = start(client)
+    second = start(client, "incsquare", {"value": 2})
+    done = as_json(client.http.post(f"/continuations/{waiting_of(second)['id']}", headers=JSON_BODY, body="{}"))
+    assert done["status"] == "SUCCEEDED"
+    third = start(client)
+    response, page = get_page(client, "/executions")
+    assert (response.status_code, eyebrow(page), h1(page)) == (200, "Executions", "Executions")
+    rows = rows_of(page, "executions")
+    assert [row[0] for row in rows] == [third["executionId"], second["executionId"], first["executionId"]]
+    assert [row[1:3] for row in rows] == [["approval", "SUSPENDED"], ["incsquare", "SUCCEEDED"],
+                                          ["approval", "SUSPENDED"]]
+    assert rows[1][4] and not rows[0][4]  # ended, and not yet
+    assert f"http://localhost/executions/{third['executionId']}" in links_of(page)
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+
+    _, filtered = get_page(client, "/executions?stateMachine=approval&status=SUSPENDED&limit=1")
+    assert [row[0] for row in rows_of(filtered, "executions")] == [third["executionId"]]
+    assert '<option value="approval" selected>' in filtered and '<option value="SUSPENDED" selected>' in filtered
+    [next_link] = [link for link in links_of(filtered) if "nextToken=" in link]
+    query = parse_qs(urlsplit(next_link).query)
+    assert (query["stateMachine"], query["status"]) == (["approval"], ["SUSPENDED"])
+    _, following = get_page(client, path_of(next_link))
+    assert [row[0] for row in rows_of(following, "executions")] == [first["executionId"]]
+    assert not [link for link in links_of(following) if "nextToken=" in link]
+    _, none = get_page(client, "/executions?status=FAILED")
+    assert "No execution fits these filters." in visible_text(none)
+
+
+def test_the_execution_page_shows_its_questions_history_and_diagram(client):
+    document = start(client)
+    waiting = waiting_of(document)
+    response, page = get_page(client, f"/executions/{document['executionId']}")
+    assert (response.status_code, eyebrow(page), h1(page)) == (200, "Execution", document["executionId"])
+    words = visible_text(page)
+    assert "SUSPENDED It now waits at: AskByEmail." in words
+    assert "Approve laptop for ann? at “AskByEmail”" in words
+    assert waiting["url"] in links_of(page)  # the question's own page
+    assert "http://localhost/executions" in links_of(page)
+    history = rows_of(page, "history")
+    assert [row[1] for row in history] == [e["type"] for e in execution(client, document)["history"]]
+    assert ["2", "StateEntered", "PrepareRequest"] == history[1][:3]
+    chart = unescape(re.search(r'<pre class="mermaid" id="diagram">(.*?)</pre>', page, re.S).group(1))
+    ask, prepare = (re.search(rf'(n\d+)\["{name}"\]', chart).group(1) for name in ("AskByEmail", "PrepareRequest"))
+    marked = {cls: nodes.split(",") for nodes, cls in re.findall(r"^\s*class (\S+) (\w+)$", chart, re.M)}
+    assert marked["waiting"] == [ask] and prepare in marked["visited"]
+    _, question = get_page(client, path_of(waiting["url"]))
+    assert h1(question) == "Approve laptop for ann?"
+
+    post_form(client, path_of(waiting["url"]), {"decision": "approve"})
+    _, ended = get_page(client, f"/executions/{document['executionId']}")
+    assert "SUCCEEDED The workflow has finished." in visible_text(ended)
+    assert "Nothing waits for an answer." in visible_text(ended)
+    assert waiting["url"] not in links_of(ended)
+
+
+def test_a_child_execution_is_linked_from_its_parent(client):
+    parent = start(client, "purchase", {"item": "chair", "requester": "ria", "reason": "broken"})
+    [waiting] = parent["continuations"]
+    child = waiting["detail"]["executionId"]
+    _, page = get_page(client, f"/executions/{parent['executionId']}")
+    assert f"http://localhost/executions/{child}" in links_of(page)
+    assert "Open the child execution" in visible_text(page)
+    _, child_page = get_page(client, f"/executions/{child}")
+    assert "Approve chair for ria?" in visible_text(child_page)
+
+
+def test_the_developer_pages_escape_what_executions_hold(client):
+    document = start(client, input={"item": EVIL, "requester": EVIL, "reason": EVIL})
+    for path in ("/executions", f"/executions/{document['executionId']}"):
+        _, page = get_page(client, path)
+        assert "<script" not in page and "<img" not in page
+    assert "&lt;script&gt;" in page
+
+
+@pytest.mark.parametrize("path,status", [("/executions/no-such-execution", 404), ("/executions?limit=0", 400),
+                                         ("/executions?status=<b>", 400), ("/executions?color=red", 400)])
+def test_the_developer_pages_explain_errors_as_pages(client, path, status):
+    response, page = get_page(client, path)
+    assert response.status_code == status
+    assert eyebrow(page) == "Something went wrong" and "<b>" not in page
+    response = client.http.get(path)
+    assert (response.status_code, response.headers["Content-Type"]) == (status, "application/json")
