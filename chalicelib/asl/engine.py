@@ -39,6 +39,13 @@ its own frame; a name an enclosing scope holds cannot be assigned again
 everything a state evaluates sees the variables as they were when it was
 entered.
 
+The execution's deadline (top-level ``TimeoutSeconds``, ``timeoutAt`` in the
+snapshot) is checked before every step and again once a state has run, and no
+wait sleeps past it: a Wait, Retry back-off, Task, Parallel or Map that outlives
+it ends the execution as TIMED_OUT, its ``ExecutionTimedOut`` event stamped at
+the deadline. A task handler cannot be interrupted: what it returns or raises
+after the deadline is void.
+
 It is long because it is one loop: stepping, suspending, resuming, retrying and the
 execution's deadline all act on the same snapshot and frames, and keeping them
 together keeps the snapshot's invariants in one place.
@@ -170,7 +177,7 @@ class Runner:
             return snap
         except ExecutionTimedOut:
             return self._finish("TIMED_OUT", error=errors.TIMEOUT,
-                                cause="The execution exceeded its TimeoutSeconds.")
+                                cause=errors.EXECUTION_TIMEOUT_CAUSE)
         except TransitionLimitExceeded:
             return self._finish("FAILED", error=errors.RUNTIME, cause=(
                 f"The execution exceeded its limit of {self.transition_limit} state transitions."))
@@ -190,8 +197,11 @@ class Runner:
         snap = self.snapshot
         snap["status"] = status
         snap.update(fields)
-        self.emit(snap["root"], {"SUCCEEDED": "ExecutionSucceeded", "FAILED": "ExecutionFailed",
-                                 "TIMED_OUT": "ExecutionTimedOut"}[status], **fields)
+        event = {"SUCCEEDED": "ExecutionSucceeded", "FAILED": "ExecutionFailed",
+                 "TIMED_OUT": "ExecutionTimedOut"}[status]
+        # A timeout happens at the deadline, however late the run that noticed it.
+        at = snap["timeoutAt"] if status == "TIMED_OUT" else self.clock.now()
+        self._emit(at, snap["root"], event, fields)
         return snap
 
     def run_frame(self, frame: dict, machine: Machine, branch: str, outer: tuple[dict, ...] = ()) -> str:
@@ -250,6 +260,7 @@ class Runner:
             except Exception as bug:  # never let a Python error escape as such
                 step = self._handle_error(state, frame, StatesError(
                     errors.RUNTIME, f"{type(bug).__name__}: {bug}"))
+            self.check_deadline()  # the state ran into it (a long Task, a Parallel, a Map)
             if step is BLOCK:
                 return "blocked"
             if step is _RETRY:
@@ -290,6 +301,10 @@ class Runner:
             raise OutOfBudget()
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise OutOfBudget()
+        self.check_deadline()
+
+    def check_deadline(self) -> None:
+        """Raise :class:`ExecutionTimedOut` once the execution's TimeoutSeconds has passed."""
         timeout_at = self.snapshot.get("timeoutAt")
         if timeout_at is not None and self.clock.now() >= timeout_at:
             raise ExecutionTimedOut()
@@ -366,6 +381,10 @@ class Runner:
         if delay <= 0:
             return True
         if self.inline_wait_limit is None or delay <= self.inline_wait_limit:
+            timeout_at = self.snapshot.get("timeoutAt")
+            if timeout_at is not None and due >= timeout_at:  # sleep until the deadline, no longer
+                self.clock.sleep(timeout_at - self.clock.now())
+                raise ExecutionTimedOut()
             self.clock.sleep(delay)
             return True
         frame["wait"] = {"id": self.new_point(), "kind": "timer", "purpose": purpose,
@@ -408,7 +427,12 @@ class Runner:
         try:
             result = handler(payload, context)
         except Exception as exc:  # a handler's exception is a task failure, as in Lambda
-            raise task_failure(exc) from None
+            failure = task_failure(exc)
+        else:
+            failure = None
+        self.check_deadline()  # the execution timed out while the task ran: its outcome is void
+        if failure is not None:
+            raise failure from None
         self.emit(frame, "TaskSucceeded", resource=resource)
         return result
 
@@ -463,12 +487,14 @@ class Runner:
         return context
 
     def emit(self, frame: dict, event_type: str, /, **details: Any) -> None:
+        self._emit(self.clock.now(), frame, event_type, details)
+
+    def _emit(self, at: float, frame: dict, event_type: str, details: dict) -> None:
         self.snapshot["events"] += 1
         if self._log is not None:
-            self._log((self.snapshot["events"], event_type, self.clock.now(), frame.get("at"), details))
+            self._log((self.snapshot["events"], event_type, at, frame.get("at"), details))
         elif self.listener is not None:
-            event = {"id": self.snapshot["events"], "type": event_type,
-                     "timestamp": iso_timestamp(self.clock.now())}
+            event = {"id": self.snapshot["events"], "type": event_type, "timestamp": iso_timestamp(at)}
             if frame.get("at") is not None:
                 event["state"] = frame["at"]
             event.update(details)

@@ -22,6 +22,9 @@ ITEM_READER_FAILED = "States.ItemReaderFailed"
 QUERY_EVALUATION_ERROR = "States.QueryEvaluationError"
 PERMISSIONS = "States.Permissions"
 
+#: The cause of an execution that ran past its top-level TimeoutSeconds (error ``TIMEOUT``).
+EXECUTION_TIMEOUT_CAUSE = "The execution exceeded its TimeoutSeconds."
+
 #: Errors that end the execution whatever the Retry/Catch say (AWS: "terminal").
 UNCATCHABLE = frozenset({RUNTIME, DATA_LIMIT_EXCEEDED})
 

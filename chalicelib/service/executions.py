@@ -122,8 +122,11 @@ class Executions:
                          "ExecutionAborted", "aborted")
 
     def stop(self, execution_id: str, status: str, error: str, cause: str, event: str,
-             reason: str) -> dict:
-        """End an execution from outside (abort, execution timeout); close its continuations."""
+             reason: str, at: float | None = None) -> dict:
+        """End an execution from outside (abort, execution timeout); close its continuations.
+
+        ``at`` is when it ended, if not now (a timeout ends at its deadline, however late the
+        timer fires)."""
         for _ in range(MAX_COMMIT_ATTEMPTS):
             record = self.runs.reload(execution_id)
             if record.status in FINISHED:
@@ -131,15 +134,16 @@ class Executions:
                                    f"The execution has already ended ({record.status}).",
                                    executionId=execution_id)
             now = self.clock.now()
+            ended = iso_timestamp(now if at is None else min(at, now))
             closed = [(self.runs.key_hash(execution_id, nonce), reason, point)
                       for point, (nonce, _) in record.open.items()]
             about = asked(record.snapshot)
             record.status = status
-            record.document.update(status=status, stopDate=iso_timestamp(now), error=error, cause=cause)
+            record.document.update(status=status, stopDate=ended, error=error, cause=cause)
             record.snapshot, record.open = None, {}
             commit = Commit(record=record, ttl=self.settings.retention_seconds, closed=closed, about=about,
                             now=now,
-                            events=[{"type": event, "timestamp": iso_timestamp(now), "error": error,
+                            events=[{"type": event, "timestamp": ended, "error": error,
                                      "cause": cause}])
             try:
                 self.store.commit(commit)

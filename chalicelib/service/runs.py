@@ -105,8 +105,11 @@ class Runs:
         """What the store keys the continuation of ``nonce`` by."""
         return id_hash(continuation_id(execution_id[:4], nonce, self.settings.signing_secret))
 
-    def expiry(self, now: float, timeout_at: float | None) -> float:
-        return continuation_expiry(self.settings, now, timeout_at)
+    def expiry(self, now: float, timeout_at: float | None, deadline: float | None = None) -> float:
+        """When a continuation expires: see :func:`continuation_expiry`, and never after the
+        execution's own ``deadline`` (its top-level TimeoutSeconds), when it ends TIMED_OUT."""
+        expires = continuation_expiry(self.settings, now, timeout_at)
+        return expires if deadline is None else min(expires, deadline)
 
     # -- running ----------------------------------------------------------------
 
@@ -202,7 +205,7 @@ class Runs:
         open_now: dict[str, list] = {}
         if status in FINISHED:
             record.snapshot = None
-            record.document["stopDate"] = iso_timestamp(now)
+            record.document["stopDate"] = _stop_date(outcome.events, now)
             for field in ("output", "error", "cause"):
                 if field in result:
                     record.document[field] = result[field]
@@ -224,7 +227,7 @@ class Runs:
                     open_now[point] = previous_open[point]
                     continue
                 nonce = outcome.tokens.get(point) or new_nonce()
-                expires = self.expiry(now, wait.get("timeoutAt"))
+                expires = self.expiry(now, wait.get("timeoutAt"), record.snapshot.get("timeoutAt"))
                 open_now[point] = [nonce, expires]
                 created.append(NewContinuation(
                     key_hash=self.key_hash(record.id, nonce),
@@ -300,6 +303,16 @@ class Runs:
         if timers:
             document["timers"] = timers
         return self.tokens.revealed(record, document)
+
+
+_END_EVENTS = frozenset({"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut"})
+
+
+def _stop_date(events: list[dict], now: float) -> str:
+    """When the run ended the execution: its last event's time (a timeout's is the deadline)."""
+    if events and events[-1].get("type") in _END_EVENTS:
+        return events[-1]["timestamp"]
+    return iso_timestamp(now)
 
 
 def _plausible_id(execution_id: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from ..asl import errors
 from ..store import ExecutionRecord
 from .children import outcome as child_outcome
 from .errors import ServiceError
@@ -64,8 +65,8 @@ class Timers:
             due = record.snapshot.get("timeoutAt") or now
             if due > now:
                 return due
-            self.executions.stop(record.id, "TIMED_OUT", "States.Timeout",
-                                 "The execution exceeded its TimeoutSeconds.", "ExecutionTimedOut", "timeout")
+            self.executions.stop(record.id, "TIMED_OUT", errors.TIMEOUT, errors.EXECUTION_TIMEOUT_CAUSE,
+                                 "ExecutionTimedOut", "timeout", at=due)
             return True
         wait = open_wait(record.snapshot, point)
         if wait is None:

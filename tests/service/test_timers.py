@@ -8,6 +8,7 @@ import pytest
 
 from chalicelib.service import catalog
 from chalicelib.asl import TaskFailed, VirtualClock
+from chalicelib.asl.clock import iso_timestamp
 from chalicelib.config import settings
 from chalicelib.approvals import make_service as approval_service
 from chalicelib.service import ServiceError
@@ -243,6 +244,99 @@ def test_execution_timeout_seconds_ends_as_timed_out(service, clock):
     assert (done["status"], done["error"]) == ("TIMED_OUT", "States.Timeout")
     assert "ExecutionTimedOut" in [e["type"] for e in done["history"]]
     assert refused(service.redeem, ident, result={}).status == 410
+
+
+def timed_out_at(document: dict, seconds: float) -> bool:
+    """TIMED_OUT with States.Timeout, stopped and with its last event at START + ``seconds``."""
+    when = iso_timestamp(START + seconds)
+    last = document["history"][-1]
+    return ((document["status"], document["error"], document["stopDate"]) == ("TIMED_OUT", "States.Timeout", when)
+            and (last["type"], last["timestamp"]) == ("ExecutionTimedOut", when))
+
+
+def test_a_timer_wait_past_the_execution_timeout_ends_at_the_deadline(service, clock):
+    definition = machine(("Wait", {"Type": "Wait", "Seconds": 100}))
+    definition["TimeoutSeconds"] = 5
+    document = start(service, definition)
+    assert document["timers"][0]["due"] == "2027-01-15T08:01:40.000Z"
+    clock.advance(4)
+    service.tick()
+    assert service.describe(document["executionId"])["status"] == "SUSPENDED"
+    clock.advance(1)
+    service.tick()
+    assert timed_out_at(service.describe(document["executionId"]), 5)
+    clock.advance(200)
+    service.tick()  # the Wait's own timer fires into nothing
+    assert timed_out_at(service.describe(document["executionId"]), 5)
+
+
+def test_a_late_tick_still_stops_the_execution_at_its_deadline(service, clock):
+    definition = machine(("Wait", {"Type": "Wait", "Seconds": 100}))
+    definition["TimeoutSeconds"] = 5
+    document = start(service, definition)
+    clock.advance(50)
+    service.tick()
+    assert timed_out_at(service.describe(document["executionId"]), 5)
+
+
+def test_an_inline_wait_past_the_execution_timeout_times_out_at_once(service, clock):
+    definition = {"TimeoutSeconds": 1, "StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3, "End": True}}}
+    document = start(service, definition)
+    assert document["status"] == "TIMED_OUT"
+    assert timed_out_at(service.describe(document["executionId"]), 1)
+
+
+def test_a_task_that_outlives_the_execution_timeout_times_out_at_the_deadline(store_redis, clock):
+    def slow(payload, context):
+        clock.advance(30)
+        return payload
+
+    service = make_service(store_redis, clock, handlers={"slow:work": slow})
+    definition = machine(("Work", {"Type": "Task", "Resource": "slow:work"}))
+    definition["TimeoutSeconds"] = 10
+    document = start(service, definition)
+    assert document["status"] == "TIMED_OUT"
+    assert timed_out_at(service.describe(document["executionId"]), 10)
+
+
+def test_a_suspended_task_past_the_execution_timeout_refuses_answers_and_closes_on_the_timer(service, clock):
+    definition = machine(("Ask", {"Type": "Task", "Resource": "module:suspend", "TimeoutSeconds": 3600}))
+    definition["TimeoutSeconds"] = 100
+    document = start(service, definition)
+    [continuation] = document["continuations"]
+    assert continuation["expiresAt"] == "2027-01-15T08:01:40.000Z"  # the execution's deadline, not the task's
+    clock.advance(100)
+    error = refused(service.redeem, continuation["id"], result={})
+    assert (error.status, error.code) == (410, "ContinuationExpired")  # before the ticker runs, too
+    assert refused(service.heartbeat, continuation["id"]).status == 410
+    service.tick()
+    assert timed_out_at(service.describe(document["executionId"]), 100)
+    info = service.describe_continuation(continuation["id"])
+    assert (info["status"], info["reason"]) == ("closed", "timeout")
+
+
+def test_a_parallel_whose_branch_waits_times_out_at_the_deadline_closing_every_continuation(service, clock):
+    def branch(name, spec):
+        return {"StartAt": name, "States": {name: {**spec, "End": True}}}
+
+    definition = machine(("Fork", {"Type": "Parallel", "Branches": [
+        branch("Pause", {"Type": "Wait", "Seconds": 600}),
+        branch("Ask", {"Type": "Task", "Resource": "module:suspend"})]}))
+    definition["TimeoutSeconds"] = 60
+    document = start(service, definition)
+    assert [t["branch"] for t in document["timers"]] == ["Fork[0]"]
+    [continuation] = document["continuations"]
+    clock.advance(60)
+    service.tick()
+    done = service.describe(document["executionId"])
+    assert timed_out_at(done, 60) and done["continuations"] == [] and "timers" not in done
+    assert service.describe_continuation(continuation["id"])["status"] == "closed"
+    inline = machine(("Fork", {"Type": "Parallel", "Branches": [
+        branch("Quick", {"Type": "Pass"}), branch("Slow", {"Type": "Wait", "Seconds": 3})]}))
+    inline["TimeoutSeconds"] = 2
+    fast = start(service, inline)
+    assert fast["status"] == "TIMED_OUT"
+    assert timed_out_at(service.describe(fast["executionId"]), 60 + 2)
 
 
 def test_two_tickers_fire_each_of_hundreds_of_timers_exactly_once(store_redis, clock):
