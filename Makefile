@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/python bench/payload.py
 	$(BIN)/python bench/local_latency.py
 	$(BIN)/python bench/redemption.py
+	$(BIN)/python bench/regexes.py
 
 # The long form of the load test (flushes the database of REDIS_URL).
 load: install
