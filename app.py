@@ -3,7 +3,7 @@ import os
 
 from chalice import Chalice, Rate
 
-from chalicelib.api import authorization, openapi, rest, runtime
+from chalicelib.api import authorization, fallback, openapi, rest, runtime
 
 runtime.prepare_local_server()
 app = Chalice(app_name="asl-continuations")
@@ -97,6 +97,7 @@ def openapi_document():
     return openapi.response(request())
 
 
+fallback.install(app)  # after every route: 405 for the methods a path lacks, 404 for unknown paths
 authorization.install(app)  # after every route: one check for all of them
 
 

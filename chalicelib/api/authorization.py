@@ -9,6 +9,8 @@ Roles:
 * ``continuation``: the holder of one continuation ID (in the path): read, answer once, fail,
   heartbeat it. The service refuses continuations only it answers (``child``: 403).
 * ``decision-link``: the holder of one signed decision link (checked by the handler: 403).
+* ``fallback``: anyone; the answers to a method a path does not have (405) and to an unknown
+  path (404), declared by ``fallback.install`` (they run nothing and reveal nothing).
 
 ``POST /`` (the prototype) is ``api-key`` when it starts an execution (``?input=``) and
 ``continuation`` when it redeems one (``?continuation=``).
@@ -23,8 +25,10 @@ from typing import Any
 from chalice import Response
 
 PUBLIC, API_KEY, CONTINUATION, DECISION_LINK = "public", "api-key", "continuation", "decision-link"
+FALLBACK = "fallback"
 
-#: (method, route path) -> role. Every route of the app has a rule (a test checks it).
+#: (method, route path) -> role. Every route of the app has a rule (a test checks it); ``install``
+#: adds a ``FALLBACK`` rule for each answer ``fallback.install`` declared.
 RULES: dict[tuple[str, str], str] = {
     ("POST", "/executions"): API_KEY,
     ("GET", "/executions"): API_KEY,
@@ -88,6 +92,11 @@ def _forbidden(code: str, message: str) -> Response:
 
 def install(app) -> None:
     """Check every request of ``app`` against :data:`RULES` before its handler runs."""
+    from .fallback import is_fallback
+
+    RULES.update({(method, path): FALLBACK for path, methods in app.routes.items()
+                  for method, entry in methods.items() if is_fallback(entry)})
+
     @app.middleware("http")
     def authorize(event, get_response):
         refused = refusal(event)

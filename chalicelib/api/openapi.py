@@ -601,7 +601,10 @@ def _document() -> dict:
             "version": "1.0.0",
             "description": ("Runs Amazon States Language state machines; a Suspend task stores the execution and "
                             "answers with a continuation ID that resumes it once. Every error is a 4xx/5xx with "
-                            "{\"error\": code, \"message\": ...}."),
+                            "{\"error\": code, \"message\": ...}, except Chalice's own 415 (UnsupportedMediaType). "
+                            "A method a path does not list answers 405 MethodNotAllowed with an Allow header, and "
+                            "a path not listed answers 404 RouteNotFound, both with the Error body and whatever "
+                            "the request's Content-Type."),
         },
         "paths": paths,
         "components": {

@@ -102,10 +102,11 @@ def prepare_local_server() -> None:
     if not os.environ.get("AWS_CHALICE_CLI_MODE") or os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         return
     try:
+        from chalice import local as chalice_local
         from chalice.local import ChaliceRequestHandler, LocalDevServer
     except ImportError:  # a deployed package has no chalice.local
         return
-    tune_local_server(ChaliceRequestHandler)
+    tune_local_server(ChaliceRequestHandler, chalice_local)
     serve = LocalDevServer.serve_forever
     if getattr(serve, "starts_local_runtime", False):
         return
@@ -118,14 +119,48 @@ def prepare_local_server() -> None:
     LocalDevServer.serve_forever = serve_forever
 
 
-def tune_local_server(handler) -> None:
-    """Answer without the 40 ms stall of Nagle's algorithm plus delayed ACK.
+def tune_local_server(handler, local_module=None) -> None:
+    """Answer without the 40 ms stall of Nagle's algorithm plus delayed ACK, and route as API Gateway.
 
     Chalice's handler writes the headers and then the body in two sends; with Nagle on, the kernel
     holds the body until the client ACKs the headers, and the client delays that ACK by about
     40 ms. ``TCP_NODELAY`` on every accepted socket (``disable_nagle_algorithm``) sends at once.
+
+    ``chalice local``'s route matcher takes ``{proxy+}`` for one path segment; API Gateway takes
+    a greedy last segment for the rest of the path, however many segments it has, when no other
+    route matches. The matcher in ``local_module`` (``chalice.local``) is made to do the same.
     """
     handler.disable_nagle_algorithm = True
+    if local_module is not None and not getattr(local_module.RouteMatcher, "greedy", False):
+        local_module.RouteMatcher = greedy_route_matcher(local_module.RouteMatcher, local_module.MatchResult)
+
+
+def greedy_route_matcher(matcher, match_result):
+    """A subclass of Chalice's local ``RouteMatcher`` that matches a last segment ``{name+}`` greedily."""
+    from urllib.parse import parse_qs, urlparse
+
+    class GreedyRouteMatcher(matcher):
+        greedy = True
+
+        def __init__(self, route_urls):
+            super().__init__([url for url in route_urls if not url.endswith("+}")])
+            self.greedy_urls = sorted((url for url in route_urls if url.endswith("+}")), key=len, reverse=True)
+
+        def match_route(self, url):
+            try:
+                return super().match_route(url)
+            except ValueError:
+                parsed = urlparse(url)
+                path = parsed.path
+                for route in self.greedy_urls:
+                    prefix, name = route.rsplit("/", 1)
+                    prefix += "/"
+                    if path.startswith(prefix) and len(path) > len(prefix):
+                        return match_result(route, {name[1:-2]: path[len(prefix):]},
+                                            parse_qs(parsed.query, keep_blank_values=True))
+                raise
+
+    return GreedyRouteMatcher
 
 
 _ticker: threading.Thread | None = None

@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app import app
-from chalicelib.api import openapi
+from chalicelib.api import fallback, openapi
 
 from ..local_server import call, chalice_local
 
@@ -48,8 +48,15 @@ PAGES = {key for key, operation in OPERATIONS.items()
 
 
 def test_the_document_names_exactly_the_routes_of_the_app():
-    routes = {(path, method) for path, methods in app.routes.items() for method in methods}
+    """Every operation; the fallback answers (405 for a path's other methods, 404 for unknown paths) are
+    described in the document's description, not listed as operations."""
+    routes = {(path, method) for path, methods in app.routes.items() for method, entry in methods.items()
+              if not fallback.is_fallback(entry)}
     assert routes and set(OPERATIONS) == routes
+    fallbacks = {(path, method) for path, methods in app.routes.items() for method in methods} - routes
+    assert (fallback.UNKNOWN_PATH, "GET") in fallbacks and ("/executions", "PUT") in fallbacks
+    description = openapi.document()["info"]["description"]
+    assert "405 MethodNotAllowed" in description and "404 RouteNotFound" in description
 
 
 def test_the_document_is_valid_openapi_and_every_schema_is_used():
