@@ -20,7 +20,8 @@ a Map iteration)::
     {"at": "StateName", "input": ..., "eid": 5, "t": 1.7e9,
      "retries": {"0": 1},            # attempts per Retrier, when retrying
      "point": "p3",                  # suspension point id of a waiting task
-     "wait": {...},                  # open suspension point (see Runner.suspend)
+     "wait": {...},                  # open suspension point (see Runner.suspend), or an
+                                     # inline wait of a branch or iteration (Runner.wait_until)
      "group": {...},                 # children of a running Parallel or Map
      "vars": {"name": value}}        # the variables this frame's scope assigned
 
@@ -164,6 +165,8 @@ class Runner:
         self.deadline = None if max_seconds is None else time.monotonic() + max_seconds
         #: The variable scopes around the frame being run, outermost first.
         self.outer: tuple[dict, ...] = ()
+        #: How many Parallel branches or Map iterations the frame being run is inside.
+        self._nesting = 0
 
     # -- the loop ---------------------------------------------------------------
 
@@ -172,6 +175,8 @@ class Runner:
         snap = self.snapshot
         try:
             outcome = self.run_frame(snap["root"], self.machine, "")
+            while outcome == "blocked" and self._wake_inline_waits():
+                outcome = self.run_frame(snap["root"], self.machine, "")
         except OutOfBudget:
             snap["status"] = "RUNNING"
             return snap
@@ -210,9 +215,12 @@ class Runner:
         ``outer`` holds the variable scopes around the frame (see ``inner_scopes``).
         """
         saved, self.outer = self.outer, outer
+        nested = 1 if branch else 0
+        self._nesting += nested
         try:
             return self._run(frame, machine)
         finally:
+            self._nesting -= nested
             self.outer = saved
 
     def inner_scopes(self, frame: dict) -> tuple[dict, ...]:
@@ -376,21 +384,47 @@ class Runner:
     # -- time -------------------------------------------------------------------
 
     def wait_until(self, frame: dict, due: float, purpose: str) -> bool:
-        """Wait until ``due``: True when done inline, False when a timer was set."""
+        """Wait until ``due``: True when done inline, False when the frame waits (a timer was set).
+
+        In a Parallel branch or Map iteration a short wait is *inline*: the frame waits
+        while its siblings go on, and ``execute`` sleeps until the first inline wait is
+        due, so branches wait at the same time, as in AWS, not one after the other.
+        """
         delay = due - self.clock.now()
         if delay <= 0:
             return True
         if self.inline_wait_limit is None or delay <= self.inline_wait_limit:
-            timeout_at = self.snapshot.get("timeoutAt")
-            if timeout_at is not None and due >= timeout_at:  # sleep until the deadline, no longer
-                self.clock.sleep(timeout_at - self.clock.now())
-                raise ExecutionTimedOut()
-            self.clock.sleep(delay)
+            if self._nesting:
+                frame["wait"] = {"kind": "timer", "purpose": purpose, "state": frame["at"], "due": due,
+                                 "inline": True}
+                return False
+            self._sleep_until(due)
             return True
         frame["wait"] = {"id": self.new_point(), "kind": "timer", "purpose": purpose,
                          "state": frame["at"], "due": due}
         self.emit(frame, "TimerScheduled", due=iso_timestamp(due), purpose=purpose)
         return False
+
+    def _sleep_until(self, due: float) -> None:
+        """Sleep on the clock until ``due``, or only until the execution's deadline (then time out)."""
+        timeout_at = self.snapshot.get("timeoutAt")
+        if timeout_at is not None and due >= timeout_at:
+            self.clock.sleep(timeout_at - self.clock.now())
+            raise ExecutionTimedOut()
+        self.clock.sleep(due - self.clock.now())
+
+    def _wake_inline_waits(self) -> bool:
+        """Sleep until the first inline wait is due and answer those due by then; False if none."""
+        waits = [wait for _, wait in _open_waits(self.snapshot) if wait.get("inline")]
+        if not waits:
+            return False
+        due = min(wait["due"] for wait in waits)
+        self._sleep_until(due)
+        woken = max(due, self.clock.now())
+        for wait in waits:
+            if wait["due"] <= woken:
+                wait["answer"] = {"result": None}
+        return True
 
     # -- tasks and suspension points --------------------------------------------
 
@@ -463,7 +497,8 @@ class Runner:
         answer = wait["answer"]
         if wait.get("merge") and "error" not in answer:
             answer = dict(answer, merge=True)
-        self.emit(frame, "ExecutionResumed", point=wait["id"])
+        if not wait.get("inline"):  # an inline wait suspended nothing
+            self.emit(frame, "ExecutionResumed", point=wait["id"])
         return answer
 
     # -- context object and events ----------------------------------------------
@@ -509,7 +544,17 @@ _FAILED = Step("failed")
 # -- walking a snapshot's frames ------------------------------------------------
 
 def iter_waits(snapshot: dict):
-    """Yield (branch, wait) for every open suspension point, in branch order."""
+    """Yield (branch, wait) for every open suspension point, in branch order.
+
+    Inline waits (see ``Runner.wait_until``) are not suspension points: the run ends them itself.
+    """
+    for branch, wait in _open_waits(snapshot):
+        if not wait.get("inline"):
+            yield branch, wait
+
+
+def _open_waits(snapshot: dict):
+    """Yield (branch, wait) for every unanswered wait of the snapshot's frames, in branch order."""
     stack = [("", snapshot.get("root") or {})]
     while stack:
         branch, frame = stack.pop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import resume
+from chalicelib import proceed, resume
 from chalicelib.asl import TaskFailed, VirtualClock
 from chalicelib.asl.clock import iso_timestamp
 
@@ -154,3 +154,70 @@ def test_a_long_wait_as_a_timer_resumed_after_the_deadline_times_out_at_the_dead
     late = resume(definition, first["snapshot"], first["suspensions"][0]["id"], clock=clock,
                   listener=events.append)
     assert late == TIMED_OUT and ended(events) == ("ExecutionTimedOut", at(60))
+
+
+# -- branches and iterations wait at the same time, as in AWS ---------------------------------------
+
+def test_parallel_branches_wait_at_the_same_time_so_they_end_within_the_timeout():
+    definition = machine(("Fork", {"Type": "Parallel", "Branches": [
+        branch("First", {"Type": "Wait", "Seconds": 3}), branch("Second", {"Type": "Wait", "Seconds": 4})]}),
+        TimeoutSeconds=5)
+    result, events, clock = timed(definition, {"n": 1})
+    assert result == {"status": "SUCCEEDED", "output": [{"n": 1}, {"n": 1}]}
+    assert clock.now() == START + 4  # the longer branch, not the sum
+    exits = [(e["state"], e["timestamp"]) for e in events if e["type"] == "WaitStateExited"]
+    assert exits == [("First", at(3)), ("Second", at(4))]
+    assert "ExecutionResumed" not in [e["type"] for e in events]
+
+
+@pytest.mark.parametrize("concurrency, seconds", [(0, 2), (2, 6), (1, 10)])
+def test_map_iterations_wait_at_the_same_time_up_to_max_concurrency(concurrency, seconds):
+    definition = machine(("Each", {"Type": "Map", "MaxConcurrency": concurrency,
+                                   "ItemProcessor": branch("Pause", {"Type": "Wait", "SecondsPath": "$"})}))
+    result, _, clock = timed(definition, [2, 2, 2, 2, 2])
+    assert result == {"status": "SUCCEEDED", "output": [2, 2, 2, 2, 2]}
+    assert clock.now() == START + seconds
+
+
+def test_retry_back_off_in_branches_runs_at_the_same_time():
+    attempts = []
+
+    def flaky(payload, context):
+        attempts.append((payload, clock.now() - START))
+        if len([a for a in attempts if a[0] == payload]) < 2:
+            raise TaskFailed("Busy")
+        return payload
+
+    clock = VirtualClock(START)
+
+    def retried(value):
+        return {"Type": "Task", "Resource": "x:flaky", "Parameters": {"v": value},
+                "Retry": [{"ErrorEquals": ["Busy"], "IntervalSeconds": 3}]}
+
+    definition = machine(("Fork", {"Type": "Parallel", "Branches": [branch("A", retried("a")),
+                                                                    branch("B", retried("b"))]}))
+    result, _, _ = timed(definition, clock=clock, handlers={"x:flaky": flaky})
+    assert result == {"status": "SUCCEEDED", "output": [{"v": "a"}, {"v": "b"}]}
+    assert sorted(when for _, when in attempts) == [0, 0, 3, 3]
+
+
+def test_a_branch_that_waits_inline_beside_a_suspended_one_finishes_and_only_the_suspension_is_open():
+    definition = machine(("Fork", {"Type": "Parallel", "Branches": [
+        branch("Pause", {"Type": "Wait", "Seconds": 2}), branch("Ask", {"Type": "Task", "Resource": "module:suspend"})]}))
+    first, _, clock = timed(definition, {"n": 1})
+    assert first["status"] == "SUSPENDED" and clock.now() == START + 2
+    assert [s["state"] for s in first["suspensions"]] == ["Ask"]
+    done = resume(definition, roundtrip(first["snapshot"]), first["suspensions"][0]["id"], {"ok": True}, clock=clock)
+    assert done == {"status": "SUCCEEDED", "output": [{"n": 1}, {"n": 1, "ok": True}]}
+
+
+def test_a_run_that_stops_for_budget_while_iterations_wait_goes_on_from_its_snapshot():
+    definition = machine(("Each", {"Type": "Map",
+                                   "ItemProcessor": machine(("Pause", {"Type": "Wait", "SecondsPath": "$"}),
+                                                            ("Then", {"Type": "Pass"}))}))
+    first, _, clock = timed(definition, [1, 2, 3], max_transitions=4)
+    assert first["status"] == "RUNNING"
+    waiting = [f["wait"] for f in first["snapshot"]["root"]["group"]["active"].values() if "wait" in f]
+    assert waiting and all(w["inline"] for w in waiting) and first.get("suspensions") is None
+    rest = proceed(definition, roundtrip(first["snapshot"]), clock=clock)
+    assert rest == {"status": "SUCCEEDED", "output": [1, 2, 3]} and clock.now() == START + 3

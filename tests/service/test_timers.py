@@ -339,6 +339,17 @@ def test_a_parallel_whose_branch_waits_times_out_at_the_deadline_closing_every_c
     assert timed_out_at(service.describe(fast["executionId"]), 60 + 2)
 
 
+def test_parallel_branches_wait_in_the_request_at_the_same_time_within_the_execution_timeout(service, clock):
+    def branch(name, seconds):
+        return {"StartAt": name, "States": {name: {"Type": "Wait", "Seconds": seconds, "End": True}}}
+
+    definition = machine(("Fork", {"Type": "Parallel", "Branches": [branch("Three", 3), branch("Four", 4)]}))
+    definition["TimeoutSeconds"] = 5
+    document = start(service, definition, {"n": 1})
+    assert (document["status"], document["output"]) == ("SUCCEEDED", [{"n": 1}, {"n": 1}])
+    assert document["stopDate"] == iso_timestamp(START + 4)
+
+
 def test_two_tickers_fire_each_of_hundreds_of_timers_exactly_once(store_redis, clock):
     service = make_service(store_redis, clock)
     executions = [start(service, WAIT_AN_HOUR, {"n": i})["executionId"] for i in range(300)]
