@@ -158,9 +158,13 @@ class Redemptions:
                 return {**info, "heartbeatAt": None}
             now = self.clock.now()
             wait["heartbeatAt"] = now + wait["heartbeatSeconds"]
+            wait["heartbeats"] = wait.get("heartbeats", 0) + 1
+            # One TaskHeartbeat per waiting task: the latest, counting them all, in place of the one before.
+            record.history = [event for event in record.history
+                              if not (event.get("type") == "TaskHeartbeat" and event.get("point") == point)]
             commit = Commit(record=record, ttl=self.runs.ttl(record, now), now=now,
                             events=[{"type": "TaskHeartbeat", "timestamp": iso_timestamp(now),
-                                     "state": wait["state"]}],
+                                     "state": wait["state"], "point": point, "heartbeats": wait["heartbeats"]}],
                             timers=[(timer_member("heartbeat", record.id, wait["id"]), wait["heartbeatAt"])])
             try:
                 self.store.commit(commit)

@@ -75,6 +75,14 @@ READABLE_FORMATS = {b"1": 1, b"2": 2}
 INLINE_EVENTS = 32  # history events a record keeps in itself after moving older ones to the list
 
 
+def kept_history(events: list[dict], limit: int) -> tuple[list[dict], list[dict]]:
+    """What a history of at most ``limit`` events keeps, as (pinned, latest): its ``ExecutionStarted``
+    while that leads it, never evicted, and the latest events after it."""
+    pinned = events[:1] if events and events[0].get("type") == "ExecutionStarted" else []
+    rest, room = events[len(pinned):], limit - len(pinned)
+    return pinned, (rest[max(0, len(rest) - room):] if room > 0 else [])
+
+
 def pack_record(record: ExecutionRecord, history: list[dict]) -> bytes:
     """The stored body of a record: a format byte, then raw deflate of compact JSON."""
     text = "".join([

@@ -46,7 +46,7 @@ from redis import Redis
 from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
-from .records import (INLINE_EVENTS, ExecutionRecord, compact, deflate_text, inflate, pack_record,
+from .records import (INLINE_EVENTS, ExecutionRecord, compact, deflate_text, inflate, kept_history, pack_record,
                       unpack_record)
 
 PREFIX = "asl"
@@ -216,7 +216,9 @@ class Store:
         return None if stored is None else unpack_record(execution_id, stored)
 
     def history(self, execution_id: str) -> list[dict]:
-        """The latest ``history_limit`` events, oldest first: the list's chunks, then the record's own."""
+        """``ExecutionStarted`` and the latest events, ``history_limit`` in all, oldest first: the
+        record's first event when it is ``ExecutionStarted`` (kept there), the list's chunks, then the
+        rest of the record's own."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.lrange(self.history_key(execution_id), 0, -1)
         pipe.get(self.execution_key(execution_id))
@@ -224,7 +226,9 @@ class Store:
         if stored is None:
             return []
         events = [event for chunk in chunks for event in inflate(chunk)]
-        return (events + unpack_record(execution_id, stored).history)[-self.history_limit:]
+        own = unpack_record(execution_id, stored).history
+        pinned = own[:1] if own and own[0].get("type") == "ExecutionStarted" else []
+        return sum(kept_history(pinned + events + own[len(pinned):], self.history_limit), [])
 
     def commit(self, change: Commit) -> int:
         """Apply a change atomically; return the new version or raise CommitConflict.
@@ -233,10 +237,11 @@ class Store:
         """
         record = change.record
         tag = record.id[:4]
-        history = (record.history + change.events)[-self.history_limit:]
+        pinned, history = kept_history(record.history + change.events, self.history_limit)
         spill = None
         if len(history) > 2 * INLINE_EVENTS:
             spill, history = history[:-INLINE_EVENTS], history[-INLINE_EVENTS:]
+        history = pinned + history  # ExecutionStarted stays in the record, ahead of everything
         keys = [self.execution_key(record.id), self.history_key(record.id)]
         if change.claim is not None:
             keys.append(change.claim.continuation_key)

@@ -1,4 +1,5 @@
-"""The cheap history listener gives the events a plain listener gets, and keeps only the latest."""
+"""The cheap history listener gives the events a plain listener gets, and keeps only ExecutionStarted and
+the latest."""
 from __future__ import annotations
 
 from chalicelib.asl import VirtualClock, run
@@ -21,11 +22,18 @@ def test_an_event_log_holds_what_a_plain_listener_gets():
                         "state": "Check", "output": {"n": 0}}
 
 
-def test_an_event_log_keeps_the_latest_events_only():
+def test_an_event_log_keeps_execution_started_and_the_latest_events_only():
     log = EventLog(4)
     result = run(LOOP, {"n": 0}, clock=VirtualClock(), listener=log)
     events = log.events()
-    assert [event["type"] for event in events] == ["ChoiceStateExited", "StateEntered", "SucceedStateExited",
+    assert [event["type"] for event in events] == ["ExecutionStarted", "StateEntered", "SucceedStateExited",
                                                    "ExecutionSucceeded"]
     ids = [event["id"] for event in events]
-    assert ids == list(range(ids[0], ids[0] + 4)) and result["status"] == "SUCCEEDED"
+    assert ids[0] == 1 and ids[1:] == list(range(ids[1], ids[1] + 3)) and ids[1] > 2
+    assert events[0]["input"] == {"n": 0} and result["status"] == "SUCCEEDED"
+
+
+def test_an_event_log_of_one_keeps_how_the_execution_started():
+    log = EventLog(1)
+    run(LOOP, {"n": 0}, clock=VirtualClock(), listener=log)
+    assert [event["type"] for event in log.events()] == ["ExecutionStarted"]

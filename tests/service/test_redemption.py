@@ -368,6 +368,8 @@ def test_history_is_capped(store_redis, clock, monkeypatch):
     document = service.start(definition, list(range(50)), state_machine=None, trusted=True)
     history = service.describe(document["executionId"])["history"]
     assert len(history) == 10 and history[-1]["type"] == "ExecutionSucceeded"
+    assert history[0]["type"] == "ExecutionStarted" and history[0]["input"] == list(range(50))
+    assert history[1]["id"] == history[-1]["id"] - 8  # then the latest 9
     assert json.dumps(history)
 
 
@@ -391,7 +393,8 @@ def test_background_run_hands_off_before_its_time_runs_out(store_redis, clock, m
 
 @pytest.mark.parametrize("limit", [1000, 100])
 def test_a_long_history_moves_to_its_list_in_order_and_capped(store_redis, clock, monkeypatch, limit):
-    """Many commits: every event kept once and in order (up to HISTORY_LIMIT); the record stays small."""
+    """Many commits: ExecutionStarted and the latest events kept once and in order (HISTORY_LIMIT in all);
+    the record stays small."""
     monkeypatch.setenv("REQUEST_MAX_TRANSITIONS", "15")
     monkeypatch.setenv("HISTORY_LIMIT", str(limit))
     config = settings()
@@ -408,7 +411,8 @@ def test_a_long_history_moves_to_its_list_in_order_and_capped(store_redis, clock
     ids = [event["id"] for event in history]
     total = history[-1]["id"]
     assert total > 200 and history[-1]["type"] == "ExecutionSucceeded"
-    assert ids == list(range(max(1, total - limit + 1), total + 1))
+    assert ids == [1] + list(range(max(2, total - limit + 2), total + 1))
+    assert history[0]["type"] == "ExecutionStarted"
     assert len(store.load(document["executionId"]).history) <= 64
 
 

@@ -222,6 +222,43 @@ def test_heartbeat_extends_and_lapse_fails_with_heartbeat_timeout(service, clock
     assert refused(service.heartbeat, ident).status == 410
 
 
+@pytest.mark.parametrize("beats", [1100])
+def test_heartbeats_keep_one_event_per_task_and_never_evict_execution_started(service, clock, beats):
+    """1,100 heartbeats (past HISTORY_LIMIT, 1,000): one TaskHeartbeat, the latest, counting them all;
+    the history still starts with ExecutionStarted and still holds every other event."""
+    document = start(service, HEARTBEAT, {"order": 7})
+    ident = document["continuations"][0]["id"]
+    before = service.describe(document["executionId"])["history"]
+    for _ in range(beats):
+        clock.advance(1)
+        service.heartbeat(ident)
+    history = service.describe(document["executionId"])["history"]
+    assert history[0]["type"] == "ExecutionStarted" and history[0]["input"] == {"order": 7}
+    beats_seen = [event for event in history if event["type"] == "TaskHeartbeat"]
+    assert len(beats_seen) == 1 and beats_seen[0]["heartbeats"] == beats
+    assert beats_seen[0]["timestamp"] == "2027-01-15T08:18:20.000Z"  # the last one, 1,100 s after the start
+    assert history[:-1] == before
+    done = service.redeem(ident, result={"ok": True})
+    assert done["status"] == "SUCCEEDED"
+    after = service.describe(document["executionId"])["history"]
+    assert after[0]["type"] == "ExecutionStarted" and after[-1]["type"] == "ExecutionSucceeded"
+
+
+def test_heartbeats_of_two_waiting_tasks_keep_one_event_each(service, clock):
+    definition = {"StartAt": "Both", "States": {"Both": {"Type": "Parallel", "End": True, "Branches": [
+        {"StartAt": name, "States": {name: {"Type": "Task", "Resource": "module:suspend", "HeartbeatSeconds": 60,
+                                            "End": True}}} for name in ("A", "B")]}}}
+    document = start(service, definition)
+    first, second = (c["id"] for c in document["continuations"])
+    for _ in range(3):
+        service.heartbeat(first)
+        service.heartbeat(second)
+    service.heartbeat(first)
+    history = service.describe(document["executionId"])["history"]
+    beats = sorted((e["state"], e["heartbeats"]) for e in history if e["type"] == "TaskHeartbeat")
+    assert beats == [("A", 4), ("B", 3)]
+
+
 def test_heartbeat_on_unknown_or_used_continuations(service):
     assert refused(service.heartbeat, "x" * 26).status == 404
     document = start(service, HEARTBEAT)
