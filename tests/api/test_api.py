@@ -383,3 +383,12 @@ def test_listing_refuses_bad_parameters_with_400(client, query):
     status, error = get(client, "/executions?" + query)
     assert (status, error["error"]) == (400, "InvalidRequest"), error
     assert error["message"]
+
+
+def test_an_execution_read_by_its_name_has_its_history(client):
+    status, document = post(client, "/executions", {"stateMachine": "incsquare", "input": {"value": 1},
+                                                    "name": "named-history"})
+    assert status == 200
+    _, by_id = get(client, "/executions/" + document["executionId"])
+    _, by_name = get(client, "/executions/named-history")
+    assert by_id["history"] and by_name["history"] == by_id["history"]
