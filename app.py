@@ -3,7 +3,7 @@ import os
 
 from chalice import Chalice, Rate
 
-from chalicelib.api import authorization, fallback, openapi, rest, runtime
+from chalicelib.api import authorization, fallback, openapi, rest, runtime, stepfunctions
 
 runtime.prepare_local_server()
 app = Chalice(app_name="asl-continuations")
@@ -11,6 +11,7 @@ app.api.binary_types = []
 
 JSON = ["application/json"]
 FORM_OR_JSON = ["application/x-www-form-urlencoded", "application/json"]
+AWS_JSON_OR_JSON = ["application/json", stepfunctions.CONTENT_TYPE]
 
 
 def request():
@@ -87,8 +88,11 @@ def state_machine_diagram(name):
     return rest.state_machine_diagram(request(), name)
 
 
-@app.route("/", methods=["POST"], content_types=JSON)
+@app.route("/", methods=["POST"], content_types=AWS_JSON_OR_JSON)
 def prototype():
+    """With ``X-Amz-Target``: the Step Functions API (JSON 1.0 protocol); without: the prototype's call."""
+    if stepfunctions.operation_of(request()) is not None:
+        return stepfunctions.handle(request())
     return rest.prototype(request())
 
 

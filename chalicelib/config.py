@@ -47,6 +47,9 @@ class Settings:
     email_from: str
     outbox_dir: str
     diagram_script_url: str  # where pages load mermaid.js from; empty: show the diagram as text
+    aws_region: str  # the region and account in the Step Functions API's ARNs
+    aws_account_id: str
+    aws_access_keys: dict[str, str]  # access key ID -> secret: the protocol then needs SigV4 (or x-api-key)
 
 
 def settings() -> Settings:
@@ -77,4 +80,17 @@ def settings() -> Settings:
         email_from=env.get("EMAIL_FROM") or "approvals@example.com",
         outbox_dir=env.get("OUTBOX_DIR") or os.path.join(local_data_dir, "outbox"),
         diagram_script_url=env.get("DIAGRAM_SCRIPT_URL", MERMAID_URL).strip(),
+        aws_region=(env.get("STATES_REGION") or "us-east-1").strip(),
+        aws_account_id=(env.get("STATES_ACCOUNT_ID") or "000000000000").strip(),
+        aws_access_keys=_access_keys(env.get("AWS_ACCESS_KEYS", "")),
     )
+
+
+def _access_keys(raw: str) -> dict[str, str]:
+    """``AKID:secret,AKID2:secret2`` as a mapping (entries without a colon are ignored)."""
+    keys = {}
+    for entry in raw.split(","):
+        key, sep, secret = entry.strip().partition(":")
+        if sep and key and secret:
+            keys[key] = secret
+    return keys

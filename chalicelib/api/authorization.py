@@ -13,7 +13,11 @@ Roles:
   path (404), declared by ``fallback.install`` (they run nothing and reveal nothing).
 
 ``POST /`` (the prototype) is ``api-key`` when it starts an execution (``?input=``) and
-``continuation`` when it redeems one (``?continuation=``).
+``continuation`` when it redeems one (``?continuation=``). With ``X-Amz-Target`` it is the
+Step Functions API (``stepfunctions``): ``aws-api`` (the stage's API key, or a valid
+Signature Version 4 with a key of ``AWS_ACCESS_KEYS``; nothing when the stage sets
+neither), except the task-token operations, which are ``continuation`` (the token in the
+body is the continuation ID). Its refusals have AWS's error shape.
 """
 from __future__ import annotations
 
@@ -24,8 +28,12 @@ from typing import Any
 
 from chalice import Response
 
+from ..config import settings
+from . import sigv4, stepfunctions
+
 PUBLIC, API_KEY, CONTINUATION, DECISION_LINK = "public", "api-key", "continuation", "decision-link"
 FALLBACK = "fallback"
+AWS_API = "aws-api"
 
 #: (method, route path) -> role. Every route of the app has a rule (a test checks it); ``install``
 #: adds a ``FALLBACK`` rule for each answer ``fallback.install`` declared.
@@ -44,16 +52,22 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/state-machines/validate"): PUBLIC,
     ("GET", "/state-machines/{name}"): PUBLIC,
     ("GET", "/state-machines/{name}/diagram"): PUBLIC,
-    ("POST", "/"): API_KEY,  # with ?continuation= it is CONTINUATION, see role_of
+    ("POST", "/"): API_KEY,  # ?continuation=: CONTINUATION; X-Amz-Target: AWS_API or CONTINUATION; see role_of
     ("GET", "/openapi.json"): PUBLIC,
 }
 
 
-def role_of(method: str, path: str, query: dict | None) -> str | None:
-    """The role a request needs; None for a route without a rule (refused)."""
+def role_of(method: str, path: str, query: dict | None, operation: str | None = None) -> str | None:
+    """The role a request needs; None for a route without a rule (refused).
+
+    ``operation``: the Step Functions operation ``X-Amz-Target`` names on ``POST /``, if any.
+    """
     role = RULES.get((method.upper(), path))
-    if (method.upper(), path) == ("POST", "/") and "continuation" in (query or {}):
-        return CONTINUATION
+    if (method.upper(), path) == ("POST", "/"):
+        if operation is not None:
+            return CONTINUATION if operation in stepfunctions.TOKEN_OPERATIONS else AWS_API
+        if "continuation" in (query or {}):
+            return CONTINUATION
     return role
 
 
@@ -75,7 +89,10 @@ def refusal(request) -> Response | None:
     """The 403 answer for a request its role does not allow, else None."""
     context = request.context or {}
     path = context.get("resourcePath") or request.path
-    role = role_of(request.method, path, request.query_params)
+    operation = stepfunctions.operation_of(request) if path == "/" else None
+    role = role_of(request.method, path, request.query_params, operation)
+    if role == AWS_API:
+        return _aws_refusal(request)
     if role is None:
         return _forbidden("Forbidden", "This route has no authorization rule.")
     if role == API_KEY and not is_api_caller(request):
@@ -83,6 +100,27 @@ def refusal(request) -> Response | None:
             else "A valid x-api-key header is required."
         return _forbidden("Forbidden", needed)
     return None
+
+
+def _aws_refusal(request) -> Response | None:
+    """The Step Functions API's check: the API key, or a SigV4 signature; AWS's 403 otherwise."""
+    config = settings()
+    key_set = bool(os.environ.get("API_KEY"))
+    if not key_set and not config.aws_access_keys:
+        return None
+    if key_set and _header(request, "x-api-key") is not None and is_api_caller(request):
+        return None
+    if config.aws_access_keys:
+        refused = sigv4.check(request, config.aws_access_keys)
+        if refused is None:
+            return None
+        return stepfunctions.error_response(stepfunctions.AwsError(refused[0], refused[1], 403))
+    return stepfunctions.error_response(stepfunctions.AwsError(
+        "MissingAuthenticationTokenException", "A valid x-api-key header is required.", 403))
+
+
+def _header(request, name: str) -> str | None:
+    return {k.lower(): v for k, v in (request.headers or {}).items()}.get(name)
 
 
 def _forbidden(code: str, message: str) -> Response:

@@ -16,11 +16,12 @@ import functools
 from typing import Any
 
 from ..service import STATUSES, catalog
+from .stepfunctions import OPERATIONS as AWS_OPERATIONS
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 HTML = "text/html"
-
+AWS_JSON = "application/x-amz-json-1.0"
 
 
 def _ref(name: str) -> dict:
@@ -50,6 +51,14 @@ SCHEMAS: dict[str, dict] = {
             "fieldErrors": {"type": "object", "additionalProperties": STRING,
                             "description": "With InvalidAnswer: a message per field (\"\" for the whole answer)."},
         },
+    },
+    "AwsError": {
+        "type": "object",
+        "description": "An error of the Step Functions API (X-Amz-Target), as AWS answers it; the code is also "
+                       "in the x-amzn-ErrorType header.",
+        "required": ["__type", "message"],
+        "additionalProperties": False,
+        "properties": {"__type": STRING, "message": STRING},
     },
     "UnsupportedMediaType": {
         "type": "object",
@@ -295,6 +304,15 @@ def ok(schema: dict, description: str, status: int = 200, *, html: bool = False)
     if html:
         content[HTML] = {"schema": STRING}
     return status, {"description": description, "content": content}
+
+
+def aws(status: int, schema: dict, description: str) -> tuple[int, dict]:
+    """An answer of the Step Functions API (``application/x-amz-json-1.0``)."""
+    return status, {"description": description, "content": {AWS_JSON: {"schema": schema}}}
+
+
+def aws_error(status: int, description: str) -> tuple[int, dict]:
+    return aws(status, _ref("AwsError"), description)
 
 
 def page_only(status: int, description: str) -> tuple[int, dict]:
@@ -549,26 +567,50 @@ OPERATIONS: dict[str, dict[str, dict]] = {
     "/": {
         "post": {
             "operationId": "prototype",
-            "summary": "The prototype's calls: POST /?input=N with a definition, POST /?continuation=K",
-            "description": ("With continuation: redeem it (the body, if any, is the answer object). Otherwise start "
-                            "the definition in the body with input (a number becomes {\"value\": N})."),
+            "summary": ("The Step Functions API (with X-Amz-Target), or the prototype's calls: POST /?input=N with "
+                        "a definition, POST /?continuation=K"),
+            "description": ("With X-Amz-Target: AWSStepFunctions.<Operation> (Content-Type "
+                            "application/x-amz-json-1.0): the AWS Step Functions JSON 1.0 protocol; the body is the "
+                            "operation's input and the answer its output, as in botocore's stepfunctions model, and "
+                            "errors are AWS's ({\"__type\": code, \"message\": ...}). Needs the API key or an AWS "
+                            "Signature Version 4 when the stage sets API_KEY or AWS_ACCESS_KEYS, except "
+                            "SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat (the token is enough). "
+                            "Without X-Amz-Target, with continuation: redeem it (the body, if any, is the answer "
+                            "object). Otherwise start the definition in the body with input (a number becomes "
+                            "{\"value\": N})."),
             "parameters": [
                 query_parameter("input", "The input: JSON, or a number (default {})."),
                 query_parameter("continuation", "A continuation ID to redeem."),
+                {"name": "X-Amz-Target", "in": "header", "required": False,
+                 "description": "AWSStepFunctions.<Operation>: the request is the Step Functions API's.",
+                 "schema": {"type": "string", "enum": [f"AWSStepFunctions.{name}" for name in AWS_OPERATIONS]}},
             ],
-            "requestBody": json_body({"type": ["object", "null"], "description": (
-                "With input: the definition (required). With continuation: the answer (null, like no body, is "
-                "the empty answer).")}, required=False),
+            "requestBody": {"required": False, "content": {
+                JSON: {"schema": {"type": ["object", "null"], "description": (
+                    "With input: the definition (required). With continuation: the answer (null, like no body, is "
+                    "the empty answer).")}},
+                AWS_JSON: {"schema": {"type": "object", "description": "The operation's input members."}},
+            }},
             "responses": _merge(
                 ok(_ref("PrototypeResult"), "The current values and the execution."),
+                aws(200, {"type": "object", "description": "The operation's output members."},
+                    "The Step Functions operation's output."),
                 error(400, "MalformedJSON", "InvalidRequest", "InvalidDefinition"),
+                aws_error(400, "The Step Functions API's errors: ValidationException, SerializationException, "
+                               "UnknownOperationException, InvalidArn, InvalidName, InvalidExecutionInput, "
+                               "InvalidDefinition, InvalidToken, InvalidOutput, StateMachineDoesNotExist, "
+                               "ExecutionDoesNotExist, ExecutionAlreadyExists, TaskDoesNotExist, TaskTimedOut, "
+                               "ThrottlingException."),
                 error(403, "ResourceNotAllowed", "Forbidden", "ContinuationInternal"),
+                aws_error(403, "Not authenticated: MissingAuthenticationTokenException, "
+                               "IncompleteSignatureException, UnrecognizedClientException, InvalidSignatureException."),
                 error(404, "ContinuationNotFound"),
                 retry_after(error(409, "ContinuationAlreadyRedeemed", "ContinuationBusy"), BUSY_WHEN),
                 error(410, "ContinuationExpired", "ExecutionExpired"),
                 TOO_LARGE,
                 error(422, "InvalidAnswer"),
                 STORE,
+                aws_error(503, "ServiceUnavailable: the store is unreachable; try again."),
             ),
         },
     },

@@ -1,0 +1,432 @@
+"""The Step Functions API at ``POST /``: boto3's ``stepfunctions`` client through Chalice's test client.
+
+Every answer a test gets is checked against botocore's output shape of its operation (or
+AWS's error shape), after the test (the ``sfn`` fixture).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from .aws_clients import ACCOUNT, REGION, assert_answers_fit, epoch, machine_arn, through_test_client
+
+WORKER = {
+    "StartAt": "Work",
+    "States": {
+        "Work": {"Type": "Task", "Resource": "module:increment.waitForTaskToken",
+                 "Parameters": {"value": 1, "token.$": "$$.Task.Token"},
+                 "HeartbeatSeconds": 60, "TimeoutSeconds": 3600,
+                 "Catch": [{"ErrorEquals": ["Rejected"], "ResultPath": "$.why", "Next": "Rejected"}],
+                 "End": True},
+        "Rejected": {"Type": "Pass", "Result": "rejected", "ResultPath": "$.outcome", "End": True},
+    },
+}
+
+
+@pytest.fixture
+def machines(tmp_path, monkeypatch):
+    """The shipped state machines plus ``worker`` (a task waiting for its token)."""
+    folder = tmp_path / "state_machines"
+    shutil.copytree("state_machines", folder)
+    (folder / "worker.json").write_text(json.dumps(WORKER))
+    monkeypatch.setenv("STATE_MACHINES_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def answers():
+    collected: list = []
+    yield collected
+    assert_answers_fit(collected)
+
+
+@pytest.fixture
+def sfn(client, machines, answers):
+    return through_test_client(client, answers=answers)
+
+
+@pytest.fixture
+def unchecked(client, machines, answers):
+    """A client that sends what it is given (botocore's own checks off), to reach the server's."""
+    return through_test_client(client, answers=answers,
+                               config=Config(parameter_validation=False, retries={"total_max_attempts": 1}))
+
+
+def code_of(call, *args, **kwargs) -> str:
+    with pytest.raises(ClientError) as raised:
+        call(*args, **kwargs)
+    return raised.value.response["Error"]["Code"]
+
+
+def status_of(call, *args, **kwargs) -> int:
+    with pytest.raises(ClientError) as raised:
+        call(*args, **kwargs)
+    return raised.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def rest_document(client, name: str) -> dict:
+    return json.loads(client.http.get(f"/executions/{name}").body)
+
+
+def token_of(client, name: str) -> str:
+    [waiting] = rest_document(client, name)["continuations"]
+    return waiting["id"]
+
+
+# -- executions ------------------------------------------------------------------------------------
+
+def test_start_describe_and_answer_the_prototype_through_boto3(sfn, client):
+    started = sfn.start_execution(stateMachineArn=machine_arn("incsquare"), name="first",
+                                  input=json.dumps({"value": 6}))
+    assert started["executionArn"] == f"arn:aws:states:{REGION}:{ACCOUNT}:execution:incsquare:first"
+    described = sfn.describe_execution(executionArn=started["executionArn"])
+    assert described["status"] == "RUNNING"  # suspended, in AWS's words
+    assert described["name"] == "first" and described["stateMachineArn"] == machine_arn("incsquare")
+    assert json.loads(described["input"]) == {"value": 6}
+    assert described["startDate"] == started["startDate"] and "stopDate" not in described
+    rest = rest_document(client, "first")
+    assert abs(epoch(described["startDate"]) - epoch_of_iso(rest["startDate"])) < 0.001
+
+    sfn.send_task_success(taskToken=token_of(client, "first"), output=json.dumps({"note": "hi"}))
+    done = sfn.describe_execution(executionArn=started["executionArn"])
+    assert done["status"] == "SUCCEEDED"
+    assert json.loads(done["output"]) == {"value": 50, "note": "hi"}  # merged into the Suspend's input
+    assert done["stopDate"] >= done["startDate"]
+
+
+def epoch_of_iso(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def test_an_execution_without_a_name_is_named_by_its_id(sfn, client):
+    started = sfn.start_execution(stateMachineArn=machine_arn("incsquare"), input='{"value": 2}')
+    name = started["executionArn"].rsplit(":", 1)[1]
+    assert rest_document(client, name)["executionId"] == name
+    assert sfn.describe_execution(executionArn=started["executionArn"])["name"] == name
+
+
+def test_starting_is_idempotent_by_name(sfn, client):
+    arn = machine_arn("incsquare")
+    first = sfn.start_execution(stateMachineArn=arn, name="once", input='{"value": 3}')
+    again = sfn.start_execution(stateMachineArn=arn, name="once", input='{ "value" : 3 }')
+    assert (again["executionArn"], again["startDate"]) == (first["executionArn"], first["startDate"])
+    assert len(rest_document(client, "once")["continuations"]) == 1
+    assert code_of(sfn.start_execution, stateMachineArn=arn, name="once", input='{"value": 4}') \
+        == "ExecutionAlreadyExists"
+    assert code_of(sfn.start_execution, stateMachineArn=machine_arn("worker"), name="once") \
+        == "ExecutionAlreadyExists"
+
+
+@pytest.mark.parametrize("fields,code", [
+    ({"stateMachineArn": machine_arn("nope")}, "StateMachineDoesNotExist"),
+    ({"stateMachineArn": "arn:aws:states:eu-west-1:111111111111:stateMachine:incsquare"}, "StateMachineDoesNotExist"),
+    ({"stateMachineArn": "incsquare"}, "InvalidArn"),
+    ({"stateMachineArn": f"arn:aws:states:{REGION}:{ACCOUNT}:execution:incsquare:x"}, "InvalidArn"),
+    ({"stateMachineArn": machine_arn("incsquare"), "name": "has space"}, "InvalidName"),
+    ({"stateMachineArn": machine_arn("incsquare"), "name": "a/b"}, "InvalidName"),
+    ({"stateMachineArn": machine_arn("incsquare"), "input": "{not json"}, "InvalidExecutionInput"),
+])
+def test_start_errors(sfn, fields, code):
+    assert code_of(sfn.start_execution, **fields) == code
+
+
+def test_the_server_checks_requests_against_the_model(unchecked):
+    assert code_of(unchecked.start_execution) == "ValidationException"
+    assert code_of(unchecked.start_execution, stateMachineArn=7) == "ValidationException"
+    assert code_of(unchecked.describe_execution, executionArn="") == "ValidationException"
+    assert code_of(unchecked.send_task_success, taskToken="x" * 30) == "ValidationException"
+
+
+@pytest.mark.parametrize("arn,code", [
+    (f"arn:aws:states:{REGION}:{ACCOUNT}:execution:incsquare:never-started", "ExecutionDoesNotExist"),
+    (f"arn:aws:states:{REGION}:{ACCOUNT}:execution:incsquare", "InvalidArn"),
+    ("not-an-arn", "InvalidArn"),
+])
+def test_describe_errors(sfn, arn, code):
+    assert code_of(sfn.describe_execution, executionArn=arn) == code
+
+
+def test_an_execution_arn_must_name_its_own_state_machine(sfn):
+    started = sfn.start_execution(stateMachineArn=machine_arn("incsquare"), name="mine", input='{"value": 1}')
+    other = started["executionArn"].replace(":incsquare:", ":approval:")
+    assert code_of(sfn.describe_execution, executionArn=other) == "ExecutionDoesNotExist"
+
+
+def test_stop_aborts_and_closes_the_token(sfn, client):
+    started = sfn.start_execution(stateMachineArn=machine_arn("worker"), name="stopped")
+    token = token_of(client, "stopped")
+    stopped = sfn.stop_execution(executionArn=started["executionArn"], error="Cancelled", cause="not needed")
+    described = sfn.describe_execution(executionArn=started["executionArn"])
+    assert described["status"] == "ABORTED"
+    assert (described["error"], described["cause"]) == ("Cancelled", "not needed")
+    assert described["stopDate"] == stopped["stopDate"]
+    assert code_of(sfn.send_task_success, taskToken=token, output="{}") == "TaskTimedOut"
+    # stopping an ended execution again changes nothing and answers when it ended
+    assert sfn.stop_execution(executionArn=started["executionArn"])["stopDate"] == stopped["stopDate"]
+    assert code_of(sfn.stop_execution, executionArn=started["executionArn"].replace("stopped", "other")) \
+        == "ExecutionDoesNotExist"
+
+
+def test_stop_without_error_or_cause(sfn):
+    started = sfn.start_execution(stateMachineArn=machine_arn("incsquare"), input='{"value": 1}')
+    sfn.stop_execution(executionArn=started["executionArn"])
+    assert sfn.describe_execution(executionArn=started["executionArn"])["status"] == "ABORTED"
+
+
+# -- task tokens -------------------------------------------------------------------------------------
+
+def test_a_task_token_from_the_task_is_answered_with_send_task_success(sfn, client):
+    started = sfn.start_execution(stateMachineArn=machine_arn("worker"), name="work", input='{"job": 1}')
+    document = rest_document(client, "work")
+    [waiting] = document["continuations"]
+    assert waiting["kind"] == "task-token"
+    sfn.send_task_success(taskToken=waiting["id"], output=json.dumps({"result": [1, 2]}))
+    done = sfn.describe_execution(executionArn=started["executionArn"])
+    assert (done["status"], json.loads(done["output"])) == ("SUCCEEDED", {"result": [1, 2]})
+
+
+def test_sending_a_token_twice_is_task_timed_out_while_rest_replays(sfn, client):
+    sfn.start_execution(stateMachineArn=machine_arn("worker"), name="twice")
+    token = token_of(client, "twice")
+    sfn.send_task_success(taskToken=token, output='{"n": 1}')
+    assert code_of(sfn.send_task_success, taskToken=token, output='{"n": 1}') == "TaskTimedOut"
+    assert code_of(sfn.send_task_success, taskToken=token, output='{"n": 2}') == "TaskTimedOut"
+    assert code_of(sfn.send_task_failure, taskToken=token, error="E") == "TaskTimedOut"
+    assert code_of(sfn.send_task_heartbeat, taskToken=token) == "TaskTimedOut"
+    # REST keeps its own rule: the same answer (the same bytes) again is a replay
+    response = client.http.post(f"/continuations/{token}", headers={"Content-Type": "application/json"},
+                                body='{"n": 1}')
+    assert response.status_code == 200 and json.loads(response.body)["replay"] is True
+
+
+def test_a_token_answered_over_rest_is_task_timed_out_here(sfn, client):
+    sfn.start_execution(stateMachineArn=machine_arn("worker"), name="rest-first")
+    token = token_of(client, "rest-first")
+    response = client.http.post(f"/continuations/{token}", headers={"Content-Type": "application/json"},
+                                body='{"ok": true}')
+    assert response.status_code == 200
+    assert code_of(sfn.send_task_success, taskToken=token, output='{"ok": true}') == "TaskTimedOut"
+
+
+def test_send_task_failure_fails_the_task_and_catch_applies(sfn, client):
+    started = sfn.start_execution(stateMachineArn=machine_arn("worker"), name="failing", input='{"job": 2}')
+    sfn.send_task_failure(taskToken=token_of(client, "failing"), error="Rejected", cause="no capacity")
+    done = sfn.describe_execution(executionArn=started["executionArn"])
+    assert done["status"] == "SUCCEEDED"
+    assert json.loads(done["output"]) == {"job": 2, "why": {"Error": "Rejected", "Cause": "no capacity"},
+                                          "outcome": "rejected"}
+
+
+def test_send_task_failure_without_a_caught_error_fails_the_execution(sfn, client):
+    started = sfn.start_execution(stateMachineArn=machine_arn("worker"), name="uncaught")
+    sfn.send_task_failure(taskToken=token_of(client, "uncaught"))
+    done = sfn.describe_execution(executionArn=started["executionArn"])
+    assert (done["status"], done["error"]) == ("FAILED", "States.TaskFailed")
+
+
+def test_send_task_heartbeat_moves_the_heartbeat_deadline(sfn, client):
+    sfn.start_execution(stateMachineArn=machine_arn("worker"), name="beating")
+    token = token_of(client, "beating")
+    before = json.loads(client.http.get(f"/continuations/{token}").body)
+    assert sfn.send_task_heartbeat(taskToken=token)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    history = rest_document(client, "beating")["history"]
+    assert [e["type"] for e in history].count("TaskHeartbeat") == 1
+    assert json.loads(client.http.get(f"/continuations/{token}").body)["status"] == before["status"] == "waiting"
+
+
+@pytest.mark.parametrize("token,code", [
+    ("short", "InvalidToken"),
+    ("not a token at all, with spaces!!", "InvalidToken"),
+    ("AAAAbbbbccccddddeeeeffffgg", "TaskDoesNotExist"),  # well formed, never issued
+])
+def test_token_errors(sfn, token, code):
+    assert code_of(sfn.send_task_success, taskToken=token, output="{}") == code
+    assert code_of(sfn.send_task_failure, taskToken=token) == code
+    assert code_of(sfn.send_task_heartbeat, taskToken=token) == code
+
+
+def test_output_that_is_not_json_is_invalid_output(sfn, client):
+    sfn.start_execution(stateMachineArn=machine_arn("worker"), name="bad-output")
+    token = token_of(client, "bad-output")
+    assert code_of(sfn.send_task_success, taskToken=token, output="{nope") == "InvalidOutput"
+    assert rest_document(client, "bad-output")["status"] == "SUSPENDED"
+
+
+def test_an_answer_that_does_not_fit_the_question_is_invalid_output(sfn, client):
+    started = sfn.start_execution(stateMachineArn=machine_arn("approval"), name="asking", input=json.dumps(
+        {"item": "laptop", "requester": "ann", "reason": "broken", "approver": "boss@example.com"}))
+    token = token_of(client, "asking")
+    assert code_of(sfn.send_task_success, taskToken=token, output='{"decision": 42}') == "InvalidOutput"
+    sfn.send_task_success(taskToken=token, output='{"decision": "approve"}')
+    assert sfn.describe_execution(executionArn=started["executionArn"])["status"] != "FAILED"
+
+
+def test_a_child_continuation_is_an_invalid_token(sfn, client):
+    sfn.start_execution(stateMachineArn=machine_arn("purchase"), name="parent",
+                        input=json.dumps({"item": "chair", "requester": "ria", "reason": "broken"}))
+    [waiting] = rest_document(client, "parent")["continuations"]
+    assert waiting["kind"] == "child"
+    assert code_of(sfn.send_task_success, taskToken=waiting["id"], output="{}") == "InvalidToken"
+
+
+# -- the protocol itself -----------------------------------------------------------------------------
+
+def test_an_unknown_operation_and_a_bad_body_are_aws_errors(client, machines):
+    for target, body, code in [("AWSStepFunctions.Nope", "{}", "UnknownOperationException"),
+                               ("Other.StartExecution", "{}", "UnknownOperationException"),
+                               ("AWSStepFunctions.DescribeExecution", "{nope", "SerializationException"),
+                               ("AWSStepFunctions.DescribeExecution", "[1]", "SerializationException")]:
+        response = client.http.post("/", body=body, headers={
+            "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": target})
+        assert response.status_code == 400
+        assert json.loads(response.body)["__type"] == code
+        assert response.headers["Content-Type"] == "application/x-amz-json-1.0"
+
+
+def test_without_x_amz_target_post_slash_is_still_the_prototype(client):
+    response = client.http.post("/?input=6", headers={"Content-Type": "application/json"},
+                                body=open("state_machines/incsquare.json").read())
+    assert response.status_code == 200 and json.loads(response.body)["value"] == 49
+
+
+def test_with_an_api_key_the_protocol_needs_it_but_task_tokens_do_not(client, machines, answers, monkeypatch):
+    monkeypatch.setenv("API_KEY", "stage-key")
+    sfn = through_test_client(client, answers=answers)
+    assert code_of(sfn.start_execution, stateMachineArn=machine_arn("worker"), name="keyed") \
+        == "MissingAuthenticationTokenException"
+    assert status_of(sfn.start_execution, stateMachineArn=machine_arn("worker"), name="keyed") == 403
+    keyed = through_test_client(client, answers=answers)
+    keyed.meta.events.register("before-sign.sfn", lambda request, **_: request.headers.add_header(
+        "x-api-key", "stage-key"))
+    keyed.start_execution(stateMachineArn=machine_arn("worker"), name="keyed")
+    monkeypatch.delenv("API_KEY")
+    token = token_of(client, "keyed")
+    monkeypatch.setenv("API_KEY", "stage-key")
+    sfn.send_task_success(taskToken=token, output="{}")  # the token alone
+    wrong = through_test_client(client, answers=answers)
+    wrong.meta.events.register("before-sign.sfn", lambda request, **_: request.headers.add_header(
+        "x-api-key", "wrong"))
+    assert status_of(wrong.describe_execution,
+                     executionArn=f"arn:aws:states:{REGION}:{ACCOUNT}:execution:worker:keyed") == 403
+
+
+def test_region_and_account_come_from_the_stage(client, machines, answers, monkeypatch):
+    monkeypatch.setenv("STATES_REGION", "eu-central-1")
+    monkeypatch.setenv("STATES_ACCOUNT_ID", "123456789012")
+    sfn = through_test_client(client, answers=answers)
+    arn = "arn:aws:states:eu-central-1:123456789012:stateMachine:incsquare"
+    started = sfn.start_execution(stateMachineArn=arn, name="elsewhere", input='{"value": 1}')
+    assert started["executionArn"] == "arn:aws:states:eu-central-1:123456789012:execution:incsquare:elsewhere"
+    assert code_of(sfn.start_execution, stateMachineArn=machine_arn("incsquare")) == "StateMachineDoesNotExist"
+
+
+# -- Signature Version 4 -----------------------------------------------------------------------------
+
+@pytest.fixture
+def signed(client, machines, answers, monkeypatch):
+    """A stage with AWS credentials configured: the protocol needs a valid SigV4 by one of them."""
+    monkeypatch.setenv("AWS_ACCESS_KEYS", "AKIDSTAGE:stage-secret, AKIDOTHER:other-secret")
+    return lambda **kwargs: through_test_client(client, answers=answers, **kwargs)
+
+
+def test_a_correct_signature_passes(signed):
+    sfn = signed(key="AKIDSTAGE", secret="stage-secret")
+    started = sfn.start_execution(stateMachineArn=machine_arn("incsquare"), name="signed", input='{"value": 1}')
+    assert signed(key="AKIDOTHER", secret="other-secret").describe_execution(
+        executionArn=started["executionArn"])["status"] == "RUNNING"
+
+
+@pytest.mark.parametrize("key,secret,code", [
+    ("AKIDUNKNOWN", "stage-secret", "UnrecognizedClientException"),
+    ("AKIDSTAGE", "wrong-secret", "InvalidSignatureException"),
+    ("AKIDSTAGE", "other-secret", "InvalidSignatureException"),
+])
+def test_a_wrong_key_or_secret_is_403(signed, key, secret, code):
+    sfn = signed(key=key, secret=secret)
+    assert code_of(sfn.start_execution, stateMachineArn=machine_arn("incsquare")) == code
+    assert status_of(sfn.start_execution, stateMachineArn=machine_arn("incsquare")) == 403
+
+
+def test_an_altered_body_is_403(signed):
+    sfn = signed(key="AKIDSTAGE", secret="stage-secret")
+
+    def alter(request, **_):  # after signing, before sending: another input
+        assert b'value\\": 1}' in request.body
+        request.body = request.body.replace(b'value\\": 1}', b'value\\": 2}')
+
+    sfn.meta.events.register_first("before-send.sfn", alter)
+    with pytest.raises(ClientError) as raised:
+        sfn.start_execution(stateMachineArn=machine_arn("incsquare"), name="altered", input='{"value": 1}')
+    assert raised.value.response["Error"]["Code"] == "InvalidSignatureException"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_an_altered_signed_header_is_403(signed):
+    sfn = signed(key="AKIDSTAGE", secret="stage-secret")
+
+    def alter(request, **_):
+        request.headers["X-Amz-Target"] = "AWSStepFunctions.StopExecution"
+
+    sfn.meta.events.register_first("before-send.sfn", alter)
+    assert code_of(sfn.describe_execution,
+                   executionArn=f"arn:aws:states:{REGION}:{ACCOUNT}:execution:incsquare:x") \
+        == "InvalidSignatureException"
+
+
+@pytest.mark.parametrize("offset", [-301, 301])
+def test_a_date_outside_five_minutes_is_403(signed, monkeypatch, offset):
+    import time
+
+    from chalicelib.api import sigv4
+
+    monkeypatch.setattr(sigv4, "clock", lambda: time.time() - offset)  # the server's clock, not the client's
+    sfn = signed(key="AKIDSTAGE", secret="stage-secret")
+    with pytest.raises(ClientError) as raised:
+        sfn.start_execution(stateMachineArn=machine_arn("incsquare"))
+    error = raised.value.response["Error"]
+    assert (error["Code"], raised.value.response["ResponseMetadata"]["HTTPStatusCode"]) \
+        == ("InvalidSignatureException", 403)
+    assert error["Message"].startswith("Signature expired")
+
+
+def test_within_the_window_a_skewed_clock_passes(signed, monkeypatch):
+    import time
+
+    from chalicelib.api import sigv4
+
+    monkeypatch.setattr(sigv4, "clock", lambda: time.time() + 290)
+    signed(key="AKIDSTAGE", secret="stage-secret").start_execution(stateMachineArn=machine_arn("incsquare"))
+
+
+def test_an_unsigned_request_is_missing_authentication(signed, client):
+    from botocore import UNSIGNED
+
+    sfn = signed(config=Config(signature_version=UNSIGNED, retries={"total_max_attempts": 1}))
+    assert code_of(sfn.start_execution, stateMachineArn=machine_arn("incsquare")) \
+        == "MissingAuthenticationTokenException"
+    response = client.http.post("/", body="{}", headers={
+        "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "AWSStepFunctions.StartExecution",
+        "Authorization": "AWS4-HMAC-SHA256 nonsense"})
+    assert (response.status_code, json.loads(response.body)["__type"]) == (403, "IncompleteSignatureException")
+
+
+def test_with_credentials_configured_task_tokens_and_the_api_key_still_work(signed, client, monkeypatch):
+    started = signed(key="AKIDSTAGE", secret="stage-secret").start_execution(
+        stateMachineArn=machine_arn("worker"), name="tokened")
+    monkeypatch.setenv("API_KEY", "stage-key")
+    document = json.loads(client.http.get("/executions/tokened", headers={"x-api-key": "stage-key"}).body)
+    token = document["continuations"][0]["id"]
+    unsigned = signed(key="AKIDNOBODY", secret="nothing")
+    unsigned.send_task_heartbeat(taskToken=token)
+    unsigned.send_task_success(taskToken=token, output='{"done": true}')
+    keyed = signed(key="AKIDNOBODY", secret="nothing")
+    keyed.meta.events.register("before-sign.sfn", lambda request, **_: request.headers.add_header(
+        "x-api-key", "stage-key"))
+    assert keyed.describe_execution(executionArn=started["executionArn"])["status"] == "SUCCEEDED"
