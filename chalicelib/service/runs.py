@@ -305,12 +305,12 @@ class Runs:
         return self.tokens.revealed(record, document)
 
 
-_END_EVENTS = frozenset({"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut"})
 
 
 def _stop_date(events: list[dict], now: float) -> str:
-    """When the run ended the execution: its last event's time (a timeout's is the deadline)."""
-    if events and events[-1].get("type") in _END_EVENTS:
+    """When the run ended the execution: the commit's time, which is also when an answer that ended it
+    counts as given (``answeredAt``); a timeout's is the deadline its event carries."""
+    if events and events[-1].get("type") == "ExecutionTimedOut":
         return events[-1]["timestamp"]
     return iso_timestamp(now)
 
