@@ -33,9 +33,9 @@ bench: install
 	$(BIN)/python bench/redemption.py
 	$(BIN)/python bench/regexes.py
 
-# The long form of the load test (flushes the database of REDIS_URL).
+# The long form of the load test, then lost responses with servers SIGKILLed (flushes the database of REDIS_URL).
 load: install
-	$(BIN)/python bench/load.py --processes 8 --executions 20000
+	$(BIN)/python bench/load.py --processes 8 --executions 20000 --lost-executions 3000 --servers 3 --kill-every 3
 
 # Refresh docs/*.png: the browser test's screenshots of the approval, confirmation and outcome pages.
 screenshots: install

@@ -9,6 +9,11 @@ database it FLUSHES first (``make load`` runs this with 8 processes, 20,000 exec
 
     REDIS_URL=redis://127.0.0.1:6379/0 python bench/load.py [--processes 8] [--executions 20000]
 
+and with ``--lost-executions N``, then the lost-responses run (``bench/lost_responses.py``):
+clients over HTTP to ``--servers`` `chalice local` processes, dropping the connection
+before reading each answer and retrying, while the servers are SIGKILLed
+(``make load`` runs it with 3 servers, 3,000 executions).
+
 ``--persistent`` gives the own server ``appendonly yes`` and ``appendfsync always``.
 Worker processes (``multiprocessing``, spawned clean) stand in for concurrent
 Lambda containers: each has its own Redis client and the service the app builds
@@ -34,7 +39,8 @@ Lambda containers: each has its own Redis client and the service the app builds
    set ``asl:timers`` too: its members and TTL are printed).
 
 It prints executions and redemptions per second, the outcomes of the duplicate
-tries and every failure; the exit status is 1 if any check failed.
+tries and every failure, then the lost-responses figures (duplicate executions, lost
+and double-applied answers); the exit status is 1 if any check failed.
 ``tests/test_load.py`` runs a short form of the same code in CI.
 """
 from __future__ import annotations
@@ -360,6 +366,12 @@ def main() -> None:
     parser.add_argument("--own-server", action="store_true", help="start a throwaway redis-server")
     parser.add_argument("--persistent", action="store_true",
                         help="the own server with appendonly yes, appendfsync always (implies --own-server)")
+    parser.add_argument("--lost-executions", type=int, default=0,
+                        help="then start this many named executions over HTTP with lost responses (0: skip)")
+    parser.add_argument("--servers", type=int, default=3, help="chalice local processes for the lost responses")
+    parser.add_argument("--clients", type=int, default=8, help="client threads for the lost responses")
+    parser.add_argument("--kill-every", type=float, default=3.0,
+                        help="SIGKILL a server about every this many seconds (0: never)")
     args = parser.parse_args()
     if args.processes < 2:
         parser.error("--processes: two at least (every ID is redeemed from two processes)")
@@ -373,10 +385,19 @@ def main() -> None:
         from redis import Redis
 
         version = Redis.from_url(url).info("server")["redis_version"]
-        report = run_load(url, args.processes, args.executions, args.seed)
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, Redis {version} at {url} ({about})")
-    print("\n".join(report.lines()))
-    sys.exit(0 if report.ok else 1)
+        print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, Redis {version} at {url} ({about})",
+              flush=True)
+        reports = []
+        if args.executions > 0:
+            reports.append(run_load(url, args.processes, args.executions, args.seed))
+            print("\n".join(reports[-1].lines()), flush=True)
+        if args.lost_executions > 0:
+            from bench.lost_responses import run_lost_responses
+
+            reports.append(run_lost_responses(url, args.lost_executions, servers=args.servers,
+                                              clients=args.clients, kill_every=args.kill_every, seed=args.seed))
+            print("\n".join(reports[-1].lines()), flush=True)
+    sys.exit(0 if all(report.ok for report in reports) else 1)
 
 
 if __name__ == "__main__":

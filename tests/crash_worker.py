@@ -8,6 +8,9 @@ Run with REDIS_URL (and LEASE_SECONDS) set; each goes through the service the ap
 - ``redeem <answer JSON>``: prints ``ready``, waits for a line on stdin (so that several
   workers start together), redeems with the answer, retrying while the continuation is
   busy, and prints one JSON line: the first try's outcome and the last one's document.
+- ``start <boundary> <name>``: starts ``incsquare`` named ``name`` and hangs, printing
+  ``<boundary>``: ``reserved`` (the name is reserved, nothing is committed) or ``committed``
+  (the first commit is written, the process has done nothing after it).
 - ``effect <boundary> <target> <name> <url>``: starts an execution named ``name`` whose
   first state is a task-token call to ``target`` (see :func:`effect_definition`) and
   hangs, printing ``<boundary>``, at that boundary: ``committed`` (after the commit,
@@ -108,6 +111,21 @@ def effect(boundary: str, target: str, name: str, url: str = "") -> None:
     raise SystemExit("no boundary reached")
 
 
+def start(boundary: str, name: str) -> None:
+    commit = Store.commit
+    if boundary == "reserved":
+        Store.commit = stop_here("reserved")
+    else:
+        def commit_and_stop(store, change):
+            commit(store, change)
+            stop_here("committed")()
+        Store.commit = commit_and_stop
+    with open("state_machines/incsquare.json", encoding="utf-8") as handle:
+        definition = handle.read()
+    web.make_service(None).start(definition, {"value": 6}, state_machine="incsquare", trusted=True, name=name)
+    raise SystemExit("no boundary reached")
+
+
 def hang(store: Store, change) -> None:
     print("claimed", flush=True)
     time.sleep(600)
@@ -141,4 +159,4 @@ def redeem(continuation: str, answer: str) -> None:
 
 
 if __name__ == "__main__":
-    {"claim": claim, "redeem": redeem, "effect": effect}[sys.argv[1]](*sys.argv[2:])
+    {"claim": claim, "redeem": redeem, "effect": effect, "start": start}[sys.argv[1]](*sys.argv[2:])

@@ -6,6 +6,7 @@
 - ``redemption``: claim and answer continuations, heartbeats, what a continuation asks;
 - ``timers``: durable time (Waits, timeouts, heartbeats, children that ended);
 - ``children``: ``states:startExecution`` tasks; ``catalog``: the shipped ``state_machines/``;
+- ``calls``: the outbox of task-token calls; ``names``: who holds an execution name;
 - ``definitions``, ``ids``, ``tokens``, ``waits``, ``errors``, ``questions``, ``statuses``: their parts.
 
 It knows nothing of HTTP or pages: whoever presents questions passes a

@@ -1,7 +1,6 @@
 """Executions: start, run on after a budget ran out, stop, describe."""
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from typing import Any
@@ -10,18 +9,13 @@ from ..asl import proceed, run
 from ..asl.clock import iso_timestamp
 from ..asl.engine import iter_waits
 from ..store import Commit, CommitConflict, ExecutionRecord
+from . import names
 from .definitions import compile_definition
 from .errors import ServiceError, busy
 from .ids import new_execution_id
 from .runs import MAX_COMMIT_ATTEMPTS, Runs
 from .statuses import FINISHED
 from .waits import asked
-
-
-def input_digest(input: Any) -> str:
-    """Inputs compare by their canonical JSON (key order does not matter)."""
-    text = json.dumps(input, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Executions:
@@ -38,7 +32,7 @@ class Executions:
                                       allowed_resources=self.settings.allowed_resources)
         execution_id = new_execution_id()
         if name is not None:
-            existing = self._reserve(name, execution_id, state_machine or "inline:" + compiled.hash, input)
+            existing = self._reserve(name, execution_id, names.machine_of(state_machine, compiled.hash), input)
             if existing is not None:
                 return existing
         now = self.clock.now()
@@ -69,24 +63,34 @@ class Executions:
 
         The same state machine and input answer that execution (``alreadyExisted``);
         anything else is ``409 ExecutionAlreadyExists``. The reservation first lasts a
-        lease; the execution's commits then keep it as long as its records.
+        lease; the execution's commits then keep it as long as its records (see
+        ``Runs.commit``). A name whose holder has no records a lease after it was
+        reserved belonged to a start that died before its first commit, or to an
+        execution no longer kept: it is taken over.
         """
-        owner = json.dumps({"executionId": execution_id, "machine": machine,
-                            "input": input_digest(input)}, separators=(",", ":"))
-        held = self.store.reserve_name(name, owner, self.settings.lease_seconds)
-        if held is None:
-            return None
-        holder = json.loads(held)
-        if holder["machine"] != machine or holder["input"] != input_digest(input):
-            raise ServiceError(409, "ExecutionAlreadyExists",
-                               f"An execution named {name!r} already exists with another state machine "
-                               "or input.", executionId=holder["executionId"], name=name)
-        record = self.runs.load(holder["executionId"])
-        if record is None:  # the first start is still running its first step
-            raise ServiceError(409, "ExecutionStarting",
-                               f"The execution named {name!r} is starting; try again.",
-                               executionId=holder["executionId"], name=name, retryAfterSeconds=1)
-        return {**self.runs.document(record), "alreadyExisted": True}
+        lease = self.settings.lease_seconds
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            now = self.clock.now()
+            owner = names.holder(execution_id, machine, input, now)
+            held = self.store.reserve_name(name, owner, lease)
+            if held is None:
+                return None
+            holder = json.loads(held)
+            record = self.runs.load(holder["executionId"])
+            if record is None and holder.get("since", now) + lease <= now:
+                if self.store.replace_name(name, held, owner, lease):
+                    return None
+                continue  # another start took it first: look again
+            if holder["machine"] != machine or holder["input"] != names.input_digest(input):
+                raise ServiceError(409, "ExecutionAlreadyExists",
+                                   f"An execution named {name!r} already exists with another state machine "
+                                   "or input.", executionId=holder["executionId"], name=name)
+            if record is None:  # the first start is still running its first step
+                raise ServiceError(409, "ExecutionStarting",
+                                   f"The execution named {name!r} is starting; try again.",
+                                   executionId=holder["executionId"], name=name, retryAfterSeconds=1)
+            return {**self.runs.document(record), "alreadyExisted": True}
+        raise busy()
 
     def find(self, name: str) -> str | None:
         """The ID of the execution named ``name``, while its records are kept."""
@@ -146,8 +150,7 @@ class Executions:
                             events=[{"type": event, "timestamp": ended, "error": error,
                                      "cause": cause}])
             try:
-                self.store.commit(commit)
-                self.runs.keep_name(commit)
+                self.runs.commit(commit)
             except CommitConflict:
                 continue
             return self.runs.document(record)

@@ -167,8 +167,7 @@ class Redemptions:
                                      "state": wait["state"], "point": point, "heartbeats": wait["heartbeats"]}],
                             timers=[(timer_member("heartbeat", record.id, wait["id"]), wait["heartbeatAt"])])
             try:
-                self.store.commit(commit)
-                self.runs.keep_name(commit)
+                self.runs.commit(commit)
             except CommitConflict:
                 continue
             return {**info, "heartbeatAt": iso_timestamp(wait["heartbeatAt"])}

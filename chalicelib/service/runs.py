@@ -22,6 +22,7 @@ from ..asl.tasks import as_resolver
 from ..config import ONE_YEAR, Settings
 from ..resources import default_handlers
 from ..store import Claim, Commit, CommitConflict, ExecutionRecord, NewContinuation, Store
+from . import names
 from .calls import DeferTokenCalls, Effect, PendingCalls
 from .children import ChildExecutions
 from .definitions import stored_definition
@@ -253,16 +254,28 @@ class Runs:
         if commit.record.snapshot is not None:
             commit.definition = (compiled.hash, compiled.text)
         effects = self.calls.add_to(commit, outcome.effects, outcome.tokens)
-        self.store.commit(commit)
-        self.keep_name(commit)
+        self.commit(commit)
         if effects:
             self.calls.perform(commit.record, effects, outcome.tokens)
             commit.record.__dict__.update(self.reload(commit.record.id).__dict__)
 
-    def keep_name(self, commit: Commit) -> None:
-        """An execution started with a name keeps it as long as its records."""
-        name = commit.record.document.get("name")
-        if name and name != commit.record.id:
+    def commit(self, commit: Commit) -> None:
+        """Store ``commit``; an execution started with a name keeps it as long as its records.
+
+        The name is kept at least ``commit.ttl`` ahead of the commit script (in its
+        pipeline, stored again if it had lapsed), then exactly as long once the commit is
+        written: a process that dies in between leaves the name outliving the records,
+        never the records outliving the name, so a retried start cannot make a second
+        execution of that name.
+        """
+        record = commit.record
+        name = record.document.get("name")
+        named = bool(name) and name != record.id
+        if named:
+            machine = names.machine_of(record.document.get("stateMachine"), record.definition_hash)
+            commit.name = (name, names.holder(record.id, machine, record.document.get("input"), commit.now))
+        self.store.commit(commit)
+        if named:
             self.store.keep_name(name, commit.ttl)
 
     def ttl(self, record: ExecutionRecord, now: float) -> int:

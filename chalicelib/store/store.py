@@ -62,8 +62,8 @@ def _script(name: str) -> str:
     return (SCRIPTS / f"{name}.lua").read_text(encoding="utf-8")
 
 
-_CLAIM, _RELEASE, _COMMIT, _KEEP, _TAKE, _INDEX, _INDEX_PUT, _PAGE = (_script(n) for n in (
-    "claim", "release", "commit", "keep", "take", "index", "index_put", "page"))
+_CLAIM, _RELEASE, _COMMIT, _KEEP, _TAKE, _INDEX, _INDEX_PUT, _PAGE, _SWAP = (_script(n) for n in (
+    "claim", "release", "commit", "keep", "take", "index", "index_put", "page", "swap"))
 
 
 @dataclass
@@ -119,6 +119,7 @@ class Commit:
     timers: list[tuple[str, float]] | None = None  # (member, due) to add to the timer set
     definition: tuple[str, str] | None = None  # (hash, text) to keep stored at least as long
     calls: list[tuple[str, str]] | None = None  # pending calls to store: (field, call JSON)
+    name: tuple[str, str] | None = None  # (name, holder): kept at least ``ttl``, before the commit script runs
 
 
 def _listing(record: ExecutionRecord, now: float, ttl: int) -> dict:
@@ -159,6 +160,7 @@ class Store:
         #: On a Cluster the index has its own slot, so it is changed by a script of its own right after
         #: each commit; on a single server the commit script changes it in the same step.
         self.cluster = isinstance(redis, RedisCluster)
+        self._swap = redis.register_script(_SWAP)
         self._known_definitions: set[str] = set()
 
     # -- keys -------------------------------------------------------------------
@@ -201,8 +203,12 @@ class Store:
         return _text(self.redis.get(self.name_key(name)))
 
     def keep_name(self, name: str, ttl: int) -> None:
-        """Keep a reserved name as long as its execution's records."""
+        """Keep a reserved name as long as its execution's records (exactly: after a commit)."""
         self.redis.expire(self.name_key(name), max(1, ttl))
+
+    def replace_name(self, name: str, held: str, owner: str, ttl: int) -> bool:
+        """Give ``name`` to ``owner`` if it is still ``held`` as read (a start that died took it)."""
+        return bool(self._swap(keys=[self.name_key(name)], args=[held, owner, max(1, ttl)]))
 
     # -- definitions ------------------------------------------------------------
 
@@ -290,6 +296,8 @@ class Store:
                          [ttl, "" if known else definition[1]])
             if change.timers:
                 self._fill_timers(pipe, change.timers, ttl)
+            if change.name is not None:  # sent ahead of the commit: a stored execution's name outlives it
+                _evalsha(pipe, self._keep, [self.name_key(change.name[0])], [ttl, change.name[1]])
             _evalsha(pipe, self._commit, keys, args)
 
         replies = self._pipeline(fill)

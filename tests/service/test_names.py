@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -47,7 +48,11 @@ def test_an_execution_is_found_by_its_name(client):
     _, first = post(client, "/executions", {"stateMachine": "incsquare", "input": {"value": 2}, "name": "by-name"})
     response = client.http.get("/executions/by-name")
     assert response.status_code == 200
-    assert json.loads(response.body)["executionId"] == first["executionId"]
+    found = json.loads(response.body)
+    assert found["executionId"] == first["executionId"]
+    # the whole document, history too, is the same by name as by ID
+    by_id = json.loads(client.http.get(f"/executions/{first['executionId']}").body)
+    assert found["history"] and found == by_id
     assert client.http.get("/executions/no-such-name").status_code == 404
 
 
@@ -91,3 +96,63 @@ def test_concurrent_starts_from_processes_give_exactly_one_execution(redis_clien
         assert answer.get("id") == created[0]["id"] or answer.get("error") == "ExecutionStarting", answers
     assert executions(redis_client) == 1
     assert len(list(tmp_path.glob("*.eml"))) == 1  # one email, not one per start
+
+
+LEASE = 1  # LEASE_SECONDS of the worker and of the app under test
+
+
+def start_and_kill(boundary: str, name: str) -> None:
+    """A worker process starts incsquare named ``name`` and is SIGKILLed at ``boundary`` (tests/crash_worker.py)."""
+    worker = subprocess.Popen([sys.executable, "-m", "tests.crash_worker", "start", boundary, name], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "REDIS_URL": REDIS_URL, "LEASE_SECONDS": str(LEASE)})
+    try:
+        assert worker.stdout.readline().strip() == boundary
+        worker.send_signal(signal.SIGKILL)
+        assert worker.wait(10) == -signal.SIGKILL
+    finally:
+        worker.kill()
+        worker.stdout.close()
+
+
+def test_a_start_killed_after_its_commit_keeps_its_name(client, redis_client, monkeypatch):
+    """The name outlives the lease it was reserved for even when the process dies right after the commit:
+    a retry after the lease answers the stored execution, it does not start a second one."""
+    monkeypatch.setenv("LEASE_SECONDS", str(LEASE))
+    start_and_kill("committed", "killed-after-commit")
+    [key] = redis_client.scan_iter(match="asl:*:x:*")
+    stored = key.decode().rsplit(":", 1)[1]
+    time.sleep(LEASE + 0.5)  # the reservation's own lease is over
+    assert redis_client.ttl("asl:n:killed-after-commit") > 3600  # kept with the records, not the lease
+    status, again = post(client, "/executions", {"stateMachine": "incsquare", "input": {"value": 6},
+                                                 "name": "killed-after-commit"})
+    assert (status, again["executionId"], again.get("alreadyExisted")) == (200, stored, True), again
+    assert executions(redis_client) == 1
+    status, done = post(client, f"/continuations/{again['continuations'][0]['id']}", {"by": "retry"})
+    assert (status, done["output"]) == (200, {"value": 50, "by": "retry"})
+
+
+def test_a_start_killed_before_its_commit_frees_its_name_after_the_lease(client, redis_client, monkeypatch):
+    monkeypatch.setenv("LEASE_SECONDS", str(LEASE))
+    start_and_kill("reserved", "killed-before-commit")
+    start = {"stateMachine": "incsquare", "input": {"value": 6}, "name": "killed-before-commit"}
+    status, error = post(client, "/executions", start)
+    assert (status, error["error"]) == (409, "ExecutionStarting")  # the dead start's lease still holds
+    time.sleep(LEASE + 0.5)
+    status, document = post(client, "/executions", start)
+    assert (status, document["status"], document.get("alreadyExisted")) == (200, "SUSPENDED", None), document
+    assert executions(redis_client) == 1
+
+
+def test_a_name_held_for_records_that_are_gone_is_taken_over(client, redis_client, monkeypatch):
+    """A start that died between keeping its name and its commit leaves the name held with no execution
+    (the name kept ahead of the commit, see Runs.commit): after the lease a new start takes it."""
+    monkeypatch.setenv("LEASE_SECONDS", str(LEASE))
+    holder = json.dumps({"executionId": "abcdNOSUCHEXECUTION", "machine": "incsquare", "input": "0" * 64,
+                         "since": time.time() - LEASE - 1})
+    redis_client.set("asl:n:orphan", holder, ex=86400)
+    status, document = post(client, "/executions", {"stateMachine": "incsquare", "input": {"value": 6},
+                                                    "name": "orphan"})
+    assert (status, document["status"], document.get("alreadyExisted")) == (200, "SUSPENDED", None), document
+    assert json.loads(redis_client.get("asl:n:orphan"))["executionId"] == document["executionId"]
+    assert executions(redis_client) == 1
