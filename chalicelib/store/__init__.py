@@ -3,6 +3,7 @@
 - ``connection``: one Redis client per process;
 - ``embedded``: local development's own ``redis-server`` child process, when ``REDIS_URL`` is unset;
 - ``records``: the stored form of an execution and its compressed body;
+- ``pipelines``: pipelines of script calls that survive Redis losing its scripts;
 - ``scripts/``: the Lua scripts that make each change atomic (claim, commit, release, keep, take, swap) and
   the execution index's (index, index_put, page);
 - ``store``: the keys and the operations on them.

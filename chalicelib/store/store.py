@@ -44,8 +44,8 @@ from typing import Any
 
 from redis import Redis
 from redis.cluster import RedisCluster
-from redis.exceptions import NoScriptError
 
+from . import pipelines
 from .records import (INLINE_EVENTS, ExecutionRecord, compact, deflate_text, inflate, kept_history, pack_record,
                       unpack_record)
 
@@ -321,24 +321,8 @@ class Store:
         self._index(keys=self._index_keys(), args=args)
 
     def _pipeline(self, fill) -> list:
-        """Run a pipeline built by ``fill``; if Redis lost our scripts (restart), load them and rerun.
-
-        redis-py would check every script with SCRIPT EXISTS before each pipeline (an
-        extra round trip); calling EVALSHA directly keeps a write at one round trip.
-        """
-        pipe = self.redis.pipeline(transaction=False)
-        fill(pipe)
-        replies = pipe.execute(raise_on_error=False)
-        if any(isinstance(r, NoScriptError) for r in replies):
-            for script in (self._keep, self._commit):
-                script.sha = self.redis.script_load(script.script)
-            pipe = self.redis.pipeline(transaction=False)
-            fill(pipe)
-            replies = pipe.execute(raise_on_error=False)
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return replies
+        """Run a pipeline built by ``fill`` (see ``pipelines``: Redis may have lost the scripts)."""
+        return pipelines.run(self.redis, fill, (self._keep, self._commit))
 
     # -- the execution index ---------------------------------------------------
 
