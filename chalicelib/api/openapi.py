@@ -129,10 +129,33 @@ SCHEMAS: dict[str, dict] = {
             "alreadyExisted": {"type": "boolean", "description": (
                 "On a start: true when an execution with this name, state machine and input already existed "
                 "and this is it.")},
+        },
+        "additionalProperties": False,
+    },
+    "Answered": {
+        "type": "object",
+        "description": ("What the holder of a continuation is told after answering it: what became of the answer. "
+                        "Never another continuation's ID or link, nor the execution's input or history."),
+        "required": ["executionId", "status", "continuation", "state", "branch", "answered", "answeredAt",
+                     "replay", "waitingAt"],
+        "properties": {
+            "executionId": STRING,
+            "status": {"enum": STATUSES, "description": "The execution's status now."},
+            "continuation": {"type": "string", "description": "This continuation's ID."},
+            "state": _nullable(STRING),
+            "branch": _nullable(STRING),
+            "answered": {"enum": ["result", "failure"], "description": "Answered with a result, or failed."},
+            "answeredAt": {**TIMESTAMP, "description": "When the answer was committed."},
             "replay": {"type": "boolean", "description": (
-                "On a redemption: true when the continuation had already been redeemed with this same answer "
-                "(byte for byte); nothing resumed again, this is the execution as it stands.")},
-            "answeredAt": {**TIMESTAMP, "description": "With replay: when the answer was first given."},
+                "True when the continuation had already been redeemed with this same answer (byte for byte); "
+                "nothing resumed again, this is the execution as it stands.")},
+            "waitingAt": {"type": "array", "items": STRING,
+                          "description": "The states the execution waits at now (names only)."},
+            "output": {"description": "Once SUCCEEDED, unless the task marked it private: the output."},
+            "error": STRING,
+            "cause": _nullable(STRING),
+            "outputPrivate": {"const": True, "description": (
+                "The waiting task's Parameters said PrivateOutput: output, error and cause are not shown.")},
         },
         "additionalProperties": False,
     },
@@ -185,14 +208,18 @@ SCHEMAS: dict[str, dict] = {
     },
     "PrototypeResult": {
         "type": "object",
-        "description": ("The prototype's answer: the execution document with the values it waits with (or its "
-                        "output, when that is an object) at the top level, and CONTINUATION while it waits."),
-        "required": ["executionId", "status", "continuations"],
+        "description": ("The prototype's answer. A start: the execution document with the values it waits with "
+                        "(or its output, when that is an object) at the top level, and CONTINUATION while it "
+                        "waits. A redemption: the holder's view (Answered) with the output, when shown and an "
+                        "object, at the top level."),
+        "required": ["executionId", "status"],
         "properties": {
             "executionId": STRING,
             "status": {"enum": list(STATUSES)},
             "continuations": {"type": "array", "items": _ref("Continuation")},
             "CONTINUATION": STRING,
+            "continuation": STRING,
+            "replay": {"type": "boolean"},
         },
     },
     "StartRequest": {
@@ -463,7 +490,7 @@ OPERATIONS: dict[str, dict[str, dict]] = {
             "summary": "Redeem a continuation: resume the execution with this answer (at most once)",
             "description": "A JSON object, or the question's HTML form (typed and checked first)." + ACCEPT_NOTE,
             "requestBody": json_body(_ref("Answer"), required=False, form=True),
-            "responses": _merge(ok(_ref("Execution"), "The execution after the answer.", html=True),
+            "responses": _merge(ok(_ref("Answered"), "What became of the answer.", html=True),
                                 error(403, "ContinuationInternal", html=True), *ANSWER_ERRORS),
         },
     },
@@ -488,7 +515,7 @@ OPERATIONS: dict[str, dict[str, dict]] = {
             "description": ACCEPT_NOTE.strip(),
             "parameters": DECISION_QUERY,
             "requestBody": json_body(_ref("Answer"), required=False, form=True),
-            "responses": _merge(ok(_ref("Execution"), "The execution after the answer.", html=True),
+            "responses": _merge(ok(_ref("Answered"), "What became of the answer.", html=True),
                                 error(403, "InvalidSignature", "ContinuationInternal", html=True), *ANSWER_ERRORS),
         },
     },
@@ -499,7 +526,7 @@ OPERATIONS: dict[str, dict[str, dict]] = {
             "summary": "Fail the waiting task with this error (like SendTaskFailure); Retry and Catch apply",
             "requestBody": json_body(_ref("FailureRequest")),
             "responses": _merge(
-                ok(_ref("Execution"), "The execution after the failure."),
+                ok(_ref("Answered"), "What became of the failure."),
                 error(400, "MalformedJSON", "InvalidRequest"),
                 error(403, "ContinuationInternal"),
                 error(404, "ContinuationNotFound"),

@@ -127,12 +127,12 @@ def _answer(request, continuation: str, choice: str | None = None) -> dict | vie
         payload = {} if body is None else require_object(body, "The answer")
         if choice is not None:
             payload = {**payload, _choice_field(service, continuation): choice}
-    document = service.redeem(continuation, result=payload, digest=_digest(request, "result", choice))
+    answered = service.redeem(continuation, result=payload, digest=_digest(request, "result", choice))
     if not wants_html(request):
-        return document
+        return answered
     if info is None:
         info = service.describe_continuation(continuation)
-    return views.outcome_page(service, continuation, info, payload, document)
+    return views.outcome_page(service, continuation, info, payload, answered)
 
 
 def _digest(request, kind: str, choice: str | None = None) -> str:
@@ -263,9 +263,14 @@ def prototype(request) -> dict:
 
 
 def _flatten(document: dict) -> dict:
-    """The prototype's answer: the current values at the top level, plus CONTINUATION."""
+    """The prototype's answer: the current values at the top level, plus CONTINUATION.
+
+    A start (by the API key's caller) has the execution document, whose first open
+    continuation is the CONTINUATION; a redemption (by a continuation's holder) has the
+    holder's view, which names no other continuation: its values are the output, if shown.
+    """
     values: Any = document.get("output")
-    if document["continuations"]:
+    if document.get("continuations"):
         first = document["continuations"][0]
         values = first["parameters"]
         document = {**document, "CONTINUATION": first["id"]}

@@ -13,7 +13,8 @@ these conventions::
         {"name": "comment", "label": "Comment", "type": "textarea"},
         {"name": "budget", "type": "number", "required": true},
         {"name": "team", "type": "choice", "options": ["a", "b"]}
-      ]
+      ],
+      "PrivateOutput": true                       # the approver is not shown the workflow's output
     }
 
 Field types: text, textarea, number, boolean, choice (one of ``options``) and
@@ -33,12 +34,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..service import PRIVATE_OUTPUT
+
 TYPES = ("text", "textarea", "number", "boolean", "choice", "date")
 DEFAULT_CHOICE_FIELD = "decision"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TRUE = ("on", "true", "1", "yes")
-#: Keys with a meaning of their own, not shown as data (To and Subject are the email task's).
-CONVENTIONS = frozenset({"Title", "Description", "Data", "Choices", "ChoiceField", "Fields", "To", "Subject"})
+#: Keys with a meaning of their own, not shown as data (To and Subject are the email task's;
+#: PrivateOutput the service's, see ``chalicelib.service.holders``).
+CONVENTIONS = frozenset({"Title", "Description", "Data", "Choices", "ChoiceField", "Fields", "To", "Subject",
+                         PRIVATE_OUTPUT})
 
 
 @dataclass(frozen=True)

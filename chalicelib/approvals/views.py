@@ -136,15 +136,19 @@ class InvalidForm(ServiceError):
         self.form = form
 
 
-def outcome_page(service: Service, continuation: str, info: dict, answer: dict, document: dict) -> Page:
-    """After an answer: what was answered and where the workflow went."""
+def outcome_page(service: Service, continuation: str, info: dict, answer: dict, answered: dict) -> Page:
+    """After an answer: what was answered and where the workflow went.
+
+    ``answered`` is what the redemption told the holder (``holders.answer_view``): the page
+    shows nothing more than that, the question and the definition's diagram.
+    """
     question = forms.question_of(info.get("parameters"))
-    waiting = [c["state"] for c in document.get("continuations", [])]
+    waiting = answered["waitingAt"]
     trail = service.answer_trail(continuation)
     return _page(service, "outcome.html", heading=_heading(question, info),
                  answer=pages.answer_rows(question, answer), trail=trail,
-                 status_text=status_text(document["status"], waiting), execution_id=document["executionId"],
-                 diagram=_diagram(service, document["executionId"], waiting=waiting,
+                 status_text=status_text(answered["status"], waiting), execution_id=answered["executionId"],
+                 diagram=_diagram(service, answered["executionId"], waiting=waiting,
                                   visited=[info["state"], *trail]), where="")
 
 

@@ -4,6 +4,7 @@
 - ``executions``: start, run on in the background, stop, describe;
 - ``listing``: executions a page at a time, newest first, filtered (the store keeps the index);
 - ``redemption``: claim and answer continuations, heartbeats, what a continuation asks;
+- ``holders``: what the holder of one continuation ID is told (never the execution document);
 - ``timers``: durable time (Waits, timeouts, heartbeats, children that ended);
 - ``children``: ``states:startExecution`` tasks; ``catalog``: the shipped ``state_machines/``;
 - ``calls``: the outbox of task-token calls; ``names``: who holds an execution name;
@@ -22,6 +23,7 @@ from ..store import Claim, Store
 from .definitions import disallowed_resources
 from .errors import ServiceError
 from .executions import Executions
+from .holders import PRIVATE_OUTPUT
 from .listing import list_executions
 from .questions import Questions
 from .redemption import Redemptions, answer_digest
@@ -29,8 +31,8 @@ from .runs import Runs, continuation_expiry
 from .statuses import FINISHED, STATUSES
 from .timers import Timers
 
-__all__ = ["FINISHED", "STATUSES", "Questions", "Service", "ServiceError", "answer_digest", "continuation_expiry",
-           "disallowed_resources"]
+__all__ = ["FINISHED", "PRIVATE_OUTPUT", "STATUSES", "Questions", "Service", "ServiceError", "answer_digest",
+           "continuation_expiry", "disallowed_resources"]
 
 
 class Service:

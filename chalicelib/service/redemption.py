@@ -15,6 +15,7 @@ from typing import Any
 
 from ..asl.clock import iso_timestamp
 from ..store import Claim, ClaimRefused, Commit, CommitConflict
+from . import holders
 from .errors import PUBLIC_KINDS, ServiceError, busy, continuation_not_found, internal_continuation, refusal
 from .ids import continuation_id, id_hash, is_well_formed, new_nonce, tag_of
 from .runs import MAX_COMMIT_ATTEMPTS, Runs
@@ -47,7 +48,9 @@ class Redemptions:
         """Resume the execution waiting on ``continuation`` (at most once).
 
         ``digest`` identifies the answer (see :func:`answer_digest`; by default, of its
-        canonical JSON): the same answer again is a replay, answered with the execution.
+        canonical JSON): the same answer again is a replay. Either way the answer is
+        the holder's view of what became of it (:func:`holders.answer_view`), never the
+        execution document.
         """
         answer = {"error": error, "cause": cause} if error is not None else {"result": result}
         digest = digest or _digest_of(answer)
@@ -55,30 +58,35 @@ class Redemptions:
             claim = self._claim(continuation)
         except ClaimRefused as refused:
             if refused.reason == "redeemed" and refused.digest and refused.digest == digest:
-                return self._replay(refused)
+                return self._replay(continuation, refused)
             raise refusal(refused, self.clock.now()) from None
-        if (asked(claim.execution.snapshot).get(claim.point) or {}).get("kind") not in PUBLIC_KINDS | {None}:
+        about = asked(claim.execution.snapshot).get(claim.point) or {}
+        if about.get("kind") not in PUBLIC_KINDS | {None}:
             self.store.release(claim)
             raise internal_continuation()
         if error is None:
-            self._check_answer(claim, result)
-        return self.resume_claimed(claim, answer, digest=digest)
+            self._check_answer(claim, about, result)
+        document, answered_at = self.resume_claimed(claim, answer, digest=digest)
+        return holders.answer_view(continuation, about, document, failed=error is not None,
+                                   answered_at=iso_timestamp(answered_at))
 
-    def _replay(self, refused: ClaimRefused) -> dict:
-        """The same answer again: the execution as it stands, marked as a replay; nothing resumes."""
+    def _replay(self, continuation: str, refused: ClaimRefused) -> dict:
+        """The same answer again: what became of it, marked as a replay; nothing resumes."""
         record = self.runs.load(refused.execution_id or "")
-        if record is None:  # its records expired before the continuation's
+        fields = self.store.continuation(tag_of(continuation), id_hash(continuation))
+        if record is None or fields is None:  # its records expired before the continuation's
             raise refusal(refused, self.clock.now())
-        return {**self.runs.document(record), "replay": True,
-                "answeredAt": iso_timestamp(float(refused.detail))}
+        about = json.loads(fields.get("about") or "null") or {}
+        answer = json.loads(fields.get("answer") or "null") or {}
+        return holders.answer_view(continuation, about, self.runs.document(record), failed="error" in answer,
+                                   answered_at=iso_timestamp(float(refused.detail)), replay=True)
 
-    def _check_answer(self, claim: Claim, result: Any) -> None:
+    def _check_answer(self, claim: Claim, wait: dict, result: Any) -> None:
         """Refuse (422) an answer that does not fit the question, and give the claim back.
 
         Checked after claiming because the claim brings the question along (one round
         trip fewer than reading it first); a refused answer releases the claim at once.
         """
-        wait = asked(claim.execution.snapshot).get(claim.point) or {}
         problems = self.runs.questions.check(wait.get("parameters"), result)
         if problems:
             self.store.release(claim)
@@ -99,8 +107,11 @@ class Redemptions:
         self.runs.tokens.upgrade(claim.execution)
         return claim
 
-    def resume_claimed(self, claim: Claim, answer: dict, outcome: str = "redeemed", digest: str = "") -> dict:
-        """Resume with a claimed continuation; if that fails before the commit, give the claim back."""
+    def resume_claimed(self, claim: Claim, answer: dict, outcome: str = "redeemed",
+                       digest: str = "") -> tuple[dict, float]:
+        """Resume with a claimed continuation; if that fails before the commit, give the claim back.
+
+        The execution document and when the answer was committed (see ``Runs.resume``)."""
         try:
             return self.runs.resume(claim.execution, claim.point, answer, claim=claim, outcome=outcome,
                                     digest=digest)
@@ -195,26 +206,16 @@ class Redemptions:
             about = json.loads(fields["about"]) or {}
         else:
             about = asked(record.snapshot if record else None).get(fields["point"]) or {}
-        info = {
-            "id": continuation,
-            "status": {"open": "waiting", "claimed": "waiting"}.get(status, status),
-            "executionId": fields["exec"],
-            "executionStatus": record.status if record else "EXPIRED",
-            "state": about.get("state"),
-            "branch": about.get("branch"),
-            "kind": about.get("kind"),
-            "parameters": about.get("parameters"),
-            "expiresAt": iso_timestamp(expires),
-        }
+        status = {"open": "waiting", "claimed": "waiting"}.get(status, status)
         if record is not None:  # its own task token, none of another continuation
-            info["parameters"] = self.runs.tokens.revealed(record, info["parameters"], points={fields["point"]})
-        if info["status"] == "waiting":
-            info.update(self.runs.questions.links(continuation, info["parameters"]))
-        if fields.get("answer"):
-            info["answer"] = json.loads(fields["answer"])
-        if fields.get("reason"):
-            info["reason"] = fields["reason"]
-        return info
+            about = {**about, "parameters": self.runs.tokens.revealed(record, about.get("parameters"),
+                                                                       points={fields["point"]})}
+        links = self.runs.questions.links(continuation, about.get("parameters")) if status == "waiting" else {}
+        return holders.description(
+            continuation, status=status, execution_id=fields["exec"],
+            execution_status=record.status if record else "EXPIRED", about=about,
+            expires_at=iso_timestamp(expires), links=links,
+            answer=json.loads(fields["answer"]) if fields.get("answer") else None, reason=fields.get("reason", ""))
 
     def answer_trail(self, continuation: str) -> list[str]:
         """The states the execution entered after this continuation was answered (from its history)."""

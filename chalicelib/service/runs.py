@@ -144,8 +144,11 @@ class Runs:
         return Resolvers([ChildExecutions(self.start_child, execution_id), *resolvers, handlers])
 
     def resume(self, record: ExecutionRecord, point: str, answer: dict, *,
-               claim: Claim | None = None, outcome: str = "redeemed", digest: str = "") -> dict:
-        """Answer one suspension point and commit; on a version conflict, re-read and re-apply."""
+               claim: Claim | None = None, outcome: str = "redeemed", digest: str = "") -> tuple[dict, float]:
+        """Answer one suspension point and commit; on a version conflict, re-read and re-apply.
+
+        Returns the execution document and when the answer was committed (the ``answeredAt``
+        the continuation keeps)."""
         compiled = self.definition(record.definition_hash)
         summary = json.dumps({**answer, "at": iso_timestamp(self.clock.now())}, separators=(",", ":"))
         for _ in range(MAX_COMMIT_ATTEMPTS):
@@ -180,7 +183,7 @@ class Runs:
                 record = self.reload(record.id)
                 continue
             self.after_commit(record)
-            return self.document(record)
+            return self.document(record), commit.now
         raise busy()
 
     def after_commit(self, record: ExecutionRecord) -> None:

@@ -204,7 +204,7 @@ def test_json_answers_are_checked_too(client):
     assert as_json(response)["output"]["answer"] == {"decision": "approve", "extra": 1}
 
 
-def test_a_form_posted_by_an_api_client_answers_with_the_document(client):
+def test_a_form_posted_by_an_api_client_answers_with_json(client):
     document = start(client)
     response = client.http.post(path_of(waiting_of(document)["url"]),
                                 headers={"Content-Type": "application/x-www-form-urlencoded"},
