@@ -140,7 +140,7 @@ SCHEMAS: dict[str, dict] = {
                      "replay", "waitingAt"],
         "properties": {
             "executionId": STRING,
-            "status": {"enum": STATUSES, "description": "The execution's status now."},
+            "status": {"enum": list(STATUSES), "description": "The execution's status now."},
             "continuation": {"type": "string", "description": "This continuation's ID."},
             "state": _nullable(STRING),
             "branch": _nullable(STRING),
