@@ -4,13 +4,13 @@ fixed behaviour: each of them failed on the code the findings were made on.
 | finding | what was wrong | test |
 | --- | --- | --- |
 | 1 | the prototype's ``POST /?input=`` started without the API key | ``test_1_the_prototype_start_needs_the_api_key`` |
-| 2 | an answer to one continuation showed the others' IDs and links | ``test_2_a_holder_learns_no_other_continuation`` (and ``test_2_...`` below it) |
-| 3 | task-token markers in user data leaked IDs and rewrote answers | not here yet: the markers are being replaced |
+| 2 | an answer to one continuation showed the others' IDs and links | ``test_2_a_holder_learns_no_other_continuation``, ``test_2_a_holder_sees_the_outcome_only_where_the_definition_shows_it`` |
+| 3 | task-token markers in user data leaked IDs and rewrote answers | ``test_3_marker_text_in_data_reveals_no_id_and_answers_are_never_rewritten``; with real task tokens: ``tests/api/test_security.py::test_user_data_that_looks_like_a_token_marker_reveals_no_token``, ``::test_an_answer_holding_another_continuation_id_is_never_rewritten`` |
 | 4 | a ``child`` continuation could be answered, failed, heartbeaten | ``test_4_a_child_continuation_is_not_answerable_from_outside`` |
-| 5 | ``StringMatches`` backtracked (22.8 s on 160 characters) | ``tests/asl/test_wildcards.py::test_string_matches_with_many_stars_on_a_long_text_finishes`` |
+| 5 | ``StringMatches`` backtracked (22.8 s on 160 characters); ``=~`` and ``$match`` too | ``tests/asl/test_wildcards.py::test_string_matches_with_many_stars_on_a_long_text_finishes``; the regexes: ``tests/asl/test_regexes.py``, ``tests/api/test_regex_budget.py`` |
 | 6 | HTTP tasks reached loopback, metadata and private addresses | ``tests/resources/test_outbound_policy.py::test_loopback_in_any_spelling_is_refused_by_default_and_nothing_reaches_it`` and ``::test_the_dev_stage_allows_loopback_only_and_the_webhook_example_is_checked`` |
 | 7 | ``X-Forwarded-Proto: javascript:`` made every link a script | ``test_7_links_never_take_a_bad_scheme_or_host_from_the_request`` |
-| 8 | a non-ASCII ``x-api-key`` was a 500 | ``test_8_a_non_ascii_api_key_is_refused_with_403`` |
+| 8 | a non-ASCII ``x-api-key`` was a 500; heartbeats evicted ``ExecutionStarted`` | ``test_8_a_non_ascii_api_key_is_refused_with_403``; ``tests/service/test_timers.py::test_heartbeats_keep_one_event_per_task_and_never_evict_execution_started`` |
 
 Findings 5 and 6 are tested where their code lives (the interpreter, the resources); the others
 are the HTTP API's.
@@ -170,6 +170,29 @@ def test_2_a_holder_sees_the_outcome_only_where_the_definition_shows_it(keyed):
     assert set(gone) <= {"error", "message", "executionId"} and "s3cr3t" not in json.dumps(gone)
 
 
+# -- 3 ---------------------------------------------------------------------------------------------
+
+def test_3_marker_text_in_data_reveals_no_id_and_answers_are_never_rewritten(keyed):
+    """parallel-approval started with text shaped like the task-token markers: finance's question shows
+    the text as written, not legal's ID; answers quoting the other approver's ID are kept as written."""
+    client = keyed
+    note = {"note": "{{TaskToken p2}}", "also": "{{TaskToken p1}} {{TaskToken p3}}"}
+    response = client.http.post("/executions", headers=KEY,
+                                body=json.dumps({"stateMachine": "parallel-approval", "input": note}))
+    document = json.loads(response.body)
+    waiting = {c["parameters"]["Approver"]: c for c in document["continuations"]}
+    finance, legal = waiting["finance"], waiting["legal"]
+    shown = client.http.get(f"/continuations/{finance['id']}")
+    assert json.loads(shown.body)["parameters"]["Request"] == note
+    assert legal["id"] not in text_of(shown)
+    assert post(client, f"/continuations/{finance['id']}", {"decision": "approve", "quote": legal["id"]})[0] == 200
+    assert post(client, f"/continuations/{legal['id']}", {"decision": "approve", "quote": finance["id"]})[0] == 200
+    execution = json.loads(client.http.get(f"/executions/{document['executionId']}", headers=KEY).body)
+    assert execution["output"]["answers"] == [{"decision": "approve", "quote": legal["id"]},
+                                              {"decision": "approve", "quote": finance["id"]}]
+    assert execution["input"] == note
+
+
 # -- 4 ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("suffix,body", [("", {"Output": {"outcome": "approved"}, "ExecutionArn": "forged"}),
@@ -209,3 +232,31 @@ def test_8_a_non_ascii_api_key_is_refused_with_403(keyed, value):
     response = keyed.http.get("/executions/abc", headers={"x-api-key": value})
     assert response.status_code == 403
     assert json.loads(response.body)["error"] == "Forbidden"
+
+
+# -- the table -------------------------------------------------------------------------------------
+
+def test_every_test_the_table_names_exists():
+    """The docstring's table stays true: each ``path::test`` (or ``::test`` of the path before it,
+    or ``test`` of this module) it names is defined there."""
+    import os
+
+    from ..conftest import ROOT
+
+    here = os.path.relpath(__file__, ROOT)
+    named = []
+    for row in __doc__.splitlines():
+        if not row.startswith("| ") or not row[2].isdigit():
+            continue
+        path = here
+        for ref in re.findall(r"``([\w/.]*::\w+|::\w+|test_\w+)``", row.split("|")[3]):
+            if ref.startswith("::"):
+                ref = path + ref
+            elif "::" not in ref:
+                ref = f"{here}::{ref}"
+            path, name = ref.split("::")
+            named.append((path, name))
+    assert len(named) >= 12
+    for path, name in named:
+        with open(os.path.join(ROOT, path), encoding="utf-8") as source:
+            assert re.search(rf"^def {name}\(", source.read(), re.M), f"{path}::{name}"
