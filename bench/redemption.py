@@ -71,6 +71,17 @@ class Curve:
     trips: list[int]  # round trips per redemption
 
 
+def all_continuations(service, document: dict) -> list[dict]:
+    """Every open continuation of an execution, read a page at a time after its first page."""
+    listed = list(document["continuations"])
+    token = document.get("continuationsNextToken")
+    while token:
+        page = service.describe(document["executionId"], with_history=False, limit=1000, next_token=token)
+        listed += page["continuations"]
+        token = page.get("continuationsNextToken")
+    return listed
+
+
 def measure(service, recorder: Recorder, size: int, redemptions: int) -> Curve:
     definition = json.dumps(map_definition(size))
     items = [{"n": n, "label": f"item {n}"} for n in range(size)]
@@ -80,7 +91,7 @@ def measure(service, recorder: Recorder, size: int, redemptions: int) -> Curve:
     start_seconds = time.perf_counter() - began
     start_bytes = recorder.bytes_sent
     recorder.stop()
-    open_points = document["continuations"]
+    open_points = all_continuations(service, document)
     assert document["status"] == "SUSPENDED" and len(open_points) == size, (document["status"], len(open_points))
     step = max(1, size // redemptions)
     chosen = open_points[::step][:redemptions]

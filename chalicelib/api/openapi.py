@@ -111,7 +111,8 @@ SCHEMAS: dict[str, dict] = {
     "Execution": {
         "type": "object",
         "description": "The execution document.",
-        "required": ["executionId", "name", "stateMachine", "status", "input", "startDate", "continuations"],
+        "required": ["executionId", "name", "stateMachine", "status", "input", "startDate", "continuations",
+                     "continuationsCount"],
         "properties": {
             "executionId": STRING,
             "name": STRING,
@@ -123,7 +124,14 @@ SCHEMAS: dict[str, dict] = {
             "cause": _nullable(STRING),
             "startDate": TIMESTAMP,
             "stopDate": TIMESTAMP,
-            "continuations": {"type": "array", "items": _ref("Continuation")},
+            "continuations": {"type": "array", "items": _ref("Continuation"), "description": (
+                "Its open continuations in branch order, at most a page (100 by default; the limit parameter "
+                "of GET /executions/{id}).")},
+            "continuationsCount": {"type": "integer", "minimum": 0,
+                                   "description": "How many continuations are open, listed or not."},
+            "continuationsNextToken": {**STRING, "description": (
+                "When more are open than listed: pass as nextToken to GET /executions/{id} for the next page.")},
+            "continuationsNext": {**STRING, "description": "The URL of that next page."},
             "timers": {"type": "array", "items": _ref("Timer")},
             "parent": {"type": "object", "description": "For a child execution: the parent and its waiting task."},
             "alreadyExisted": {"type": "boolean", "description": (
@@ -279,8 +287,11 @@ def _extend(base: str, description: str, **properties: dict) -> dict:
 
 
 SCHEMAS["ExecutionWithHistory"] = _extend("Execution", "The execution document plus its history.", history={
-    "type": "array", "items": {"type": "object", "required": ["type", "timestamp"],
-                               "properties": {"type": STRING, "timestamp": TIMESTAMP, "state": STRING}}})
+    "type": "array", "description": "Its history events, oldest first: a page (historyLimit, historyToken).",
+    "items": {"type": "object", "required": ["type", "timestamp"],
+              "properties": {"type": STRING, "timestamp": TIMESTAMP, "state": STRING}}})
+SCHEMAS["ExecutionWithHistory"]["properties"]["historyNextToken"] = {**STRING, "description": (
+    "When more events follow this page: pass as historyToken for the next one.")}
 SCHEMAS["Heartbeat"] = _extend("ContinuationInfo", "The continuation and its new heartbeat deadline.", heartbeatAt={
     "anyOf": [TIMESTAMP, {"type": "null"}], "description": "Null when the task has no HeartbeatSeconds."})
 SCHEMAS["DecisionPreview"] = _extend("ContinuationInfo", "What a decision link would answer.", decision={
@@ -400,6 +411,18 @@ LIST_QUERY = [
 ]
 PAGE_NOTE = (" Browsers (an Accept header naming text/html) get the developer's HTML page instead: the list with "
              "its filters, or the execution with its open questions, history and diagram; errors are pages too.")
+DESCRIBE_QUERY = [
+    {"name": "limit", "in": "query", "required": False,
+     "description": "At most this many open continuations (default 100).",
+     "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    {"name": "nextToken", "in": "query", "required": False, "schema": STRING,
+     "description": "The continuationsNextToken of the page before (opaque)."},
+    {"name": "historyLimit", "in": "query", "required": False,
+     "description": "At most this many history events (default: all it keeps, HISTORY_LIMIT).",
+     "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    {"name": "historyToken", "in": "query", "required": False, "schema": STRING,
+     "description": "The historyNextToken of the page before (opaque)."},
+]
 ACCEPT_NOTE = (" Browsers (an Accept header naming text/html) get HTML pages instead of JSON, errors about the "
                "continuation included.")
 
@@ -463,6 +486,9 @@ OPERATIONS: dict[str, dict[str, dict]] = {
             "security": [{}, {"apiKey": []}],
             "responses": _merge(ok(_ref("ExecutionWithHistory"), "The execution.", html=True), API_KEY,
                                 error(404, "ExecutionNotFound", html=True), STORE_PAGE),
+            "parameters": DESCRIBE_QUERY,
+            "responses": _merge(ok(_ref("ExecutionWithHistory"), "The execution."), API_KEY,
+                                error(400, "InvalidRequest"), error(404, "ExecutionNotFound"), STORE),
         },
         "delete": {
             "operationId": "stop_execution",

@@ -72,11 +72,30 @@ def list_query(request) -> dict:
         raise ServiceError(400, "InvalidRequest", f"Unknown parameters: {', '.join(sorted(unknown))}; "
                            f"the list takes {', '.join(LIST_PARAMETERS)}.")
     given = {name: params.get(name) or None for name in LIST_PARAMETERS}
-    limit = params.get("limit")
-    if limit is not None and not (limit.isascii() and limit.isdigit() and len(limit) <= 6):
-        raise ServiceError(400, "InvalidRequest", "'limit' must be a whole number from 1 to 1000.")
     return {"state_machine": given["stateMachine"], "status": given["status"],
-            "limit": None if limit is None else int(limit), "next_token": given["nextToken"]}
+            "limit": _whole_number(params, "limit"), "next_token": given["nextToken"]}
+
+
+def _whole_number(params, name: str) -> int | None:
+    value = params.get(name)
+    if value is not None and not (value.isascii() and value.isdigit() and len(value) <= 6):
+        raise ServiceError(400, "InvalidRequest", f"'{name}' must be a whole number from 1 to 1000.")
+    return None if value is None else int(value)
+
+
+DESCRIBE_PARAMETERS = ("limit", "nextToken", "historyLimit", "historyToken")
+
+
+def describe_query(request) -> dict:
+    """The pages of ``GET /executions/{id}?limit=&nextToken=&historyLimit=&historyToken=``."""
+    params = request.query_params or {}
+    unknown = set(params) - set(DESCRIBE_PARAMETERS)
+    if unknown:
+        raise ServiceError(400, "InvalidRequest", f"Unknown parameters: {', '.join(sorted(unknown))}; "
+                           f"an execution takes {', '.join(DESCRIBE_PARAMETERS)}.")
+    return {"limit": _whole_number(params, "limit"), "next_token": params.get("nextToken") or None,
+            "history_limit": _whole_number(params, "historyLimit"),
+            "history_token": params.get("historyToken") or None}
 
 
 @browser_endpoint
@@ -97,9 +116,9 @@ def list_executions(request) -> dict | views.Page:
 
 @browser_endpoint
 def get_execution(request, execution_id: str) -> dict | views.Page:
-    """The execution document and its history; for a browser, its page."""
+    """The execution document and its history, each a page at a time; for a browser, its page."""
     service = make_service(request)
-    document = service.describe(execution_id)
+    document = service.describe(execution_id, **describe_query(request))
     return views.execution_page(service, document) if wants_html(request) else document
 
 

@@ -72,8 +72,9 @@ class Service:
         return self.executions.start(definition, input, state_machine=state_machine, trusted=trusted,
                                      name=name, parent=parent)
 
-    def describe(self, execution_id: str, with_history: bool = True) -> dict:
-        return self.executions.describe(execution_id, with_history)
+    def describe(self, execution_id: str, with_history: bool = True, **page) -> dict:
+        """``page``: ``limit``, ``next_token``, ``history_limit``, ``history_token`` (see ``Executions.describe``)."""
+        return self.executions.describe(execution_id, with_history, **page)
 
     def abort(self, execution_id: str) -> dict:
         return self.executions.abort(execution_id)

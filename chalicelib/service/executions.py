@@ -13,9 +13,40 @@ from . import names
 from .definitions import compile_definition
 from .errors import ServiceError, busy
 from .ids import new_execution_id
-from .runs import MAX_COMMIT_ATTEMPTS, Runs
+from .listing import MAX_LIMIT, decode_token, encode_token, invalid
+from .runs import CONTINUATIONS_SHOWN, MAX_COMMIT_ATTEMPTS, Runs
 from .statuses import FINISHED
 from .waits import asked
+
+
+def _cursor(token: str | None, execution_id: str, name: str) -> int:
+    """Where a page goes on: what a ``nextToken`` or ``historyToken`` of this execution carries."""
+    if token is None:
+        return 0
+    position, owner = decode_token(token)
+    if owner != execution_id:
+        raise invalid(f"'{name}' is a token of another execution.")
+    return position
+
+
+def _positions(events: list[dict]):
+    """(position, event): events the service adds (aborts, heartbeats) have no id, so an event's
+    position is the id before it, times a million, plus how many id-less events came since."""
+    last, since = 0, 0
+    for event in events:
+        if "id" in event:
+            last, since = event["id"], 0
+        else:
+            since += 1
+        yield last * 1_000_000 + since, event
+
+
+def _page_size(value: int | None, default: int, name: str) -> int:
+    if value is None:
+        return default
+    if type(value) is not int or not 1 <= value <= MAX_LIMIT:
+        raise invalid(f"'{name}' must be a whole number from 1 to {MAX_LIMIT}.")
+    return value
 
 
 class Executions:
@@ -156,10 +187,15 @@ class Executions:
             return self.runs.document(record)
         raise busy()
 
-    def describe(self, execution_id: str, with_history: bool = True) -> dict:
+    def describe(self, execution_id: str, with_history: bool = True, *, limit: int | None = None,
+                 next_token: str | None = None, history_limit: int | None = None,
+                 history_token: str | None = None) -> dict:
         """By ID, or else by the name the execution was started with.
 
-        A task-token call of this execution whose maker died is made first (see ``calls``).
+        A page of its open continuations (``limit``, default ``CONTINUATIONS_SHOWN``; ``next_token``
+        from the page before) and of its history, oldest first (``history_limit``, default all it
+        keeps; ``history_token``). A task-token call of this execution whose maker died is made
+        first (see ``calls``).
         """
         try:
             record = self.runs.reload(execution_id)
@@ -168,13 +204,21 @@ class Executions:
             if found is None:
                 raise
             record = self.runs.reload(found)
+        offset = _cursor(next_token, record.id, "nextToken")
+        after = _cursor(history_token, record.id, "historyToken")
+        limit = _page_size(limit, CONTINUATIONS_SHOWN, "limit")
+        history_limit = _page_size(history_limit, self.store.history_limit, "historyLimit")
         if record.snapshot is not None and any(w["kind"] == "task-token" for _, w in iter_waits(record.snapshot)):
             made, _ = self.runs.calls.finish(record.id)
             if made:
                 record = self.runs.reload(record.id)
-        document = self.runs.document(record)
+        document = self.runs.document(record, limit, offset)
         if with_history:
-            document["history"] = self.runs.tokens.history(record, self.store.history(record.id))
+            events = [(key, event) for key, event in _positions(self.store.history(record.id)) if key > after]
+            page = events[:history_limit]
+            document["history"] = self.runs.tokens.history(record, [event for _, event in page])
+            if len(events) > len(page):
+                document["historyNextToken"] = encode_token((page[-1][0], record.id))
         return document
 
     def definition_of(self, execution_id: str) -> dict:

@@ -28,6 +28,7 @@ from .children import ChildExecutions
 from .definitions import stored_definition
 from .errors import ServiceError, busy, execution_not_found
 from .ids import continuation_id, id_hash, new_nonce
+from .listing import encode_token
 from .questions import Questions
 from .statuses import FINISHED
 from .tokens import TaskTokens
@@ -36,6 +37,7 @@ from .waits import asked, timer_member, wait_timers
 log = logging.getLogger(__name__)
 
 MAX_COMMIT_ATTEMPTS = 20
+CONTINUATIONS_SHOWN = 100  # open continuations an execution document lists (a page); at most MAX_LIMIT
 
 
 def continuation_expiry(settings: Settings, now: float, timeout_at: float | None) -> float:
@@ -290,10 +292,16 @@ class Runs:
 
     # -- documents --------------------------------------------------------------
 
-    def document(self, record: ExecutionRecord) -> dict:
-        """The execution document, with open continuations and timers (task tokens revealed)."""
+    def document(self, record: ExecutionRecord, limit: int = CONTINUATIONS_SHOWN, offset: int = 0) -> dict:
+        """The execution document, with open continuations and timers (task tokens revealed).
+
+        It lists at most ``limit`` open continuations, from the ``offset``-th on (in branch
+        order), and only those get their ID, links and signatures computed; when there are
+        more, ``continuationsNextToken`` and ``continuationsNext`` lead to the rest.
+        """
         document = dict(record.document)
         continuations, timers = [], []
+        count = 0
         if record.snapshot is not None:
             for branch, wait in iter_waits(record.snapshot):
                 if wait["kind"] == "timer":
@@ -302,6 +310,9 @@ class Runs:
                     continue
                 entry = record.open.get(wait["id"])
                 if entry is None:
+                    continue
+                count += 1
+                if count <= offset or len(continuations) >= limit:
                     continue
                 nonce, expires = entry
                 ident = continuation_id(record.id[:4], nonce, self.settings.signing_secret)
@@ -316,6 +327,14 @@ class Runs:
                     **({"detail": wait["detail"]} if wait.get("detail") else {}),
                 })
         document["continuations"] = continuations
+        document["continuationsCount"] = count
+        shown = offset + len(continuations)
+        if count > shown:
+            token = encode_token((shown, record.id))
+            document["continuationsNextToken"] = token
+            size = "" if limit == CONTINUATIONS_SHOWN else f"&limit={limit}"
+            document["continuationsNext"] = (f"{self.questions.base_url}/executions/{record.id}"
+                                             f"?nextToken={token}{size}")
         if timers:
             document["timers"] = timers
         return self.tokens.revealed(record, document)

@@ -399,3 +399,86 @@ def test_an_execution_read_by_its_name_has_its_history(client):
     _, by_id = get(client, "/executions/" + document["executionId"])
     _, by_name = get(client, "/executions/named-history")
     assert by_id["history"] and by_name["history"] == by_id["history"]
+
+
+FAN_OUT = {"StartAt": "Fan", "States": {"Fan": {"Type": "Map", "MaxConcurrency": 250, "End": True, "ItemProcessor": {
+    "StartAt": "Ask", "States": {"Ask": {"Type": "Task", "Resource": "module:suspend",
+                                         "Parameters": {"n.$": "$"}, "End": True}}}}}}
+
+
+def test_thousands_of_open_points_are_listed_a_page_at_a_time(client):
+    status, document = post(client, "/executions", {"definition": FAN_OUT, "input": list(range(250))})
+    assert status == 200 and document["status"] == "SUSPENDED"
+    # the start lists the first 100 in branch order, says how many are open and where the rest are
+    assert document["continuationsCount"] == 250
+    assert [c["parameters"]["n"] for c in document["continuations"]] == list(range(100))
+    execution = document["executionId"]
+    pages, path = [], f"/executions/{execution}?limit=60"
+    while path:
+        status, page = get(client, path)
+        assert status == 200 and page["continuationsCount"] == 250 and len(page["continuations"]) <= 60
+        pages.append(page)
+        following = page.get("continuationsNext")
+        path = following[following.index("/executions/"):] if following else None
+    assert [len(p["continuations"]) for p in pages] == [60, 60, 60, 60, 10]
+    listed = [c for p in pages for c in p["continuations"]]
+    assert [c["parameters"]["n"] for c in listed] == list(range(250))
+    assert len({c["id"] for c in listed}) == 250
+    assert listed[:100] == document["continuations"]
+    # the token works as a parameter too, and the last page has none
+    token = pages[3]["continuationsNextToken"]
+    status, last = get(client, f"/executions/{execution}?limit=60&nextToken={token}")
+    assert last["continuations"] == pages[4]["continuations"] and "continuationsNextToken" not in last
+    # a redemption answers with the first page of what is still open
+    status, answered = post(client, f"/continuations/{listed[0]['id']}", {"ok": True})
+    assert answered["continuationsCount"] == 249 and len(answered["continuations"]) == 100
+    assert answered["continuations"][0]["id"] == listed[1]["id"]
+
+
+@pytest.mark.parametrize("size", [1, 4])
+def test_the_history_is_read_a_page_at_a_time(client, size):
+    document = start(client, "incsquare", {"value": 6})
+    post(client, f"/continuations/{document['continuations'][0]['id']}", {"by": "kim"})
+    execution = document["executionId"]
+    status, whole = get(client, f"/executions/{execution}")
+    assert status == 200 and "historyNextToken" not in whole and len(whole["history"]) > 6
+    events, path = [], f"/executions/{execution}?historyLimit={size}"
+    while path:
+        status, page = get(client, path)
+        assert status == 200 and 1 <= len(page["history"]) <= size
+        events += page["history"]
+        path = (f"/executions/{execution}?historyLimit={size}&historyToken={page['historyNextToken']}"
+                if "historyNextToken" in page else None)
+    assert events == whole["history"]
+
+
+def test_events_the_service_adds_are_paged_too(client):
+    """An abort's event has no id of its own: it still comes once, after the events before it."""
+    document = start(client, "incsquare", {"value": 6})
+    execution = document["executionId"]
+    assert client.http.delete(f"/executions/{execution}").status_code == 200
+    status, whole = get(client, f"/executions/{execution}")
+    assert whole["history"][-1]["type"] == "ExecutionAborted"
+    events, path = [], f"/executions/{execution}?historyLimit=1"
+    while path:
+        status, page = get(client, path)
+        events += page["history"]
+        path = (f"/executions/{execution}?historyLimit=1&historyToken={page['historyNextToken']}"
+                if "historyNextToken" in page else None)
+    assert events == whole["history"]
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=x", "historyLimit=0", "nextToken=garbage",
+                                   "historyToken=%%%", "page=2"])
+def test_bad_page_parameters_are_400(client, query):
+    document = start(client, "incsquare", {"value": 6})
+    status, error = get(client, f"/executions/{document['executionId']}?{query}")
+    assert status == 400 and error["error"] == "InvalidRequest", error
+
+
+def test_a_page_token_of_another_execution_is_refused(client):
+    status, document = post(client, "/executions", {"definition": FAN_OUT, "input": list(range(3))})
+    other = start(client, "incsquare", {"value": 6})
+    status, page = get(client, f"/executions/{document['executionId']}?limit=1")
+    status, error = get(client, f"/executions/{other['executionId']}?nextToken={page['continuationsNextToken']}")
+    assert status == 400 and "another execution" in error["message"]

@@ -98,3 +98,20 @@ def test_an_inline_map_without_max_concurrency_keeps_40_iterations_open(store_re
     service.redeem(document["continuations"][0]["id"], result={"n": 0})
     document = service.describe(document["executionId"])
     assert [c["branch"] for c in document["continuations"]] == [f"M[{i}]" for i in range(1, 41)]
+
+
+def test_a_document_signs_and_links_only_the_continuations_it_lists(store_redis, clock, monkeypatch):
+    monkeypatch.setenv("REQUEST_MAX_TRANSITIONS", "10000")
+    service = make_service(settings(), Store(store_redis), clock=clock)
+    fan_out = {"StartAt": "M", "States": {"M": {
+        "Type": "Map", "MaxConcurrency": 500, "End": True,
+        "ItemProcessor": {"StartAt": "Ask", "States": {"Ask": {"Type": "Task", "Resource": "module:suspend",
+                                                               "End": True}}}}}}
+    document = start(service, fan_out, list(range(500)))
+    assert document["continuationsCount"] == 500 and len(document["continuations"]) == 100
+    linked = []
+    links = service.questions.links
+    monkeypatch.setattr(service.questions, "links", lambda ident, parameters: linked.append(ident) or links(ident, parameters))
+    page = service.describe(document["executionId"], limit=10, next_token=document["continuationsNextToken"])
+    assert [c["branch"] for c in page["continuations"]] == [f"M[{i}]" for i in range(100, 110)]
+    assert linked == [c["id"] for c in page["continuations"]]
