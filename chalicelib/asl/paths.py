@@ -5,8 +5,9 @@ value. Paths come in three roots: ``$`` (the state's input or effective input),
 ``$$`` (the context object) and ``$name`` (a workflow variable). Simple paths
 (``$.a.b[0]['c d']``) compile to a tuple of keys and are read with plain dict
 and list lookups; anything else (wildcards, filters, slices, unions) goes to
-jsonpath-ng, parsed once here and never in the step loop; its ``=~`` filters search
-with RE2 (:mod:`.regexes`), and a pattern RE2 cannot run is a :class:`PathSyntaxError`.
+jsonpath-ng, parsed once here and never in the step loop; its ``=~`` filters and
+`` `sub()` `` operators search with RE2 (:mod:`.regexes`), and a pattern RE2 cannot run is a
+:class:`PathSyntaxError`.
 
 ``compile_reference_path`` compiles a ResultPath, which may only name one
 location, into a :class:`ReferencePath` whose ``put`` writes a value into a
@@ -208,11 +209,10 @@ def _parse_complex(text: str, original: str):
         expr = parse(_without_dot_before_bracket(text))
     except (JsonPathLexerError, JsonPathParserError, Exception) as exc:
         raise PathSyntaxError(f"invalid JSONPath {original!r}: {exc}") from exc
-    for pattern in regexes.patterns_in_path(expr):
-        try:
-            regexes.compile_pattern(pattern)
-        except (regexes.UnsupportedPattern, TypeError) as exc:
-            raise PathSyntaxError(f"invalid JSONPath {original!r}: {exc}") from None
+    try:
+        regexes.bind_path(expr)
+    except (regexes.UnsupportedPattern, TypeError) as exc:
+        raise PathSyntaxError(f"invalid JSONPath {original!r}: {exc}") from None
     return expr, _is_definite(expr)
 
 

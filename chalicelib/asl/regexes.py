@@ -1,6 +1,7 @@
 """Regular expressions in definitions run on RE2, in time linear in the text they search.
 
-A definition's regexes are JSONPath filters ``[?(@.name =~ 'pattern')]`` and JSONata
+A definition's regexes are JSONPath filters ``[?(@.name =~ 'pattern')]`` (and jsonpath-ng's
+`` `sub(/pattern/, replacement)` `` operator) and JSONata
 regex literals ``/pattern/flags`` (``$match``, ``$replace``, ``$split``, ``$contains``).
 Python's own ``re`` backtracks: ``(a+)+$`` on 28 ``a`` and a ``!`` takes it seconds, and
 every further ``a`` doubles that, while the process can do nothing else. Here both
@@ -42,10 +43,10 @@ __all__ = [
     "Pattern",
     "RegexTimeout",
     "UnsupportedPattern",
+    "bind_path",
     "compile_pattern",
     "install",
     "jsonata_engine",
-    "patterns_in_path",
     "set_deadline",
 ]
 
@@ -303,16 +304,22 @@ def install() -> None:
     jsonpath_filter.OPERATOR_MAP["=~"] = _search
 
 
-def patterns_in_path(expression: Any) -> Iterator[str]:
-    """The ``=~`` patterns of a parsed jsonpath-ng expression, at any depth."""
+def bind_path(expression: Any) -> None:
+    """Make a parsed jsonpath-ng expression search with RE2: its ``=~`` patterns are checked (the
+    operator itself is :func:`install`'s), and its `` `sub(/pattern/, replacement)` `` operators get RE2
+    patterns in place of the ``re`` ones jsonpath-ng compiled. :class:`UnsupportedPattern` (or TypeError,
+    for a number after ``=~``) for a pattern RE2 cannot run."""
     from jsonpath_ng import JSONPath
     from jsonpath_ng.ext.filter import Expression
+    from jsonpath_ng.ext.string import Sub
 
     pending = [expression]
     while pending:
         node = pending.pop()
         if isinstance(node, Expression) and node.op == "=~":
-            yield node.value
+            compile_pattern(node.value)
+        elif isinstance(node, Sub):
+            node.regex = compile_pattern(node.expr)
         for value in vars(node).values() if hasattr(node, "__dict__") else ():
             items = value if isinstance(value, (list, tuple)) else (value,)
             pending.extend(item for item in items if isinstance(item, JSONPath))

@@ -74,6 +74,20 @@ def test_jsonata_match_with_nested_repetition_finishes(size):
     }
 
 
+@pytest.mark.parametrize("size", [28, 5000])
+def test_a_jsonpath_sub_operator_with_nested_repetition_finishes(size):
+    hostile = "a" * size + "!"
+    definition = {"StartAt": "S", "States": {"S": {"Type": "Pass", "End": True, "Parameters": {
+        "hostile.$": "$.hostile.`sub(/(a+)+$/, b)`", "plain.$": "$.plain.`sub(/(a+)+$/, b)`"}}}}
+    result = run_in_child(definition, {"hostile": hostile, "plain": "xaa"})
+    # jsonpath-ng's sub() finds nothing when nothing is replaced; a Parameters path that finds nothing fails
+    assert result["status"] == "FAILED" and result["error"] == "States.Runtime", result
+    assert "$.hostile" in result["cause"]
+    definition["States"]["S"]["Parameters"] = {"plain.$": "$.plain.`sub(/(a+)+$/, b)`",
+                                               "each.$": "$.plain.`sub(/a/, b)`"}
+    assert run(definition, {"plain": "xaa"})["output"] == {"plain": "xb", "each": "xbb"}
+
+
 # -- ordinary patterns mean what they did ----------------------------------------------------
 
 def test_flags_groups_and_replacement_references():
@@ -162,8 +176,19 @@ def test_patterns_re2_cannot_run_are_refused_with_the_definition(pattern, reason
     literal = pattern.replace("\\", "\\\\")
     [jsonata_problem] = problems(jsonata(f"$match('ab', /{pattern}/)"))
     assert f"'{pattern}'" in jsonata_problem and reason in jsonata_problem
-    for definition in (jsonpath_filter(literal),
-                       {"StartAt": "F", "States": {"F": {"Type": "Pass", "End": True,
-                                                         "InputPath": f"$.items[?(@.s =~ '{literal}')]"}}}):
+    definitions = [jsonpath_filter(literal), {"StartAt": "F", "States": {"F": {
+        "Type": "Pass", "End": True, "InputPath": f"$.items[?(@.s =~ '{literal}')]"}}}]
+    if python_compiles(pattern):  # jsonpath-ng compiles sub()'s pattern with re first
+        definitions.append({"StartAt": "F", "States": {"F": {"Type": "Pass", "End": True,
+                                                             "InputPath": f"$.s.`sub(/{literal}/, x)`"}}})
+    for definition in definitions:
         [jsonpath_problem] = problems(definition)
         assert f"'{pattern}'" in jsonpath_problem and reason in jsonpath_problem, jsonpath_problem
+
+
+def python_compiles(pattern: str) -> bool:
+    try:
+        re.compile(pattern)
+    except re.error:
+        return False
+    return True
