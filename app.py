@@ -3,8 +3,9 @@ import os
 
 from chalice import Chalice, Rate
 
-from chalicelib.api import authorization, fallback, openapi, rest, runtime, stepfunctions
+from chalicelib.api import admission, authorization, fallback, openapi, rest, runtime, stepfunctions
 
+runtime.check_deployed_configuration()
 runtime.prepare_local_server()
 app = Chalice(app_name="asl-continuations")
 app.api.binary_types = []
@@ -103,6 +104,7 @@ def openapi_document():
 
 fallback.install(app)  # after every route: 405 for the methods a path lacks, 404 for unknown paths
 authorization.install(app)  # after every route: one check for all of them
+admission.install(app)  # then the headers: bytes HTTP allows, and a Host the stage trusts
 
 
 @app.lambda_function(name="continue_execution")

@@ -81,8 +81,8 @@ def is_api_caller(request) -> bool:
         return True
     headers = {k.lower(): v for k, v in (request.headers or {}).items()}
     given = headers.get("x-api-key", "")
-    # compare bytes: a non-ASCII header (as latin-1 text) must be refused, not raise
-    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
+    # compare bytes: a non-ASCII header (latin-1 text, or a lone surrogate from an event) is refused, never raises
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
 
 
 def refusal(request) -> Response | None:

@@ -304,6 +304,7 @@ ERROR_TEXT = {
     409: "Conflict.", 410: "No longer possible.", 413: "The request body is too large (MAX_BODY_BYTES).",
     415: "The Content-Type header (on any request, with a body or not) is not one this route takes.",
     422: "The answer does not fit the question.",
+    500: "The stage's settings are unsafe: API_KEY without PUBLIC_BASE_URL or TRUSTED_HOSTS.",
     503: "The store is unreachable (StoreUnavailable), or the execution changes too often (Busy); try again.",
 }
 
@@ -358,16 +359,38 @@ def page_only(status: int, description: str) -> tuple[int, dict]:
     return status, {"description": description, "content": {HTML: {"schema": STRING}}}
 
 
-def _merge(*entries: tuple[int, dict]) -> dict[str, dict]:
-    """Responses by status; two entries for one status merge their content (JSON and a page).
+def _error_codes(schema: dict) -> list[str] | None:
+    """The codes an error body of :func:`error` may carry, or None for another schema."""
+    parts = schema.get("allOf", [])
+    if len(parts) == 2 and parts[0] == _ref("Error"):
+        return parts[1]["properties"]["error"]["enum"]
+    return None
 
-    Every route can answer 415: Chalice checks the Content-Type header, also on a GET, before the handler runs.
+
+def at_the_door() -> list[tuple[int, dict]]:
+    """What every route may answer before its handler runs (``admission``): a header that is not HTTP's,
+    an untrusted host (with TRUSTED_HOSTS), a stage whose settings are unsafe."""
+    return [error(400, "InvalidHeader", "UntrustedHost"), error(500, "ConfigurationError")]
+
+
+def _merge(*entries: tuple[int, dict]) -> dict[str, dict]:
+    """Responses by status; two entries for one status merge their content (JSON and a page), and
+    two error bodies their codes.
+
+    Every route can answer 415: Chalice checks the Content-Type header, also on a GET, before the handler
+    runs; and every route what :func:`at_the_door` lists.
     """
     merged: dict[str, dict] = {}
-    for status, response in (*entries, unsupported_media_type()):
+    for status, response in (*entries, *at_the_door(), unsupported_media_type()):
         if str(status) in merged:
             existing = merged[str(status)]
             existing["description"] += " " + response["description"]
+            old, new = existing["content"].get(JSON), response["content"].get(JSON)
+            codes = _error_codes(old["schema"]) if old and new else None
+            more = _error_codes(new["schema"]) if old and new else None
+            if codes is not None and more is not None:
+                codes.extend(code for code in more if code not in codes)
+                response = {**response, "content": {k: v for k, v in response["content"].items() if k != JSON}}
             existing["content"].update(response["content"])
             existing.setdefault("headers", {}).update(response.get("headers", {}))
         else:

@@ -33,8 +33,61 @@ _HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za
                    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 
 
+class ConfigurationError(RuntimeError):
+    """The stage's settings would make the service unsafe; it refuses to run until they are fixed."""
+
+
+def configuration_problem(config: Settings) -> str | None:
+    """What is wrong with the stage's settings, if anything: an API key with no source of links.
+
+    A stage with ``API_KEY`` guards its executions, and its links (continuation URLs, decision
+    links, emails) must not come from whatever ``Host`` a request sends: it needs
+    ``PUBLIC_BASE_URL``, or ``TRUSTED_HOSTS`` to check the request's host against.
+    """
+    if os.environ.get("API_KEY") and not config.public_base_url and not config.trusted_hosts:
+        return ("API_KEY is set but neither PUBLIC_BASE_URL nor TRUSTED_HOSTS is: links would be built from "
+                "whatever Host a request sends. Set PUBLIC_BASE_URL to the stage's public URL, or TRUSTED_HOSTS "
+                "to the host[:port] names it answers on (comma-separated).")
+    return None
+
+
+def check_configuration(config: Settings) -> None:
+    """Raise :class:`ConfigurationError` for a stage that must not run (see :func:`configuration_problem`)."""
+    problem = configuration_problem(config)
+    if problem is not None:
+        raise ConfigurationError(problem)
+
+
+def check_deployed_configuration() -> None:
+    """At import in the deployed function: a misconfigured stage fails its cold start, saying why."""
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and not os.environ.get("AWS_CHALICE_CLI_MODE"):
+        check_configuration(settings())
+
+
+def is_trusted(host: str, trusted: tuple[str, ...]) -> bool:
+    """``host`` (``name`` or ``name:port``) is one of ``trusted``: ``name:port`` exactly, or ``name`` on any port."""
+    host = host.lower()
+    name = host.rsplit(":", 1)[0] if ":" in host and not host.endswith("]") else host
+    return host in trusted or name in trusted
+
+
+def link_host(request, config: Settings) -> str | None:
+    """The host links take from ``request`` (when ``PUBLIC_BASE_URL`` is unset).
+
+    With ``TRUSTED_HOSTS``: ``X-Forwarded-Host`` (its first name) or else ``Host``, if it is one
+    of them; None if it is not (the request is refused). Without: a well-formed ``Host``, else
+    ``localhost``.
+    """
+    headers = {k.lower(): v for k, v in (request.headers or {}).items()}
+    if config.trusted_hosts:
+        host = (headers.get("x-forwarded-host", "").split(",")[0].strip() or headers.get("host", "")).strip()
+        return host if _HOST.match(host) and is_trusted(host, config.trusted_hosts) else None
+    host = headers.get("host", "localhost")
+    return host if _HOST.match(host) else "localhost"
+
+
 def base_url(request, config: Settings) -> str:
-    """Where links point: ``PUBLIC_BASE_URL``, else the request's host if it is well formed.
+    """Where links point: ``PUBLIC_BASE_URL``, else the request's host as :func:`link_host` takes it.
 
     Only ``http``/``https`` and a well-formed host are taken from the request; anything else
     falls back to ``http://localhost`` rather than being written into links.
@@ -42,9 +95,7 @@ def base_url(request, config: Settings) -> str:
     if config.public_base_url:
         return config.public_base_url
     headers = {k.lower(): v for k, v in (request.headers or {}).items()}
-    host = headers.get("host", "localhost")
-    if not _HOST.match(host):
-        host = "localhost"
+    host = link_host(request, config) or "localhost"
     proto = headers.get("x-forwarded-proto", "http").split(",")[0].strip().lower()
     if proto not in ("http", "https"):
         proto = "http"
@@ -171,6 +222,9 @@ def start_local_runtime() -> None:
     its main thread) and start the ticker that fires timers, since ``chalice local`` runs no schedules."""
     global _ticker
 
+    problem = configuration_problem(settings())
+    if problem is not None:
+        raise SystemExit(f"chalice local: refusing to start: {problem}")
     store_for(settings())
     if _ticker is not None:
         return

@@ -18,6 +18,7 @@ KEY = {"x-api-key": "stage-key", "Content-Type": "application/json"}
 @pytest.fixture
 def keyed(client, monkeypatch):
     monkeypatch.setenv("API_KEY", "stage-key")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://approvals.example.com")  # a keyed stage needs a source of links
     return client
 
 

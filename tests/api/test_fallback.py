@@ -12,7 +12,7 @@ import pytest
 from chalicelib.api import fallback
 
 from ..local_server import chalice_local
-from .test_package import api_event
+from .test_package import HOST, api_event
 
 
 class Context:
@@ -69,6 +69,7 @@ def test_the_fallbacks_answer_json_whatever_the_content_type(content_type):
 
 def test_the_fallbacks_need_no_api_key_and_reveal_nothing(monkeypatch):
     monkeypatch.setenv("API_KEY", "stage-key")
+    monkeypatch.setenv("TRUSTED_HOSTS", HOST)
     status, body, _ = lambda_answer(api_event("PUT", "/executions/{execution_id}", "/executions/x",
                                               {"execution_id": "x"}))
     assert (status, body["error"]) == (405, "MethodNotAllowed")

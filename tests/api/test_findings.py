@@ -37,6 +37,7 @@ ID_SHAPED = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{26}(?![A-Za-z0-9_-])")
 @pytest.fixture
 def keyed(client, monkeypatch):
     monkeypatch.setenv("API_KEY", "stage-key")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://approvals.example.com")  # a keyed stage needs a source of links
     return client
 
 

@@ -298,6 +298,7 @@ def test_without_x_amz_target_post_slash_is_still_the_prototype(client):
 
 def test_with_an_api_key_the_protocol_needs_it_but_task_tokens_do_not(client, machines, answers, monkeypatch):
     monkeypatch.setenv("API_KEY", "stage-key")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "http://localhost")  # a keyed stage needs a source of links
     sfn = through_test_client(client, answers=answers)
     assert code_of(sfn.start_execution, stateMachineArn=machine_arn("worker"), name="keyed") \
         == "MissingAuthenticationTokenException"
@@ -309,6 +310,7 @@ def test_with_an_api_key_the_protocol_needs_it_but_task_tokens_do_not(client, ma
     monkeypatch.delenv("API_KEY")
     token = token_of(client, "keyed")
     monkeypatch.setenv("API_KEY", "stage-key")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "http://localhost")  # a keyed stage needs a source of links
     sfn.send_task_success(taskToken=token, output="{}")  # the token alone
     wrong = through_test_client(client, answers=answers)
     wrong.meta.events.register("before-sign.sfn", lambda request, **_: request.headers.add_header(
@@ -421,6 +423,7 @@ def test_with_credentials_configured_task_tokens_and_the_api_key_still_work(sign
     started = signed(key="AKIDSTAGE", secret="stage-secret").start_execution(
         stateMachineArn=machine_arn("worker"), name="tokened")
     monkeypatch.setenv("API_KEY", "stage-key")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "http://localhost")  # a keyed stage needs a source of links
     document = json.loads(client.http.get("/executions/tokened", headers={"x-api-key": "stage-key"}).body)
     token = document["continuations"][0]["id"]
     unsigned = signed(key="AKIDNOBODY", secret="nothing")
