@@ -59,6 +59,8 @@ from . import errors, regexes
 from .errors import StatesError, json_type
 from .limits import MAX_PAYLOAD_BYTES, NotJson, TooDeep, payload_size
 
+regexes.install_jsonata()
+
 __all__ = [
     "Expression",
     "ExpressionSyntaxError",

@@ -204,7 +204,7 @@ def _parse_complex(text: str, original: str):
     from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
     from jsonpath_ng.ext import parse
 
-    regexes.install()  # filters' =~ search with RE2
+    regexes.install_jsonpath()  # filters' =~ search with RE2
     try:
         expr = parse(_without_dot_before_bracket(text))
     except (JsonPathLexerError, JsonPathParserError, Exception) as exc:

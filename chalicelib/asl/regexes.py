@@ -19,9 +19,11 @@ languages' libraries read them: ``search``, ``finditer``, ``split`` and ``sub`` 
 Python's replacement templates, ``\\g<1>``, and its error for a group the pattern lacks,
 which jsonata-python relies on). Match positions are in characters of the text.
 
-:func:`install` hooks the engine into jsonpath-ng once, when this package is imported:
-its ``=~`` looks ``OPERATOR_MAP["=~"]`` up for every comparison. JSONata gets the engine
-as :func:`jsonata_engine`, passed to every ``Jsonata`` it parses.
+:func:`install_jsonpath` hooks the engine into jsonpath-ng once, before the first filter is
+parsed: its ``=~`` looks ``OPERATOR_MAP["=~"]`` up for every comparison. JSONata gets the
+engine as :func:`jsonata_engine`, passed to every ``Jsonata`` it parses, and
+:func:`install_jsonata` gives it to jsonata-python's date-time parsing (``$toMillis`` with a
+picture), once.
 
 All matches (``finditer``, ``sub``, ``split``) take one search per match, and each search
 may read the rest of the text, so a pattern like ``[a-z]*X|a`` costs the square of the
@@ -45,7 +47,8 @@ __all__ = [
     "UnsupportedPattern",
     "bind_path",
     "compile_pattern",
-    "install",
+    "install_jsonata",
+    "install_jsonpath",
     "jsonata_engine",
     "set_deadline",
 ]
@@ -266,7 +269,7 @@ def _template(template: str, groups: int, names: tuple = ()) -> Callable[[Match]
     return expand
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=512)
 def compile_pattern(pattern: str, ignore_case: bool = False, multiline: bool = False) -> Pattern:
     """The RE2 pattern for ``pattern`` (cached), or :class:`UnsupportedPattern`."""
     if not isinstance(pattern, str):
@@ -295,7 +298,7 @@ def _search(value: Any, pattern: Any) -> bool:
 
 
 @cache
-def install() -> None:
+def install_jsonpath() -> None:
     """Make jsonpath-ng's ``=~`` search with RE2 (it reads the operator from this map every time).
 
     Done once, before the first JSONPath filter is parsed; later calls do nothing."""
@@ -304,11 +307,43 @@ def install() -> None:
     jsonpath_filter.OPERATOR_MAP["=~"] = _search
 
 
+class _DateTimeRe:
+    """What jsonata-python's date-time parsing reads of ``re``, on RE2: ``$toMillis(text, picture)`` builds
+    a regex from the picture (its literal text unescaped), so a picture is a pattern too."""
+
+    IGNORECASE = re.IGNORECASE
+
+    @staticmethod
+    def compile(pattern: str, flags: int = 0) -> Pattern:
+        return compile_pattern(pattern, bool(flags & re.IGNORECASE))
+
+    @staticmethod
+    def sub(pattern: Any, replacement: Any, text: str, count: int = 0) -> str:
+        compiled = pattern if isinstance(pattern, Pattern) else compile_pattern(pattern)
+        return compiled.sub(replacement, text, count)
+
+    @staticmethod
+    def split(pattern: Any, text: str, maxsplit: int = 0) -> list:
+        compiled = pattern if isinstance(pattern, Pattern) else compile_pattern(pattern)
+        return compiled.split(text, maxsplit)
+
+
+@cache
+def install_jsonata() -> None:
+    """Make jsonata-python's date-time parsing compile its regexes with RE2 (its module's ``re`` is
+    :class:`_DateTimeRe`); regex literals get :func:`jsonata_engine` where each expression is parsed.
+
+    Done once, when the expressions module is imported; later calls do nothing."""
+    from jsonata import datetimeutils
+
+    datetimeutils.re = _DateTimeRe
+
+
 def bind_path(expression: Any) -> None:
     """Make a parsed jsonpath-ng expression search with RE2: its ``=~`` patterns are checked (the
-    operator itself is :func:`install`'s), and its `` `sub(/pattern/, replacement)` `` operators get RE2
-    patterns in place of the ``re`` ones jsonpath-ng compiled. :class:`UnsupportedPattern` (or TypeError,
-    for a number after ``=~``) for a pattern RE2 cannot run."""
+    operator itself is :func:`install_jsonpath`'s), and its `` `sub(/pattern/, replacement)` ``
+    operators get RE2 patterns in place of the ``re`` ones jsonpath-ng compiled.
+    :class:`UnsupportedPattern` (or TypeError, for a number after ``=~``) for a pattern RE2 cannot run."""
     from jsonpath_ng import JSONPath
     from jsonpath_ng.ext.filter import Expression
     from jsonpath_ng.ext.string import Sub

@@ -88,6 +88,38 @@ def test_a_jsonpath_sub_operator_with_nested_repetition_finishes(size):
     assert run(definition, {"plain": "xaa"})["output"] == {"plain": "xb", "each": "xbb"}
 
 
+@pytest.mark.parametrize("size", [50, 5000])
+def test_a_date_time_picture_with_many_unbounded_parts_finishes(size):
+    """``$toMillis`` makes a regex of its picture: five ``[f]`` are five ``[0-9]+`` in a row."""
+    expression = ("{'hostile': $toMillis($states.input.digits, '[f][f][f][f][f]'), "
+                  "'plain': $toMillis('2018-02-01', '[Y0001]-[M01]-[D01]')}")
+    result = run_in_child(jsonata(expression), {"digits": "1" * size + "x"})
+    assert result["status"] == "SUCCEEDED", result
+    assert result["output"] == {"plain": 1517443200000}  # no match: undefined, left out
+
+
+def test_a_date_time_picture_re2_cannot_run_fails_the_state_naming_the_pattern():
+    """A picture may come from data, so its pattern is checked when it runs."""
+    result = run(jsonata("$toMillis('aa1', $states.input.picture)"), {"picture": "(a)\\1[Y]"})
+    assert result["status"] == "FAILED" and result["error"] == "States.QueryEvaluationError", result
+    assert "'^((a)\\1)([0-9]{2,4})$'" in result["cause"] and "backreference" in result["cause"], result["cause"]
+
+
+@pytest.mark.parametrize("timestamp, picture", [
+    ("2018-02-01", "[Y0001]-[M01]-[D01]"), ("1st February 2018", "[D1o] [MNn] [Y]"),
+    ("Thursday, 1st February 2018", "[FNn], [D1o] [MNn] [Y]"), ("9:42 pm", "[h]:[m01] [P]"),
+    ("2018-02-01T09:42:13+01:00", "[Y0001]-[M01]-[D01]T[H01]:[m01]:[s01][Z]"), ("2018-032", "[Y]-[d]"),
+    ("12/25/2019 10:30:00 AM", "[M]/[D]/[Y] [h]:[m]:[s] [P]"), ("MMXVIII", "[YI]"), ("2018-02-01 x", "[Y]-[M]-[D] y"),
+])
+def test_date_time_pictures_parse_as_on_pythons_engine(timestamp, picture, monkeypatch):
+    from jsonata import datetimeutils
+
+    expression = f"$toMillis('{timestamp}', '{picture}')"
+    after = Jsonata(expression).evaluate(None)
+    monkeypatch.setattr(datetimeutils, "re", re)  # jsonata-python as it comes: Python's re
+    assert after == Jsonata(expression).evaluate(None)
+
+
 # -- ordinary patterns mean what they did ----------------------------------------------------
 
 def test_flags_groups_and_replacement_references():
