@@ -676,6 +676,7 @@ OPERATIONS: dict[str, dict[str, dict]] = {
                                "UnknownOperationException, InvalidArn, InvalidName, InvalidExecutionInput, "
                                "InvalidDefinition, InvalidToken, InvalidOutput, StateMachineDoesNotExist, "
                                "ExecutionDoesNotExist, ExecutionAlreadyExists, TaskDoesNotExist, TaskTimedOut, "
+                               "StateMachineAlreadyExists, MissingRequiredParameter, ResourceNotFound, TooManyTags, "
                                "ThrottlingException."),
                 error(403, "ResourceNotAllowed", "Forbidden", "ContinuationInternal"),
                 aws_error(403, "Not authenticated: MissingAuthenticationTokenException, "

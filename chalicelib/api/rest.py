@@ -31,15 +31,16 @@ def start_execution(request) -> tuple[int, dict]:
     if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= 80):
         raise ServiceError(400, "InvalidRequest", "'name' must be a string of 1 to 80 characters.")
     service = make_service(request)
-    definition, machine, trusted = definition_from(body)
+    definition, machine, trusted = definition_from(body, service)
     document = service.start(definition, body.get("input", {}), state_machine=machine, trusted=trusted, name=name)
     if document.get("alreadyExisted"):
         return 200, document
     return (200 if document["status"] in FINISHED else 202 if document["status"] == "RUNNING" else 200), document
 
 
-def definition_from(body: dict) -> tuple[Any, str | None, bool]:
-    """(definition, state machine name, trusted) from a request body."""
+def definition_from(body: dict, service: Service) -> tuple[Any, str | None, bool]:
+    """(definition, state machine name, trusted) from a request body: a shipped or registered
+    state machine's, or the inline definition (untrusted)."""
     has_name, has_inline = "stateMachine" in body, "definition" in body
     if has_name == has_inline:
         raise ServiceError(400, "InvalidRequest", "Give exactly one of 'stateMachine' or 'definition'.")
@@ -47,11 +48,12 @@ def definition_from(body: dict) -> tuple[Any, str | None, bool]:
         name = body["stateMachine"]
         if not isinstance(name, str):
             raise ServiceError(400, "InvalidRequest", "'stateMachine' must be a string.")
-        text = catalog.load_text(name)
-        if text is None:
+        found = service.machines.definition(name.removesuffix(".json"))
+        if found is None:
             raise ServiceError(404, "StateMachineNotFound", f"There is no state machine named {name!r}.",
                                available=catalog.names())
-        return text, name.removesuffix(".json"), True
+        text, trusted = found
+        return text, name.removesuffix(".json"), trusted
     definition = body["definition"]
     if not isinstance(definition, (dict, str)):
         raise ServiceError(400, "InvalidRequest", "'definition' must be an ASL object (or its JSON text).")

@@ -117,8 +117,9 @@ def load(definition: dict | str | Compiled) -> Compiled:
 
 
 def new_snapshot(compiled: Compiled, input: Any, *, clock, name: str | None = None,
-                 state_machine_name: str | None = None) -> dict:
-    """The snapshot of an execution that has not run yet."""
+                 state_machine_name: str | None = None, region: str = REGION, account: str = ACCOUNT) -> dict:
+    """The snapshot of an execution that has not run yet; its context object's ARNs name ``region``
+    and ``account``."""
     started = clock.now()
     name = name or str(uuid.uuid4())
     machine_name = state_machine_name or "StateMachine"
@@ -134,15 +135,15 @@ def new_snapshot(compiled: Compiled, input: Any, *, clock, name: str | None = No
         "timeoutAt": started + timeout if timeout else None,
         "context": {
             "Execution": {
-                "Id": f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{machine_name}:{name}",
+                "Id": f"arn:aws:states:{region}:{account}:execution:{machine_name}:{name}",
                 "Input": input,
                 "Name": name,
-                "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/{machine_name}-role",
+                "RoleArn": f"arn:aws:iam::{account}:role/{machine_name}-role",
                 "StartTime": iso_timestamp(started),
                 "RedriveCount": 0,
             },
             "StateMachine": {
-                "Id": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{machine_name}",
+                "Id": f"arn:aws:states:{region}:{account}:stateMachine:{machine_name}",
                 "Name": machine_name,
             },
         },
@@ -202,6 +203,8 @@ def run(
     clock=None,
     name: str | None = None,
     state_machine_name: str | None = None,
+    region: str = REGION,
+    account: str = ACCOUNT,
     inline_wait_limit: float | None = None,
     max_transitions: int | None = None,
     max_seconds: float | None = None,
@@ -217,12 +220,13 @@ def run(
     points instead of sleeping (None: always sleep on the clock). One call takes at most
     ``max_transitions`` steps and ``max_seconds`` seconds (then the result is RUNNING); the
     whole execution at most ``transition_limit`` steps, over every ``resume`` and ``proceed``
-    (then it fails with ``States.Runtime``; None: no limit).
+    (then it fails with ``States.Runtime``; None: no limit). ``region`` and ``account`` go into the
+    context object's ARNs (``$$.Execution.Id``, ``$$.StateMachine.Id``).
     """
     compiled = load(definition)
     clock = clock or SystemClock()
     snapshot = new_snapshot(compiled, {} if input is None else input, clock=clock, name=name,
-                            state_machine_name=state_machine_name)
+                            state_machine_name=state_machine_name, region=region, account=account)
     runner = _runner(compiled, snapshot, dict(
         handlers=handlers, clock=clock, inline_wait_limit=inline_wait_limit,
         max_transitions=max_transitions, max_seconds=max_seconds, transition_limit=transition_limit,

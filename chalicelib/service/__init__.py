@@ -5,6 +5,7 @@
 - ``listing``: executions a page at a time, newest first, filtered (the store keeps the index);
 - ``redemption``: claim and answer continuations, heartbeats, what a continuation asks;
 - ``holders``: what the holder of one continuation ID is told (never the execution document);
+- ``machines``: state machines by name, shipped and registered;
 - ``timers``: durable time (Waits, timeouts, heartbeats, children that ended);
 - ``children``: ``states:startExecution`` tasks; ``catalog``: the shipped ``state_machines/``;
 - ``calls``: the outbox of task-token calls; ``names``: who holds an execution name;
@@ -24,6 +25,7 @@ from .definitions import disallowed_resources
 from .errors import ServiceError
 from .executions import Executions
 from .holders import PRIVATE_OUTPUT
+from .machines import StateMachines
 from .listing import list_executions
 from .questions import Questions
 from .redemption import Redemptions, answer_digest
@@ -46,6 +48,7 @@ class Service:
         self.executions = Executions(self.runs)
         self.redemptions = Redemptions(self.runs)
         self.timers = Timers(self.runs, self.executions, self.redemptions)
+        self.machines = StateMachines(settings, store, self.runs.clock)
         self.runs.start_child = self.executions.start
         self.runs.on_finished = self.timers.child_finished
 

@@ -69,6 +69,7 @@ class Executions:
         now = self.clock.now()
         outcome = self.runs.run(execution_id, lambda options: run(
             compiled, input, name=name or execution_id, state_machine_name=state_machine or "inline",
+            region=self.settings.aws_region, account=self.settings.aws_account_id,
             **options))
         record = ExecutionRecord(
             id=execution_id, version=0, status="RUNNING", definition_hash=compiled.hash,

@@ -6,7 +6,8 @@
 - ``pipelines``: pipelines of script calls that survive Redis losing its scripts;
 - ``scripts/``: the Lua scripts that make each change atomic (claim, commit, release, keep, take, swap) and
   the execution index's (index, index_put, page);
-- ``store``: the keys and the operations on them.
+- ``store``: the keys and the operations on them;
+- ``machines``: the registry of state machines created through the Step Functions API.
 
 May import: ``chalicelib.config`` and the Redis client library. Nothing here knows
 of ASL, HTTP or the service: it stores what it is given.

@@ -46,6 +46,7 @@ from redis import Redis
 from redis.cluster import RedisCluster
 
 from . import pipelines
+from .machines import Machines
 from .records import (INLINE_EVENTS, ExecutionRecord, compact, deflate_text, inflate, kept_history, pack_record,
                       unpack_record)
 
@@ -162,6 +163,7 @@ class Store:
         self.cluster = isinstance(redis, RedisCluster)
         self._swap = redis.register_script(_SWAP)
         self._known_definitions: set[str] = set()
+        self.machines = Machines(redis)  # the registry of state machines (``machines``)
 
     # -- keys -------------------------------------------------------------------
 

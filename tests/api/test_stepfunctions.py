@@ -433,3 +433,276 @@ def test_with_credentials_configured_task_tokens_and_the_api_key_still_work(sign
     keyed.meta.events.register("before-sign.sfn", lambda request, **_: request.headers.add_header(
         "x-api-key", "stage-key"))
     assert keyed.describe_execution(executionArn=started["executionArn"])["status"] == "SUCCEEDED"
+
+
+# -- state machines ------------------------------------------------------------------------------------
+
+APPROVE = {"StartAt": "Ask", "States": {"Ask": {"Type": "Task", "Resource": "module:suspend", "End": True}}}
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/deployer"
+
+
+def test_shipped_state_machines_appear_as_registered(sfn, machines):
+    listed = sfn.list_state_machines()["stateMachines"]
+    names = [m["name"] for m in listed]
+    assert names == sorted(p.stem for p in machines.glob("*.json"))
+    described = sfn.describe_state_machine(stateMachineArn=machine_arn("incsquare"))
+    assert json.loads(described["definition"]) == json.loads((machines / "incsquare.json").read_text())
+    assert described["status"] == "ACTIVE" and described["type"] == "STANDARD"
+    assert code_of(sfn.update_state_machine, stateMachineArn=machine_arn("incsquare"),
+                   definition=json.dumps(APPROVE)) == "ValidationException"
+    assert code_of(sfn.delete_state_machine, stateMachineArn=machine_arn("incsquare")) == "ValidationException"
+
+
+def test_create_start_update_and_delete_a_state_machine(sfn, client):
+    created = sfn.create_state_machine(name="approve", definition=json.dumps(APPROVE), roleArn=ROLE)
+    assert created["stateMachineArn"] == machine_arn("approve")
+    again = sfn.create_state_machine(name="approve", definition=json.dumps(APPROVE), roleArn=ROLE)
+    assert again["creationDate"] == created["creationDate"]  # the same definition: idempotent
+    other = {**APPROVE, "Comment": "changed"}
+    assert code_of(sfn.create_state_machine, name="approve", definition=json.dumps(other), roleArn=ROLE) \
+        == "StateMachineAlreadyExists"
+    first = sfn.describe_state_machine(stateMachineArn=created["stateMachineArn"])
+    assert (first["roleArn"], json.loads(first["definition"])) == (ROLE, APPROVE)
+
+    running = sfn.start_execution(stateMachineArn=created["stateMachineArn"], name="before-update",
+                                  input='{"n": 1}')
+    updated = sfn.update_state_machine(stateMachineArn=created["stateMachineArn"], definition=json.dumps({
+        "StartAt": "Done", "States": {"Done": {"Type": "Pass", "Result": "new", "ResultPath": "$.v", "End": True}}}))
+    assert updated["revisionId"] != first["revisionId"]
+    assert sfn.describe_state_machine(stateMachineArn=created["stateMachineArn"])["revisionId"] == updated["revisionId"]
+    # the running execution keeps the definition it started with
+    kept = sfn.describe_state_machine_for_execution(executionArn=running["executionArn"])
+    assert (json.loads(kept["definition"]), kept["revisionId"]) == (APPROVE, first["revisionId"])
+    sfn.send_task_success(taskToken=token_of(client, "before-update"), output='{"ok": true}')
+    assert json.loads(sfn.describe_execution(executionArn=running["executionArn"])["output"]) == {"n": 1, "ok": True}
+    after = sfn.start_execution(stateMachineArn=created["stateMachineArn"], input='{"n": 2}')
+    assert json.loads(sfn.describe_execution(executionArn=after["executionArn"])["output"]) == {"n": 2, "v": "new"}
+    assert sfn.describe_state_machine_for_execution(executionArn=after["executionArn"])["revisionId"] \
+        == updated["revisionId"]
+
+    sfn.delete_state_machine(stateMachineArn=created["stateMachineArn"])
+    assert code_of(sfn.describe_state_machine, stateMachineArn=created["stateMachineArn"]) == "StateMachineDoesNotExist"
+    assert code_of(sfn.start_execution, stateMachineArn=created["stateMachineArn"]) == "StateMachineDoesNotExist"
+    assert "approve" not in [m["name"] for m in sfn.list_state_machines()["stateMachines"]]
+    # what ran before the delete is still described with its definition
+    assert json.loads(sfn.describe_state_machine_for_execution(
+        executionArn=running["executionArn"])["definition"]) == APPROVE
+
+
+@pytest.mark.parametrize("definition,code", [
+    ('{"StartAt": "Nowhere", "States": {}}', "InvalidDefinition"),
+    ("{not json", "InvalidDefinition"),
+    (json.dumps({"StartAt": "L", "States": {"L": {"Type": "Task", "End": True,
+                                                 "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f"}}}),
+     "InvalidDefinition"),  # a resource the stage does not allow
+])
+def test_create_refuses_an_invalid_definition(sfn, definition, code):
+    assert code_of(sfn.create_state_machine, name="bad", definition=definition, roleArn=ROLE) == code
+
+
+def test_create_refuses_a_bad_name_and_a_shipped_name_with_another_definition(sfn, machines):
+    assert code_of(sfn.create_state_machine, name="a b", definition=json.dumps(APPROVE), roleArn=ROLE) \
+        == "InvalidName"
+    assert code_of(sfn.create_state_machine, name="incsquare", definition=json.dumps(APPROVE), roleArn=ROLE) \
+        == "StateMachineAlreadyExists"
+    shipped = sfn.create_state_machine(name="incsquare", definition=(machines / "incsquare.json").read_text(),
+                                       roleArn=ROLE)
+    assert shipped["stateMachineArn"] == machine_arn("incsquare")
+
+
+def test_listing_state_machines_in_pages(sfn, machines):
+    for index in range(5):
+        sfn.create_state_machine(name=f"m{index}", definition=json.dumps(APPROVE), roleArn=ROLE)
+    expected = sorted([p.stem for p in machines.glob("*.json")] + [f"m{i}" for i in range(5)])
+    seen, token = [], None
+    while True:
+        page = sfn.list_state_machines(maxResults=3, **({"nextToken": token} if token else {}))
+        assert len(page["stateMachines"]) <= 3
+        seen += [m["name"] for m in page["stateMachines"]]
+        token = page.get("nextToken")
+        if token is None:
+            break
+    assert seen == expected
+    assert [m["name"] for m in sfn.get_paginator("list_state_machines").paginate(
+        PaginationConfig={"PageSize": 4}).build_full_result()["stateMachines"]] == expected
+    assert code_of(sfn.list_state_machines, nextToken="%%%") == "InvalidToken"
+
+
+def test_errors_of_the_state_machine_operations(sfn):
+    missing = machine_arn("missing")
+    assert code_of(sfn.describe_state_machine, stateMachineArn=missing) == "StateMachineDoesNotExist"
+    assert code_of(sfn.update_state_machine, stateMachineArn=missing, roleArn=ROLE) == "StateMachineDoesNotExist"
+    assert code_of(sfn.describe_state_machine, stateMachineArn="arn:nope") == "InvalidArn"
+    sfn.delete_state_machine(stateMachineArn=missing)  # deleting what is not there changes nothing
+    sfn.create_state_machine(name="approve", definition=json.dumps(APPROVE), roleArn=ROLE)
+    assert code_of(sfn.update_state_machine, stateMachineArn=machine_arn("approve")) == "MissingRequiredParameter"
+    assert code_of(sfn.update_state_machine, stateMachineArn=machine_arn("approve"), definition="{}") \
+        == "InvalidDefinition"
+    assert code_of(sfn.describe_state_machine_for_execution,
+                   executionArn=f"arn:aws:states:{REGION}:{ACCOUNT}:execution:approve:none") == "ExecutionDoesNotExist"
+
+
+def test_validate_state_machine_definition(sfn):
+    assert sfn.validate_state_machine_definition(definition=json.dumps(APPROVE))["result"] == "OK"
+    failed = sfn.validate_state_machine_definition(definition='{"StartAt": "X", "States": {}}')
+    assert failed["result"] == "FAIL" and failed["diagnostics"]
+    assert all(d["severity"] == "ERROR" and d["message"] for d in failed["diagnostics"])
+    broken = sfn.validate_state_machine_definition(definition="{nope")
+    assert [d["code"] for d in broken["diagnostics"]] == ["INVALID_JSON_DESCRIPTION"]
+    many = {"StartAt": "A", "States": {f"S{i}": {"Type": "Pass", "Next": "Gone"} for i in range(5)}}
+    truncated = sfn.validate_state_machine_definition(definition=json.dumps(many), maxResults=2)
+    assert len(truncated["diagnostics"]) == 2 and truncated["truncated"] is True
+
+
+def test_tags(sfn):
+    sfn.create_state_machine(name="tagged", definition=json.dumps(APPROVE), roleArn=ROLE,
+                             tags=[{"key": "team", "value": "ops"}])
+    arn = machine_arn("tagged")
+    assert sfn.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "team", "value": "ops"}]
+    sfn.tag_resource(resourceArn=arn, tags=[{"key": "env", "value": "dev"}, {"key": "team", "value": "core"}])
+    assert sfn.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "env", "value": "dev"},
+                                                                  {"key": "team", "value": "core"}]
+    sfn.untag_resource(resourceArn=arn, tagKeys=["team", "absent"])
+    assert sfn.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "env", "value": "dev"}]
+    sfn.tag_resource(resourceArn=machine_arn("incsquare"), tags=[{"key": "shipped", "value": "yes"}])
+    assert sfn.list_tags_for_resource(resourceArn=machine_arn("incsquare"))["tags"] == [
+        {"key": "shipped", "value": "yes"}]
+    assert code_of(sfn.list_tags_for_resource, resourceArn=machine_arn("missing")) == "ResourceNotFound"
+    assert code_of(sfn.tag_resource, resourceArn=machine_arn("missing"), tags=[]) == "ResourceNotFound"
+    assert code_of(sfn.tag_resource, resourceArn=arn,
+                   tags=[{"key": f"k{i}", "value": "v"} for i in range(50)]) == "TooManyTags"
+    sfn.delete_state_machine(stateMachineArn=arn)
+    sfn.create_state_machine(name="tagged", definition=json.dumps(APPROVE), roleArn=ROLE)
+    assert sfn.list_tags_for_resource(resourceArn=arn)["tags"] == []
+
+
+# -- history, listing, synchronous starts ---------------------------------------------------------------
+
+def test_get_execution_history_names_the_events_as_aws(sfn, client):
+    started = sfn.start_execution(stateMachineArn=machine_arn("worker"), name="told", input='{"job": 3}')
+    sfn.send_task_success(taskToken=token_of(client, "told"), output='{"done": 1}')
+    events = sfn.get_execution_history(executionArn=started["executionArn"])["events"]
+    assert [e["type"] for e in events] == ["ExecutionStarted", "TaskStateEntered", "TaskScheduled", "TaskStarted",
+                                           "TaskSubmitted", "TaskSucceeded", "TaskStateExited", "ExecutionSucceeded"]
+    assert [(e["id"], e["previousEventId"]) for e in events] == [(i, i - 1) for i in range(1, 9)]
+    assert json.loads(events[0]["executionStartedEventDetails"]["input"]) == {"job": 3}
+    assert events[1]["stateEnteredEventDetails"]["name"] == "Work"
+    scheduled = events[2]["taskScheduledEventDetails"]
+    assert (scheduled["resourceType"], scheduled["resource"]) == ("module", "increment.waitForTaskToken")
+    assert json.loads(scheduled["parameters"])["token"] == rest_document(client, "told")["history"][2][
+        "parameters"]["token"]
+    assert json.loads(events[-1]["executionSucceededEventDetails"]["output"]) == {"done": 1}
+    # the same events as the REST history, at the same instants
+    rest = rest_document(client, "told")["history"]
+    assert epoch(events[0]["timestamp"]) == pytest.approx(epoch_of_iso(rest[0]["timestamp"]), abs=0.001)
+    assert epoch(events[-1]["timestamp"]) == pytest.approx(epoch_of_iso(rest[-1]["timestamp"]), abs=0.001)
+
+
+def test_history_in_reverse_in_pages_and_without_data(sfn, client):
+    started = sfn.start_execution(stateMachineArn=machine_arn("worker"), name="paged")
+    sfn.send_task_failure(taskToken=token_of(client, "paged"), error="Rejected", cause="no")
+    everything = sfn.get_execution_history(executionArn=started["executionArn"])["events"]
+    backwards = sfn.get_execution_history(executionArn=started["executionArn"], reverseOrder=True)["events"]
+    assert backwards == list(reversed(everything))
+    assert "TaskFailed" in [e["type"] for e in everything]
+    failed = next(e for e in everything if e["type"] == "TaskFailed")["taskFailedEventDetails"]
+    assert (failed["error"], failed["cause"]) == ("Rejected", "no")
+    pages = list(sfn.get_paginator("get_execution_history").paginate(
+        executionArn=started["executionArn"], PaginationConfig={"PageSize": 2}))
+    assert len(pages) == (len(everything) + 1) // 2
+    assert [e for page in pages for e in page["events"]] == everything
+    bare = sfn.get_execution_history(executionArn=started["executionArn"], includeExecutionData=False)["events"]
+    assert "input" not in bare[0]["executionStartedEventDetails"]
+    assert "input" in everything[0]["executionStartedEventDetails"]
+    assert code_of(sfn.get_execution_history, executionArn=started["executionArn"], nextToken="!!") == "InvalidToken"
+    assert code_of(sfn.get_execution_history,
+                   executionArn=started["executionArn"].replace("paged", "none")) == "ExecutionDoesNotExist"
+
+
+def test_history_of_parallel_map_choice_and_abort(sfn, client, machines):
+    flow = {"StartAt": "Fan", "States": {
+        "Fan": {"Type": "Parallel", "Next": "Each", "Branches": [
+            {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}]},
+        "Each": {"Type": "Map", "ItemsPath": "$[0].items", "Next": "Pick", "ItemProcessor": {
+            "StartAt": "I", "States": {"I": {"Type": "Pass", "End": True}}}},
+        "Pick": {"Type": "Choice", "Default": "Hold", "Choices": [
+            {"Variable": "$[0]", "NumericEquals": 99, "Next": "Hold"}]},
+        "Hold": {"Type": "Task", "Resource": "module:suspend", "End": True}}}
+    (machines / "flow.json").write_text(json.dumps(flow))
+    started = sfn.start_execution(stateMachineArn=machine_arn("flow"), input='{"items": [1, 2]}')
+    sfn.stop_execution(executionArn=started["executionArn"], error="Enough", cause="stop")
+    kinds = [e["type"] for e in sfn.get_execution_history(executionArn=started["executionArn"])["events"]]
+    for kind in ("ParallelStateEntered", "ParallelStateStarted", "PassStateEntered", "ParallelStateSucceeded",
+                 "ParallelStateExited", "MapStateEntered", "MapStateStarted", "MapStateSucceeded",
+                 "MapStateExited", "ChoiceStateEntered", "ChoiceStateExited", "TaskStateEntered", "TaskStarted",
+                 "ExecutionAborted"):
+        assert kind in kinds, kind
+    events = sfn.get_execution_history(executionArn=started["executionArn"])["events"]
+    started_map = next(e for e in events if e["type"] == "MapStateStarted")
+    assert started_map["mapStateStartedEventDetails"]["length"] == 2
+    assert events[-1]["executionAbortedEventDetails"] == {"error": "Enough", "cause": "stop"}
+
+
+def test_list_executions_by_machine_and_status_in_pages(sfn, client):
+    done = sfn.start_execution(stateMachineArn=machine_arn("incsquare"), name="l-done", input='{"value": 1}')
+    sfn.send_task_success(taskToken=token_of(client, "l-done"), output="{}")
+    waiting = [sfn.start_execution(stateMachineArn=machine_arn("incsquare"), name=f"l-wait{i}",
+                                   input='{"value": 1}')["executionArn"] for i in range(3)]
+    other = sfn.start_execution(stateMachineArn=machine_arn("worker"), name="l-other")["executionArn"]
+    running = sfn.list_executions(stateMachineArn=machine_arn("incsquare"), statusFilter="RUNNING")["executions"]
+    assert sorted(e["executionArn"] for e in running) == sorted(waiting)
+    assert all(e["status"] == "RUNNING" and e["stateMachineArn"] == machine_arn("incsquare") for e in running)
+    succeeded = sfn.list_executions(stateMachineArn=machine_arn("incsquare"), statusFilter="SUCCEEDED")
+    assert [e["executionArn"] for e in succeeded["executions"]] == [done["executionArn"]]
+    assert "stopDate" in succeeded["executions"][0]
+    everything = sfn.get_paginator("list_executions").paginate(
+        stateMachineArn=machine_arn("incsquare"), PaginationConfig={"PageSize": 2}).build_full_result()
+    assert sorted(e["executionArn"] for e in everything["executions"]) == sorted(waiting + [done["executionArn"]])
+    paged = sfn.get_paginator("list_executions").paginate(
+        statusFilter="RUNNING", PaginationConfig={"PageSize": 1}).build_full_result()["executions"]
+    assert sorted(e["executionArn"] for e in paged) == sorted(waiting + [other])
+    assert code_of(sfn.list_executions, stateMachineArn=machine_arn("missing")) == "StateMachineDoesNotExist"
+    assert code_of(sfn.list_executions, nextToken="bad") == "InvalidToken"
+
+
+def test_start_sync_execution(client, machines, answers):
+    sfn = through_test_client(client, answers=answers, config=Config(
+        inject_host_prefix=False, retries={"total_max_attempts": 1}))
+    (machines / "quick.json").write_text(json.dumps({"StartAt": "Add", "States": {
+        "Add": {"Type": "Task", "Resource": "module:increment", "End": True}}}))
+    done = sfn.start_sync_execution(stateMachineArn=machine_arn("quick"), input='{"value": 41}')
+    assert (done["status"], json.loads(done["output"])) == ("SUCCEEDED", {"value": 42})
+    assert done["stopDate"] >= done["startDate"]
+    (machines / "broken.json").write_text(json.dumps({"StartAt": "F", "States": {
+        "F": {"Type": "Fail", "Error": "Broken", "Cause": "on purpose"}}}))
+    failed = sfn.start_sync_execution(stateMachineArn=machine_arn("broken"))
+    assert (failed["status"], failed["error"], failed["cause"]) == ("FAILED", "Broken", "on purpose")
+    # a suspending execution cannot answer within the request: it ends TIMED_OUT
+    waited = sfn.start_sync_execution(stateMachineArn=machine_arn("incsquare"), name="sync-wait",
+                                      input='{"value": 1}')
+    assert (waited["status"], waited["error"]) == ("TIMED_OUT", "States.Timeout")
+    assert rest_document(client, "sync-wait")["status"] == "TIMED_OUT"
+    assert rest_document(client, "sync-wait")["continuations"] == []
+    assert code_of(sfn.start_sync_execution, stateMachineArn=machine_arn("missing")) == "StateMachineDoesNotExist"
+
+
+def test_the_context_object_names_the_execution_by_the_arn_the_api_answers(client, machines, answers, monkeypatch):
+    monkeypatch.setenv("STATES_REGION", "ap-south-1")
+    monkeypatch.setenv("STATES_ACCOUNT_ID", "210987654321")
+    sfn = through_test_client(client, answers=answers)
+    sfn.create_state_machine(name="whoami", roleArn=ROLE, definition=json.dumps({"StartAt": "Me", "States": {
+        "Me": {"Type": "Pass", "End": True, "Parameters": {"execution.$": "$$.Execution.Id",
+                                                           "machine.$": "$$.StateMachine.Id"}}}}))
+    arn = "arn:aws:states:ap-south-1:210987654321:stateMachine:whoami"
+    started = sfn.start_execution(stateMachineArn=arn, name="me")
+    output = json.loads(sfn.describe_execution(executionArn=started["executionArn"])["output"])
+    assert output == {"execution": started["executionArn"], "machine": arn}
+
+
+def test_rest_starts_a_registered_state_machine_by_name(sfn, client):
+    sfn.create_state_machine(name="approve", definition=json.dumps(APPROVE), roleArn=ROLE)
+    response = client.http.post("/executions", headers={"Content-Type": "application/json"},
+                                body=json.dumps({"stateMachine": "approve", "input": {"a": 1}, "name": "via-rest"}))
+    assert response.status_code == 200 and json.loads(response.body)["status"] == "SUSPENDED"
+    arn = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:approve:via-rest"
+    assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"

@@ -1,0 +1,269 @@
+"""The Step Functions API's views of executions over time: GetExecutionHistory, ListExecutions,
+StartSyncExecution.
+
+``GetExecutionHistory`` reads the same events as the REST history (``GET /executions/{id}``)
+and names them as AWS does: a state's entry and exit by its type (``TaskStateEntered``,
+``ChoiceStateExited``, ...), a task's scheduling, start (the execution waits on it: a
+suspension point) and outcome, with AWS's ``*EventDetails``. Events AWS has no type for
+(timers, retries scheduled, heartbeats) are left out; ``id`` numbers the events shown,
+``previousEventId`` is the one before. A task that waits (a token, a person) reads as AWS's
+``.waitForTaskToken`` does: scheduled, started, submitted (its call was made), and
+succeeded or failed when it is answered.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, Iterator
+
+from ..service import ServiceError
+from ..service.listing import MAX_LIMIT
+from .sfn_protocol import STATUSES, AwsError, Protocol, check_name, epoch, json_text, parse_json_field
+
+#: The execution document's statuses an AWS status filter covers (a suspended execution is RUNNING).
+FILTERS = {"RUNNING": ("RUNNING", "SUSPENDED"), "SUCCEEDED": ("SUCCEEDED",), "FAILED": ("FAILED",),
+           "TIMED_OUT": ("TIMED_OUT",), "ABORTED": ("ABORTED",), "PENDING_REDRIVE": ()}
+
+
+def states_of(definition: dict) -> dict[str, dict]:
+    """Every state by name, nested ones (Parallel branches, Map processors) included."""
+    found: dict[str, dict] = {}
+
+    def visit(states: Any) -> None:
+        for name, spec in (states or {}).items() if isinstance(states, dict) else ():
+            if not isinstance(spec, dict):
+                continue
+            found.setdefault(name, spec)
+            for branch in spec.get("Branches") or []:
+                visit(branch.get("States"))
+            for key in ("ItemProcessor", "Iterator"):
+                if isinstance(spec.get(key), dict):
+                    visit(spec[key].get("States"))
+
+    visit(definition.get("States"))
+    return found
+
+
+def split_resource(resource: str) -> tuple[str, str]:
+    """AWS's (resourceType, resource): ``arn:aws:states:::lambda:invoke`` is ("lambda", "invoke")."""
+    if resource.startswith("arn:aws:states:::"):
+        kind, _, rest = resource[len("arn:aws:states:::"):].partition(":")
+        return kind, rest or kind
+    if resource.startswith("arn:aws:lambda:"):
+        return "lambda", resource
+    kind, sep, rest = resource.partition(":")
+    return (kind, rest) if sep else ("task", resource)
+
+
+class Events:
+    """Turns the service's history events into AWS's."""
+
+    def __init__(self, protocol: Protocol, document: dict, definition: dict, with_data: bool):
+        self.protocol = protocol
+        self.document = document
+        self.states = states_of(definition)
+        self.with_data = with_data
+
+    def data(self, field: str, value: Any) -> dict:
+        """``field`` as JSON text and its ``*Details`` (left out without ``includeExecutionData``)."""
+        shown = {field: json_text(value)} if self.with_data else {}
+        return {**shown, f"{field}Details": {"truncated": False}}
+
+    def resource(self, state: str | None) -> dict:
+        kind, name = split_resource(str(self.states.get(state or "", {}).get("Resource", "")))
+        return {"resourceType": kind, "resource": name}
+
+    def convert(self, event: dict, following: dict) -> Iterator[tuple[str, str, dict]]:
+        """(AWS type, its details member, details) for one of the service's events (or none).
+
+        ``following`` is the next event: a task's call made before it waits is ``TaskSubmitted``,
+        and its resumption ``TaskSucceeded`` unless the task fails with the answer.
+        """
+        kind, state = event.get("type", ""), event.get("state")
+        state_type = self.states.get(state or "", {}).get("Type", "Task")
+        waits_next = following.get("type") == "ExecutionSuspended" and following.get("state") == state
+        if kind == "ExecutionStarted":
+            yield "ExecutionStarted", "executionStartedEventDetails", {
+                **self.data("input", event.get("input")),
+                "roleArn": f"arn:aws:iam::{self.protocol.config.aws_account_id}:role/"
+                           f"{self.document.get('stateMachine') or 'inline'}-role"}
+        elif kind == "StateEntered":
+            yield f"{state_type}StateEntered", "stateEnteredEventDetails", {
+                "name": state, **self.data("input", event.get("input"))}
+        elif kind.endswith("StateExited") and state_type != "Fail":
+            yield f"{state_type}StateExited", "stateExitedEventDetails", {
+                "name": state, **self.data("output", event.get("output"))}
+        elif kind == "TaskScheduled":
+            yield "TaskScheduled", "taskScheduledEventDetails", {
+                **self.resource(state), "region": self.protocol.config.aws_region,
+                "parameters": json_text(event.get("parameters"))}
+            yield "TaskStarted", "taskStartedEventDetails", self.resource(state)
+        elif kind == "TaskSucceeded":
+            yield ("TaskSubmitted", "taskSubmittedEventDetails", self.resource(state)) if waits_next \
+                else ("TaskSucceeded", "taskSucceededEventDetails", self.resource(state))
+        elif kind == "ExecutionResumed" and state_type == "Task":
+            if not (following.get("type") == "StateFailed" and following.get("state") == state):
+                yield "TaskSucceeded", "taskSucceededEventDetails", self.resource(state)
+        elif kind == "StateFailed" and state_type in ("Task", "Parallel", "Map"):
+            failure = {"error": event.get("error") or "", "cause": event.get("cause") or ""}
+            if state_type == "Task":
+                yield "TaskFailed", "taskFailedEventDetails", {**self.resource(state), **failure}
+            else:
+                yield f"{state_type}StateFailed", "", {}
+        elif kind in ("ParallelStateStarted", "ParallelStateSucceeded", "MapStateSucceeded"):
+            yield kind, "", {}
+        elif kind == "MapStateStarted":
+            yield kind, "mapStateStartedEventDetails", {"length": event.get("length", 0)}
+        elif kind == "ExecutionSucceeded":
+            yield kind, "executionSucceededEventDetails", self.data("output", event.get("output"))
+        elif kind in ("ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"):
+            member = {"ExecutionFailed": "executionFailedEventDetails",
+                      "ExecutionTimedOut": "executionTimedOutEventDetails",
+                      "ExecutionAborted": "executionAbortedEventDetails"}[kind]
+            yield kind, member, {k: event[k] for k in ("error", "cause") if event.get(k) is not None}
+
+    def all(self, events: list[dict]) -> list[dict]:
+        out: list[dict] = []
+        for index, event in enumerate(events):
+            following = events[index + 1] if index + 1 < len(events) else {}
+            for kind, member, details in self.convert(event, following):
+                entry: dict[str, Any] = {"timestamp": epoch(event["timestamp"]), "type": kind,
+                                         "id": len(out) + 1, "previousEventId": len(out)}
+                if member:
+                    entry[member] = details
+                out.append(entry)
+        return out
+
+
+def _page(items: list, params: dict, default: int = 100) -> tuple[list, str | None]:
+    limit = params.get("maxResults") or default
+    if not 1 <= limit <= 1000:
+        raise AwsError("ValidationException", "maxResults must be from 0 to 1000.")
+    token = params.get("nextToken")
+    start = 0
+    if token is not None:
+        try:
+            start = int(base64.urlsafe_b64decode(token.encode()).decode())
+        except ValueError:
+            raise AwsError("InvalidToken", "Invalid Token: the nextToken is not one this service gave.") from None
+    end = start + limit
+    return items[start:end], (base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(items) else None)
+
+
+def get_execution_history(protocol: Protocol, params: dict) -> dict:
+    document = protocol.execution(params["executionArn"])
+    described = protocol.service.describe(document["executionId"])
+    definition = protocol.service.definition_of(document["executionId"])
+    events = Events(protocol, document, definition, params.get("includeExecutionData", True)).all(
+        described["history"])
+    if params.get("reverseOrder"):
+        events.reverse()
+    page, token = _page(events, params)
+    return {"events": page, **({"nextToken": token} if token else {})}
+
+
+def _encode(value: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).decode()
+
+
+def _decode(token: str) -> dict:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not isinstance(value.get("s"), int):
+        raise AwsError("InvalidToken", "Invalid Token: the nextToken is not one this service gave.")
+    return value
+
+
+def list_executions(protocol: Protocol, params: dict) -> dict:
+    """Newest first from the per-machine, per-status index of ``GET /executions``; a RUNNING filter
+    lists the suspended executions, then the running ones (a token says which and where)."""
+    machine = None
+    if "stateMachineArn" in params:
+        [machine] = protocol.arns.parse(params["stateMachineArn"], "stateMachine", 1)
+        if protocol.service.machines.get(machine) is None and machine != "inline":
+            raise AwsError("StateMachineDoesNotExist",
+                           f"State Machine Does Not Exist: '{params['stateMachineArn']}'")
+    limit = params.get("maxResults") or 100
+    if not 1 <= limit <= min(1000, MAX_LIMIT):
+        raise AwsError("ValidationException", "maxResults must be from 0 to 1000.")
+    statuses = FILTERS[params["statusFilter"]] if "statusFilter" in params else (None,)
+    where = _decode(params["nextToken"]) if "nextToken" in params else {"s": 0}
+    if where["s"] >= len(statuses) or ("t" in where and not isinstance(where["t"], str)):
+        raise AwsError("InvalidToken", "Invalid Token: the nextToken is not one this service gave.")
+    items: list[dict] = []
+    step, token = where["s"], where.get("t")
+    while step < len(statuses) and len(items) < limit:
+        try:
+            page = protocol.service.list_executions(state_machine=machine, status=statuses[step],
+                                                    limit=limit - len(items), next_token=token)
+        except ServiceError as error:
+            if error.code == "InvalidRequest":
+                raise AwsError("InvalidToken", "Invalid Token: the nextToken is not one this service gave.") from None
+            raise
+        items += page["executions"]
+        token = page["nextToken"]
+        if token is None:
+            step += 1
+    out: dict[str, Any] = {"executions": [_listed(protocol, item) for item in items]}
+    if step < len(statuses):
+        out["nextToken"] = _encode({"s": step, **({"t": token} if token else {})})
+    return out
+
+
+def _listed(protocol: Protocol, item: dict) -> dict:
+    entry = {"executionArn": protocol.arns.execution(item),
+             "stateMachineArn": protocol.arns.state_machine(item.get("stateMachine") or "inline"),
+             "name": item["name"], "status": STATUSES.get(item["status"], item["status"]),
+             "startDate": epoch(item["startDate"])}
+    if item.get("stopDate"):
+        entry["stopDate"] = epoch(item["stopDate"])
+    return entry
+
+
+SYNC_CAUSE = ("The execution did not end within the request: it waits for an answer (a suspension point), a "
+              "timer or a longer run, which a synchronous execution cannot; it was stopped.")
+
+
+def start_sync_execution(protocol: Protocol, params: dict) -> dict:
+    """Start and answer the outcome. An execution that suspends or outlives the request's budget is
+    stopped as TIMED_OUT (States.Timeout), as an express execution that runs past its limit."""
+    [machine] = protocol.arns.parse(params["stateMachineArn"], "stateMachine", 1)
+    name = params.get("name")
+    if name is not None:
+        check_name(name)
+    input = parse_json_field(params.get("input", "{}"), "InvalidExecutionInput", "execution input")
+    document = protocol.start(machine, params["stateMachineArn"], input, name)
+    if document["status"] in ("SUSPENDED", "RUNNING"):
+        try:
+            document = protocol.service.executions.stop(
+                document["executionId"], "TIMED_OUT", "States.Timeout", SYNC_CAUSE, "ExecutionTimedOut", "timed out")
+        except ServiceError as error:
+            if error.code != "ExecutionAlreadyFinished":
+                raise
+            document = protocol.service.describe(document["executionId"], with_history=False)
+    out: dict[str, Any] = {
+        "executionArn": protocol.arns.execution(document),
+        "stateMachineArn": protocol.arns.state_machine(machine),
+        "name": document["name"], "status": document["status"],
+        "startDate": epoch(document["startDate"]), "stopDate": epoch(document["stopDate"]),
+        "input": json_text(document.get("input")), "inputDetails": {"included": True},
+        "billingDetails": {"billedMemoryUsedInMB": 0, "billedDurationInMilliseconds": 0},
+    }
+    if document["status"] == "SUCCEEDED":
+        out["output"] = json_text(document.get("output"))
+        out["outputDetails"] = {"included": True}
+    if document["status"] == "ABORTED":
+        out["status"] = "FAILED"
+    for field in ("error", "cause"):
+        if document.get(field) is not None:
+            out[field] = document[field]
+    return out
+
+
+OPERATIONS = {
+    "GetExecutionHistory": get_execution_history,
+    "ListExecutions": list_executions,
+    "StartSyncExecution": start_sync_execution,
+}
