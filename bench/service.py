@@ -25,7 +25,13 @@ It measures, with ``state_machines/incsquare.json`` and input ``{"value": 6}``
    client (``chalicelib.redis_connection.get_redis``): every send to the server
    counts, a pipeline or a script call as one; a NOSCRIPT retry as what it sends.
    Counted on the first iteration after the flush and in steady state.
-4. Redis memory per suspended execution: ``used_memory`` before and after
+4. The same iteration through the Step Functions API (``POST /`` with ``X-Amz-Target``) with
+   boto3's ``stepfunctions`` client, its requests answered by the same ``chalice.test.Client``:
+   ``StartExecution`` (suspends) then ``SendTaskSuccess`` with the continuation ID as task
+   token and ``{}`` as output (finishes). The token is read between the two (not timed), as a
+   worker receives it. Latency median and p99, iterations per second (timed requests only),
+   and the ratio to the REST figures of item 1, measured in the same run.
+5. Redis memory per suspended execution: ``used_memory`` before and after
    creating ``--memory-executions`` suspended executions (through
    ``Service.start`` directly, not HTTP, to be fast), less the user data each
    carries (its input and the suspended state's parameters, as JSON), with
@@ -50,6 +56,7 @@ from redis import Redis  # noqa: E402
 from redis.commands.core import Script  # noqa: E402
 
 from app import app  # noqa: E402
+from tests.api.aws_clients import through_test_client  # noqa: E402
 from chalicelib.service import catalog  # noqa: E402
 from chalicelib.asl import load  # noqa: E402
 from chalicelib.config import Settings, settings  # noqa: E402
@@ -175,6 +182,24 @@ def timed_run(client: Client, iterations: int) -> Run:
         run.starts.append(t1 - t0)
         run.redeems.append(time.perf_counter() - t1)
     run.seconds = time.perf_counter() - began
+    return run
+
+
+def timed_protocol_run(client: Client, sfn, iterations: int) -> Run:
+    """StartExecution + SendTaskSuccess through boto3; ``seconds`` counts the timed requests only."""
+    arn = f"arn:aws:states:{settings().aws_region}:{settings().aws_account_id}:stateMachine:{MACHINE}"
+    run = Run([], [], 0.0)
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        started = sfn.start_execution(stateMachineArn=arn, input=json.dumps(INPUT))
+        t1 = time.perf_counter()
+        name = started["executionArn"].rsplit(":", 1)[1]
+        [waiting] = json.loads(client.http.get(f"/executions/{name}").body)["continuations"]
+        t2 = time.perf_counter()
+        sfn.send_task_success(taskToken=waiting["id"], output="{}")
+        run.starts.append(t1 - t0)
+        run.redeems.append(time.perf_counter() - t2)
+    run.seconds = sum(run.starts) + sum(run.redeems)
     return run
 
 
@@ -344,6 +369,25 @@ def report_http(runs: list[Run], iterations: int, warmup: int, ping: float) -> N
           f"(median run {statistics.median(rates):,.0f})")
 
 
+def report_protocol(runs: list[Run], rest: list[Run], iterations: int, ping: float) -> None:
+    starts = [t for run in runs for t in run.starts]
+    redeems = [t for run in runs for t in run.redeems]
+    rest_starts = [t for run in rest for t in run.starts]
+    rest_redeems = [t for run in rest for t in run.redeems]
+    rates = [iterations / run.seconds for run in runs]
+    rest_rate = max(iterations / run.seconds for run in rest)
+    print(f"4. Step Functions API through boto3 (same test client): {len(runs)} runs x {iterations} iterations; "
+          "ratio: median latency over the REST request's of item 1")
+    print(f"  {'request':34s} {'median ms':>9s} {'p99 ms':>8s} {'median in PINGs':>16s} {'x REST':>7s}")
+    for label, times, reference in (("StartExecution (suspends)", starts, rest_starts),
+                                    ("SendTaskSuccess (finishes)", redeems, rest_redeems)):
+        median = statistics.median(times)
+        print(f"  {label:34s} {ms(median):>9s} {ms(percentile(times, 0.99))} {median / ping:16.1f} "
+              f"{median / statistics.median(reference):7.2f}")
+    print(f"  start+answer iterations/s          {max(rates):9,.0f}   best run "
+          f"({max(rates) / rest_rate:.2f}x the REST rate)")
+
+
 def report_ping(pings: list[float]) -> None:
     print(f"2. Reference: Redis PING on the service's client and connection, {len(pings)} in a row")
     print(f"  PING round trip                    {ms(statistics.median(pings)):>9s} "
@@ -374,7 +418,7 @@ def print_trips(label: str, trips: Trips, target: int | None = None) -> None:
 def report_memory(m: Memory) -> None:
     per_execution = m.delta / m.count
     overhead = per_execution - m.user_bytes
-    print(f"4. Redis memory per suspended execution: used_memory before and after creating {m.count:,} "
+    print(f"5. Redis memory per suspended execution: used_memory before and after creating {m.count:,} "
           f"(through Service.start, not HTTP: {m.count / m.seconds:,.0f}/s; {m.keys:,} keys); "
           f"MEMORY USAGE of {len(next(iter(m.kinds.values())).sizes)} sampled keys of each kind")
     print(f"  used_memory delta / executions       {per_execution:9,.0f} bytes")
@@ -424,6 +468,9 @@ def main() -> None:
         timed_run(client, args.warmup)
         steady = [counted_iteration(client, recorder) for _ in range(args.counted)]
         runs = [timed_run(client, args.iterations) for _ in range(args.repeat)]
+        sfn = through_test_client(client)
+        timed_protocol_run(client, sfn, args.warmup)
+        protocol = [timed_protocol_run(client, sfn, args.iterations) for _ in range(args.repeat)]
         pings = ping_times(redis, args.pings)
         redis.flushdb()
         memory = measure_memory(redis, store, config, args.memory_executions)
@@ -435,6 +482,8 @@ def main() -> None:
     report_ping(pings)
     print()
     report_trips(first, steady)
+    print()
+    report_protocol(protocol, runs, args.iterations, statistics.median(pings))
     print()
     report_memory(memory)
 
