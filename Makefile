@@ -32,6 +32,7 @@ bench: install
 	$(BIN)/python bench/local_latency.py
 	$(BIN)/python bench/redemption.py
 	$(BIN)/python bench/regexes.py
+	$(BIN)/python bench/listing.py
 
 # The long form of the load test, then lost responses with servers SIGKILLed (flushes the database of REDIS_URL).
 load: install
