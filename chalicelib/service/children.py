@@ -17,7 +17,7 @@ import json
 from typing import Any, Callable
 
 from ..asl import Suspend, TaskContext, TaskFailed
-from ..asl.interpreter import ACCOUNT, REGION
+from ..config import settings
 from . import catalog
 from .statuses import FINISHED
 
@@ -26,12 +26,18 @@ MODES = {START: "async", START + ".sync": "sync", START + ".sync:2": "sync:2"}
 
 
 def execution_arn(document: dict) -> str:
+    """The child's ARN as the Step Functions API names it (the stage's region and account, its name)."""
     machine = document.get("stateMachine") or "inline"
-    return f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{machine}:{document['executionId']}"
+    return f"{_prefix()}execution:{machine}:{document.get('name') or document['executionId']}"
 
 
 def state_machine_arn(name: str) -> str:
-    return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+    return f"{_prefix()}stateMachine:{name}"
+
+
+def _prefix() -> str:
+    config = settings()
+    return f"arn:aws:states:{config.aws_region}:{config.aws_account_id}:"
 
 
 def description(document: dict, mode: str) -> dict:

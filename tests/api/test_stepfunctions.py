@@ -706,3 +706,13 @@ def test_rest_starts_a_registered_state_machine_by_name(sfn, client):
     assert response.status_code == 200 and json.loads(response.body)["status"] == "SUSPENDED"
     arn = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:approve:via-rest"
     assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+
+
+def test_a_child_execution_arn_is_one_the_api_describes(sfn, client, machines):
+    (machines / "parent.json").write_text(json.dumps({"StartAt": "Child", "States": {"Child": {
+        "Type": "Task", "Resource": "arn:aws:states:::states:startExecution", "End": True,
+        "Parameters": {"StateMachineArn": machine_arn("incsquare"), "Input": {"value": 2}}}}}))
+    started = sfn.start_execution(stateMachineArn=machine_arn("parent"), name="parent-of-one")
+    output = json.loads(sfn.describe_execution(executionArn=started["executionArn"])["output"])
+    child = sfn.describe_execution(executionArn=output["ExecutionArn"])
+    assert (child["stateMachineArn"], json.loads(child["input"])) == (machine_arn("incsquare"), {"value": 2})
