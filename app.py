@@ -39,6 +39,11 @@ def stop_execution(execution_id):
     return rest.stop_execution(request(), execution_id)
 
 
+@app.route("/events", methods=["POST"], content_types=JSON)
+def publish_events():
+    return rest.publish_events(request())
+
+
 @app.route("/continuations/{continuation}", methods=["POST"], content_types=FORM_OR_JSON)
 def redeem_continuation(continuation):
     return rest.redeem_continuation(request(), continuation)

@@ -1,7 +1,7 @@
-"""Command line: python -m chalicelib run|resume|validate|tick ...
+"""Command line: python -m chalicelib run|resume|validate|tick|events ...
 
 Run a state machine, resume a suspended one from the JSON that run printed,
-validate a definition, or fire the service's due timers.
+validate a definition, fire the service's due timers, or publish events to a running service.
 """
 from __future__ import annotations
 
@@ -141,6 +141,55 @@ def cmd_tick(args: argparse.Namespace) -> int:
         time.sleep(args.loop)
 
 
+def simulation_steps(given: Any) -> list[tuple[float, dict]]:
+    """(delay in seconds, event) of a simulation file: a list of events, each optionally
+    ``{"delaySeconds": N, "event": {...}}`` to wait N seconds before sending it."""
+    if not isinstance(given, list):
+        raise UsageError("a simulation is a list of events (or {\"delaySeconds\": N, \"event\": {...}})")
+    steps = []
+    for index, step in enumerate(given):
+        if isinstance(step, dict) and "event" in step:
+            delay = step.get("delaySeconds", 0)
+            if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0 or set(step) - {
+                    "event", "delaySeconds"}:
+                raise UsageError(f"step {index}: give 'event' and a 'delaySeconds' of 0 or more")
+            step = (float(delay), step["event"])
+        elif isinstance(step, dict):
+            step = (0.0, step)
+        else:
+            raise UsageError(f"step {index} is not an event")
+        steps.append(step)
+    return steps
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    """Publish a simulation's events, one POST /events each, after its delay; print each answer."""
+    import os
+    import time
+    import urllib.error
+    import urllib.request
+
+    steps = simulation_steps(_read_json("@" + args.file, "the simulation"))
+    key = args.api_key if args.api_key is not None else os.environ.get("API_KEY")
+    status = 0
+    for delay, event in steps:
+        time.sleep(delay * args.speed)
+        request = urllib.request.Request(args.url.rstrip("/") + "/events", data=json.dumps(event).encode(),
+                                         method="POST", headers={"Content-Type": "application/json",
+                                                                 **({"x-api-key": key} if key else {})})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                answer = json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            answer, status = json.loads(error.read() or b"{}"), 1
+        except OSError as error:
+            raise UsageError(f"cannot reach {args.url}: {error}") from None
+        print(json.dumps(answer, ensure_ascii=False), flush=True)
+        if answer.get("failedEntryCount"):
+            status = 1
+    return status
+
+
 JSON_HELP = "JSON text, or @FILE to read it from FILE"
 
 
@@ -187,6 +236,19 @@ def parser() -> argparse.ArgumentParser:
                             description="Fire the service's due timers once, or every SECONDS with --loop.")
     p.add_argument("--loop", type=float, metavar="SECONDS", help="keep ticking every SECONDS")
     p.set_defaults(func=cmd_tick)
+
+    p = commands.add_parser("events", help="publish events to a running service (simulate FILE)",
+                            description="Publish the events of a simulation file to POST /events, each after "
+                                        "its delay, printing each answer (exit status 1 if any was refused).")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = actions.add_parser("simulate", help="publish the events of FILE with their delays",
+                           epilog="Example: python -m chalicelib events simulate "
+                                  "state_machines/simulations/marketplace-order.json")
+    s.add_argument("file", help="a JSON list of events, each optionally {\"delaySeconds\": N, \"event\": {...}}")
+    s.add_argument("--url", default="http://127.0.0.1:8000", help="the service (default: %(default)s)")
+    s.add_argument("--api-key", help="the x-api-key to send (default: $API_KEY)")
+    s.add_argument("--speed", type=float, default=1.0, help="multiply every delay by this (0: no delays)")
+    s.set_defaults(func=cmd_events)
     return top
 
 

@@ -29,6 +29,7 @@ class Settings:
     redis_url: str | None
     redis_cluster: bool  # REDIS_URL names one node of a Redis Cluster
     continuation_ttl: int
+    event_buffer_seconds: int  # how long an event no task waits for yet is kept
     public_base_url: str | None
     trusted_hosts: tuple[str, ...]  # host[:port] names links may take from a request (lower case)
     max_body_bytes: int
@@ -63,6 +64,7 @@ def settings() -> Settings:
         redis_url=env.get("REDIS_URL") or None,
         redis_cluster=env.get("REDIS_CLUSTER", "").strip().lower() in ("1", "true", "yes"),
         continuation_ttl=min(_int("CONTINUATION_TTL_SECONDS", 86400), ONE_YEAR),
+        event_buffer_seconds=min(_int("EVENT_BUFFER_SECONDS", _int("CONTINUATION_TTL_SECONDS", 86400)), ONE_YEAR),
         public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
         trusted_hosts=tuple(h.strip().lower() for h in env.get("TRUSTED_HOSTS", "").split(",") if h.strip()),
         max_body_bytes=_int("MAX_BODY_BYTES", 256 * 1024),

@@ -5,7 +5,8 @@ Roles:
 * ``public``: anyone (the catalog of definitions, validation, the OpenAPI document).
 * ``api-key``: a caller with the stage's ``API_KEY`` (``x-api-key``), or with an IAM identity
   when ``AUTH_MODE=iam`` (API Gateway's IAM authorizer checked the signature; the request
-  context carries the identity): start, list, read and stop executions, see every continuation.
+  context carries the identity): start, list, read and stop executions, see every continuation,
+  publish events (``POST /events``, which starts and resumes executions).
 * ``continuation``: the holder of one continuation ID (in the path): read, answer once, fail,
   heartbeat it. The service refuses continuations only it answers (``child``: 403).
 * ``decision-link``: the holder of one signed decision link (checked by the handler: 403).
@@ -42,6 +43,7 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/executions"): API_KEY,
     ("GET", "/executions/{execution_id}"): API_KEY,
     ("DELETE", "/executions/{execution_id}"): API_KEY,
+    ("POST", "/events"): API_KEY,  # events start and resume executions, as a start does
     ("GET", "/continuations/{continuation}"): CONTINUATION,
     ("POST", "/continuations/{continuation}"): CONTINUATION,
     ("POST", "/continuations/{continuation}/failure"): CONTINUATION,

@@ -94,7 +94,9 @@ SCHEMAS: dict[str, dict] = {
                           "description": "For a question with Choices: a signed decision link per choice."},
             "expiresAt": TIMESTAMP,
             "parameters": {"description": "What the task asks (its Parameters); any JSON value."},
-            "detail": {"type": "object", "description": "For a child execution: which one."},
+            "detail": {"type": "object", "description": (
+                "For a child execution: which one. For a task waiting for an event (kind event): waitsFor, what "
+                "it waits for: correlationKey, pattern (null: any event of that key), answer (detail or event).")},
         },
     },
     "Timer": {
@@ -297,6 +299,57 @@ SCHEMAS["Heartbeat"] = _extend("ContinuationInfo", "The continuation and its new
 SCHEMAS["DecisionPreview"] = _extend("ContinuationInfo", "What a decision link would answer.", decision={
     "type": "object", "additionalProperties": STRING, "description": "What pressing the link's button sends."})
 
+_TEXT = {"type": "string", "minLength": 1, "maxLength": 256}
+SCHEMAS["Event"] = {
+    "type": "object",
+    "description": ("An event in EventBridge's envelope. Without id one is made (and duplicates cannot be told); "
+                    "its detail.id is the correlation value waiting tasks are matched by."),
+    "required": ["source", "detail-type"],
+    "additionalProperties": False,
+    "properties": {
+        "id": _TEXT, "source": _TEXT, "detail-type": _TEXT, "time": _TEXT, "account": _TEXT, "region": _TEXT,
+        "version": _TEXT, "detail": {"type": "object"}, "resources": {"type": "array", "items": STRING},
+    },
+}
+SCHEMAS["PutEventsEntry"] = {
+    "type": "object",
+    "description": "An entry of EventBridge's PutEvents; Detail is a JSON object as text.",
+    "required": ["Source", "DetailType", "Detail"],
+    "additionalProperties": False,
+    "properties": {"Source": _TEXT, "DetailType": _TEXT, "Detail": STRING, "Time": _TEXT,
+                   "Resources": {"type": "array", "items": STRING}, "EventBusName": STRING, "TraceHeader": STRING},
+}
+SCHEMAS["EventsRequest"] = {"oneOf": [
+    _ref("Event"),
+    {"type": "array", "items": _ref("Event"), "minItems": 1, "maxItems": 100},
+    {"type": "object", "required": ["Entries"], "additionalProperties": False,
+     "properties": {"Entries": {"type": "array", "items": _ref("PutEventsEntry"), "minItems": 1, "maxItems": 100}}},
+]}
+SCHEMAS["EventOutcome"] = {
+    "type": "object",
+    "description": "What one event did, or its error (error, message) while the others went on.",
+    "required": ["eventId"],
+    "additionalProperties": False,
+    "properties": {
+        "eventId": STRING,
+        "started": {"type": "array", "description": "The executions its start rules started (or had started).",
+                    "items": {"type": "object", "required": ["executionId", "stateMachine", "status"],
+                              "properties": {"executionId": STRING, "stateMachine": STRING,
+                                             "status": {"enum": list(STATUSES)}, "alreadyExisted": {"const": True}}}},
+        "resumed": {"type": "array", "description": "The waiting tasks it answered.",
+                    "items": {"type": "object", "required": ["executionId", "point"],
+                              "properties": {"executionId": STRING, "point": STRING, "state": STRING}}},
+        "buffered": {"type": "boolean", "description": "Kept until a task waiting for it opens."},
+        "duplicate": {"type": "boolean", "description": "Its id came before: nothing was delivered again."},
+        "error": STRING, "message": STRING,
+    },
+}
+SCHEMAS["EventsResult"] = {
+    "type": "object", "required": ["failedEntryCount", "entries"], "additionalProperties": False,
+    "properties": {"failedEntryCount": {"type": "integer", "minimum": 0},
+                   "entries": {"type": "array", "items": _ref("EventOutcome")}},
+}
+
 # -- responses -------------------------------------------------------------------------------
 
 ERROR_TEXT = {
@@ -498,6 +551,21 @@ OPERATIONS: dict[str, dict[str, dict]] = {
             "parameters": LIST_QUERY,
             "responses": _merge(ok(_ref("ExecutionList"), "A page of executions.", html=True),
                                 error(400, "InvalidRequest", html=True), API_KEY, STORE_PAGE),
+        },
+    },
+    "/events": {
+        "post": {
+            "operationId": "publish_events",
+            "summary": "Publish events: start executions by rule, answer the tasks waiting for them, or keep them",
+            "description": ("One event, a list of up to 100, or PutEvents' {\"Entries\": [...]}. An event matching a "
+                            "start rule (state_machines/rules/) starts that state machine with the event as input, "
+                            "once per event id; it answers every task waiting for its detail.id that takes it; an "
+                            "event that did neither is buffered (EVENT_BUFFER_SECONDS) for the first such task to "
+                            "open, in arrival order. An id seen before is delivered once."),
+            "security": [{}, {"apiKey": []}],
+            "requestBody": json_body(_ref("EventsRequest")),
+            "responses": _merge(ok(_ref("EventsResult"), "What each event did."),
+                                error(400, "MalformedJSON", "InvalidRequest"), API_KEY, TOO_LARGE, STORE),
         },
     },
     "/executions/{execution_id}": {
@@ -730,8 +798,8 @@ def _document() -> dict:
             "schemas": schemas,
             "securitySchemes": {"apiKey": {
                 "type": "apiKey", "in": "header", "name": "x-api-key",
-                "description": ("Needed to start (also POST /?input=), list, read and stop executions when the stage "
-                                "sets API_KEY."),
+                "description": ("Needed to start (also POST /?input=), list, read and stop executions, and to "
+                                "publish events, when the stage sets API_KEY."),
             }},
         },
     }

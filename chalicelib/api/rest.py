@@ -12,7 +12,7 @@ from chalice import Response
 from ..approvals import diagram, forms, links, views
 from ..asl import validate
 from ..config import settings
-from ..service import FINISHED, STATUSES, Service, ServiceError, answer_digest, catalog
+from ..service import FINISHED, STATUSES, Service, ServiceError, answer_digest, catalog, events
 from .http import (JSON_NUMBERS_ONLY, browser_endpoint, endpoint, error_response, is_form, page_endpoint,
                    read_form, read_json, require_object, wants_html)
 from .runtime import make_service
@@ -127,6 +127,39 @@ def get_execution(request, execution_id: str) -> dict | views.Page:
 @endpoint
 def stop_execution(request, execution_id: str) -> dict:
     return make_service(request).abort(execution_id)
+
+
+# -- events -------------------------------------------------------------------------------
+
+MAX_EVENTS = 100
+
+
+def event_entries(body: Any) -> list:
+    """The events of ``POST /events``: one event, a list of them, or PutEvents' ``{"Entries": [...]}``."""
+    if isinstance(body, dict) and "Entries" in body:
+        if set(body) != {"Entries"}:
+            raise ServiceError(400, "InvalidRequest", "A PutEvents body has only 'Entries'.")
+        if not isinstance(body["Entries"], list):
+            raise ServiceError(400, "InvalidRequest", "'Entries' must be a list.")
+        entries = [events.from_put_events(entry, lambda text: json.loads(text, **JSON_NUMBERS_ONLY))
+                   for entry in body["Entries"]]
+    elif isinstance(body, list):
+        entries = body
+    elif isinstance(body, dict):
+        entries = [body]
+    else:
+        raise ServiceError(400, "InvalidRequest", "Send an event, a list of events or {\"Entries\": [...]}.")
+    if not 1 <= len(entries) <= MAX_EVENTS:
+        raise ServiceError(400, "InvalidRequest", f"Send 1 to {MAX_EVENTS} events at a time.")
+    return entries
+
+
+@endpoint
+def publish_events(request) -> dict:
+    """Start, resume or buffer per event (see ``service/events.py``); what each event did."""
+    entries = event_entries(read_json(request, settings()))
+    results = make_service(request).publish(entries)
+    return {"failedEntryCount": sum("error" in result for result in results), "entries": results}
 
 
 # -- continuations ------------------------------------------------------------------------

@@ -37,6 +37,9 @@ from .processing import (
 from . import limits
 from .limits import MAX_PAYLOAD_BYTES, NotJson, TooDeep, payload_size
 from .tasks import Suspend
+
+#: The kinds of wait whose answer is deep-merged into the state's input (no ResultPath or Output).
+MERGED_KINDS = frozenset({"suspend", "event"})
 from .templates import compact_json
 from .timestamps import parse_timestamp
 
@@ -320,7 +323,7 @@ class Task(State):
         if self.waits_for_token or isinstance(outcome, Suspend):
             kind = "task-token" if self.waits_for_token else outcome.kind
             runner.suspend(frame, kind, payload, timeout, heartbeat,
-                           merge=(kind == "suspend" and self.io.merges_suspend),
+                           merge=(kind in MERGED_KINDS and self.io.merges_suspend),
                            detail=None if self.waits_for_token else outcome.detail)
             return BLOCK
         return self.transition(*self.io.finish(raw, check_size(outcome, frame), frame, runner))

@@ -35,3 +35,9 @@ def square(payload: Any, context: TaskContext) -> dict:
 def suspend(payload: Any, context: TaskContext) -> Suspend:
     """Stop the execution here until a continuation resumes it."""
     return Suspend("suspend")
+
+
+@module_handler("event")
+def event(payload: Any, context: TaskContext) -> Suspend:
+    """Wait for an event (the service delivers it by correlation key; see ``service/events.py``)."""
+    return Suspend("event")

@@ -8,6 +8,7 @@
 - ``machines``: state machines by name, shipped and registered;
 - ``timers``: durable time (Waits, timeouts, heartbeats, children that ended);
 - ``children``: ``states:startExecution`` tasks; ``catalog``: the shipped ``state_machines/``;
+- ``events``: executions started and resumed by events (``patterns``: EventBridge's event patterns);
 - ``calls``: the outbox of task-token calls; ``names``: who holds an execution name;
 - ``definitions``, ``ids``, ``tokens``, ``waits``, ``errors``, ``questions``, ``statuses``: their parts.
 
@@ -23,6 +24,7 @@ from ..config import Settings
 from ..store import Claim, Store
 from .definitions import disallowed_resources
 from .errors import ServiceError
+from .events import Events
 from .executions import Executions
 from .holders import PRIVATE_OUTPUT
 from .machines import StateMachines
@@ -51,6 +53,7 @@ class Service:
         self.machines = StateMachines(settings, store, self.runs.clock)
         self.runs.start_child = self.executions.start
         self.runs.on_finished = self.timers.child_finished
+        self.events = self.runs.events = Events(self.runs, self.executions, self.redemptions)
 
     @property
     def settings(self) -> Settings:
@@ -114,6 +117,12 @@ class Service:
 
     def continuation_links(self, continuation: str, parameters: Any) -> dict:
         return self.questions.links(continuation, parameters)
+
+    # -- events -----------------------------------------------------------------
+
+    def publish(self, entries: list) -> list[dict]:
+        """Deliver events (EventBridge's envelope or PutEvents entries); per event, what it did."""
+        return self.events.publish(entries)
 
     # -- time -------------------------------------------------------------------
 

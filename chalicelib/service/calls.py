@@ -79,7 +79,10 @@ class DeferTokenCalls:
                 return handler(payload, context)
             context.idempotency_key = idempotency_key(self.execution_id, context.point)  # issues the token
             self.effects.append(Effect(context.point, handler, payload, context, self.base))
-            return None if context.waits_for_token else Suspend("task-token")
+            if context.waits_for_token:
+                return None
+            suspension = getattr(handler, "suspension", None)  # its own kind of wait (``events``)
+            return suspension(payload, context) if suspension else Suspend("task-token")
         return deferred
 
 

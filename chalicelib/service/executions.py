@@ -209,7 +209,7 @@ class Executions:
         after = _cursor(history_token, record.id, "historyToken")
         limit = _page_size(limit, CONTINUATIONS_SHOWN, "limit")
         history_limit = _page_size(history_limit, self.store.history_limit, "historyLimit")
-        if record.snapshot is not None and any(w["kind"] == "task-token" for _, w in iter_waits(record.snapshot)):
+        if record.snapshot is not None and any(w["kind"] in ("task-token", "event") for _, w in iter_waits(record.snapshot)):
             made, _ = self.runs.calls.finish(record.id)
             if made:
                 record = self.runs.reload(record.id)

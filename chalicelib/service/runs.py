@@ -26,13 +26,14 @@ from . import names
 from .calls import DeferTokenCalls, Effect, PendingCalls
 from .children import ChildExecutions
 from .definitions import stored_definition
+from .events import EventWaits
 from .errors import ServiceError, busy, execution_not_found
 from .ids import continuation_id, id_hash, new_nonce
 from .listing import encode_token
 from .questions import Questions
 from .statuses import FINISHED
 from .tokens import TaskTokens
-from .waits import asked, timer_member, wait_timers
+from .waits import asked, open_wait, timer_member, wait_timers
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class Runs:
         self.tokens = TaskTokens(settings.signing_secret)
         self.calls = PendingCalls(self)
         self.start_child: Callable[..., dict] | None = None
+        self.events = None  # the ``events`` part, set by Service: it resolves ``module:event``
         self.on_finished: Callable[[ExecutionRecord], None] = lambda record: None
 
     # -- reading ----------------------------------------------------------------
@@ -143,7 +145,8 @@ class Runs:
         """What the Task states of ``execution_id`` call, with links pointing at ``base``."""
         handlers = as_resolver(default_handlers() if self.handlers is None else self.handlers)
         resolvers = [r.at_base(base) if hasattr(r, "at_base") else r for r in self.resolvers]
-        return Resolvers([ChildExecutions(self.start_child, execution_id), *resolvers, handlers])
+        events = [] if self.events is None else [EventWaits(self.events, execution_id)]
+        return Resolvers([ChildExecutions(self.start_child, execution_id), *events, *resolvers, handlers])
 
     def resume(self, record: ExecutionRecord, point: str, answer: dict, *,
                claim: Claim | None = None, outcome: str = "redeemed", digest: str = "") -> tuple[dict, float]:
@@ -159,6 +162,7 @@ class Runs:
                                    f"The execution has ended ({record.status}).",
                                    executionId=record.id)
             snapshot = record.snapshot
+            at = open_wait(snapshot, point) or {}
 
             def step(options, snapshot=snapshot):
                 if "error" in answer:
@@ -173,6 +177,9 @@ class Runs:
                 raise ServiceError(410, "ContinuationExpired",
                                    "The execution no longer waits at this point.",
                                    executionId=record.id) from None
+            if answer.get("event"):  # which event answered which task
+                ran.events.insert(0, {"type": "EventReceived", "timestamp": iso_timestamp(self.clock.now()),
+                                      "state": at.get("state"), "point": point, **answer["event"]})
             commit = self.next_commit(record, compiled, ran, claim=claim, answer=summary)
             commit.outcome, commit.digest = outcome, digest
             try:

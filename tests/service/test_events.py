@@ -1,0 +1,195 @@
+"""Executions driven by events through the service on real Redis: started by a rule, resumed by
+correlation key, early events buffered and delivered in arrival order, duplicates delivered once."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from chalicelib.asl import VirtualClock
+from chalicelib.config import settings
+from chalicelib.service import Service
+from chalicelib.store import Store
+from chalicelib.store.events import EventStore
+
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture
+def clock():
+    return VirtualClock(NOW)
+
+
+@pytest.fixture
+def service(redis_client, clock):
+    return Service(dataclasses.replace(settings(), event_buffer_seconds=3600), Store(redis_client), clock=clock)
+
+
+def order(kind: str, order_id: str = "o-1", event_id: str | None = None, **detail) -> dict:
+    event = {"source": "marketplace.orders", "detail-type": f"Order {kind}", "detail": {"id": order_id, **detail}}
+    return {**event, "id": event_id} if event_id else event
+
+
+def car(kind: str, car_id: str = "car-1", **detail) -> dict:
+    source = "dealer.cars" if kind == "Car Announced" else "dealer.workshop"
+    if kind == "Car Announced":
+        detail = {"model": "Golf", **detail}
+    return {"source": source, "detail-type": kind, "detail": {"id": car_id, **detail}}
+
+
+def publish(service, *events) -> list[dict]:
+    return service.publish(list(events))
+
+
+def started(service, event) -> str:
+    [result] = publish(service, event)
+    [execution] = result["started"]
+    return execution["executionId"]
+
+
+def received(document: dict) -> list[tuple[str, str]]:
+    """(task, detail-type) of each event that answered a task, in order."""
+    return [(e["state"], e["detailType"]) for e in document["history"] if e["type"] == "EventReceived"]
+
+
+def test_an_order_is_started_by_its_first_event_and_moved_on_by_the_later_ones(service):
+    execution = started(service, order("Placed", total=30))
+    document = service.describe(execution)
+    assert document["stateMachine"] == "marketplace-order" and document["status"] == "SUSPENDED"
+    [wait] = document["continuations"]
+    assert (wait["state"], wait["kind"]) == ("WaitForConfirmation", "event")
+    assert wait["detail"]["waitsFor"] == {"correlationKey": "o-1", "pattern": {"detail-type": ["Order Confirmed"]},
+                                          "answer": "detail"}
+    [confirmed] = publish(service, order("Confirmed"))
+    assert [(r["executionId"], r["state"]) for r in confirmed["resumed"]] == [(execution, "WaitForConfirmation")]
+    publish(service, order("Accepted", seller="s-9"))
+    publish(service, order("Delivered"))
+    document = service.describe(execution)
+    assert document["status"] == "SUCCEEDED"
+    assert document["output"]["decision"] == {"id": "o-1", "seller": "s-9", "eventName": "Order Accepted"}
+    assert received(document) == [("WaitForConfirmation", "Order Confirmed"), ("WaitForDecision", "Order Accepted"),
+                                  ("WaitForDelivery", "Order Delivered")]
+    assert document["history"][-2]["state"] == "Delivered"
+
+
+def test_a_rejected_order_ends_at_rejected(service):
+    execution = started(service, order("Placed"))
+    publish(service, order("Confirmed"), order("Rejected", reason="sold out"))
+    document = service.describe(execution)
+    assert document["status"] == "SUCCEEDED"
+    assert document["output"]["decision"]["reason"] == "sold out"
+    assert "Rejected" in [e.get("state") for e in document["history"] if e["type"] == "StateEntered"]
+
+
+def test_an_unexpected_event_leads_to_the_fail_state(service):
+    execution = started(service, order("Placed"))
+    publish(service, order("Confirmed"), order("Delivered"))  # delivered before it was accepted
+    document = service.describe(execution)
+    assert (document["status"], document["error"]) == ("FAILED", "UnexpectedEvent")
+
+
+def test_an_early_event_is_buffered_and_delivered_in_order(service):
+    execution = started(service, order("Placed"))
+    [early] = publish(service, order("Accepted"))  # before the order was confirmed
+    assert early == {**early, "buffered": True, "resumed": [], "started": []}
+    assert service.describe(execution)["continuations"][0]["state"] == "WaitForConfirmation"
+    publish(service, order("Confirmed"))
+    document = service.describe(execution)
+    assert received(document) == [("WaitForConfirmation", "Order Confirmed"), ("WaitForDecision", "Order Accepted")]
+    assert document["continuations"][0]["state"] == "WaitForDelivery"
+
+
+def test_events_before_the_start_wait_in_arrival_order(service):
+    """Cleaned and Inspection come before the car is announced: both are kept, and each goes to the
+    task that takes it; two early decisions go in the order they came."""
+    publish(service, car("Car Cleaned"), car("Inspection Completed", passed=True))
+    execution = started(service, car("Car Announced", model="Golf"))
+    document = service.describe(execution)
+    assert document["status"] == "SUCCEEDED"
+    assert received(document) == [("WaitForInspection", "Inspection Completed"), ("WaitForCleaning", "Car Cleaned")]
+
+    publish(service, order("Confirmed", "o-2"), order("Rejected", "o-2"), order("Accepted", "o-2"))
+    second = started(service, order("Placed", "o-2"))
+    assert service.describe(second)["output"]["decision"]["eventName"] == "Order Rejected"  # the first to come
+
+
+def test_a_duplicate_event_is_delivered_once(service):
+    [first] = publish(service, order("Placed", event_id="e-1"))
+    [again] = publish(service, order("Placed", event_id="e-1"))
+    assert again["started"] == [{**first["started"][0], "alreadyExisted": True}]
+    execution = first["started"][0]["executionId"]
+    publish(service, order("Confirmed", event_id="e-2"))
+    [duplicate] = publish(service, order("Confirmed", event_id="e-2"))  # would answer WaitForDecision
+    assert duplicate["duplicate"] is True
+    document = service.describe(execution)
+    assert received(document) == [("WaitForConfirmation", "Order Confirmed")]
+    assert document["continuations"][0]["state"] == "WaitForDecision"
+    [buffered] = publish(service, order("Shipped", "o-9", event_id="e-3"))
+    assert buffered["buffered"] is True
+    assert publish(service, order("Shipped", "o-9", event_id="e-3"))[0]["duplicate"] is True
+    assert len(EventStore(service.store.redis).read("o-9")[2]) == 1  # kept once
+
+
+def test_one_event_answers_every_execution_waiting_on_its_key(service):
+    executions = {started(service, order("Placed", "shared", event_id=f"placed-{n}")) for n in range(3)}
+    [confirmed] = publish(service, order("Confirmed", "shared"))
+    assert {r["executionId"] for r in confirmed["resumed"]} == executions
+    for execution in executions:
+        assert service.describe(execution)["continuations"][0]["state"] == "WaitForDecision"
+
+
+def test_a_buffered_event_expires(service, clock):
+    publish(service, car("Inspection Completed", passed=True))
+    clock.advance(3601)
+    execution = started(service, car("Car Announced"))
+    document = service.describe(execution)
+    assert document["status"] == "SUSPENDED" and document["continuations"][0]["state"] == "WaitForInspection"
+    assert EventStore(service.store.redis).read("car-1")[2] == []  # dropped when the wait opened
+
+
+def test_a_wait_whose_opening_was_cut_off_is_opened_by_the_timer_sweep(service, clock, monkeypatch):
+    """Registering the wait is the task's call, kept in the outbox with the commit: a process that dies
+    before making it leaves it there, and the sweep makes it once the lease has ended."""
+    publish(service, car("Inspection Completed", passed=False))
+
+    def dies(*args, **kwargs):
+        raise KeyboardInterrupt  # as if the process died: no failure is recorded
+
+    monkeypatch.setattr(EventStore, "open", dies)
+    with pytest.raises(KeyboardInterrupt):
+        publish(service, car("Car Announced"))
+    monkeypatch.undo()
+    [execution] = [key.decode().rsplit(":", 1)[1] for key in service.store.redis.scan_iter("asl:*:x:*")]
+    assert service.runs.load(execution).status == "SUSPENDED"
+    clock.advance(service.settings.lease_seconds + 1)
+    assert service.tick()["calls"] == 1
+    document = service.describe(execution)
+    assert (document["status"], document["error"]) == ("FAILED", "InspectionFailed")
+
+
+def test_a_task_needs_a_correlation_key(service):
+    definition = {"StartAt": "W", "States": {"W": {"Type": "Task", "Resource": "module:event", "End": True}}}
+    document = service.start(definition, {"no": "detail"}, state_machine=None, trusted=True)
+    assert (document["status"], document["error"]) == ("FAILED", "Events.InvalidCorrelationKey")
+    bad = {"StartAt": "W", "States": {"W": {"Type": "Task", "Resource": "module:event", "End": True,
+                                            "Parameters": {"CorrelationKey": "k", "Pattern": {"a": "b"}}}}}
+    document = service.start(bad, {}, state_machine=None, trusted=True)
+    assert (document["status"], document["error"]) == ("FAILED", "Events.InvalidPattern")
+
+
+def test_a_task_with_a_pattern_and_the_whole_event_as_answer(service):
+    definition = {"StartAt": "W", "States": {"W": {
+        "Type": "Task", "Resource": "module:event", "End": True,
+        "Parameters": {"CorrelationKey.$": "$.key", "Answer": "event",
+                       "Pattern": {"detail": {"amount": [{"numeric": [">", 100]}]}}}}}}
+    document = service.start(definition, {"key": 7}, state_machine=None, trusted=True)
+    small = {"source": "pay", "detail-type": "Paid", "detail": {"id": 7, "amount": 5}}
+    large = {"source": "pay", "detail-type": "Paid", "detail": {"id": 7, "amount": 500}, "id": "pay-1"}
+    assert publish(service, small)[0]["buffered"] is True
+    assert publish(service, {**large, "detail": {"id": "7", "amount": 500}})[0]["buffered"] is True  # "7" is not 7
+    publish(service, large)
+    output = service.describe(document["executionId"])["output"]
+    assert output["key"] == 7 and output["eventName"] == "Paid"
+    assert (output["id"], output["source"], output["detail"]) == ("pay-1", "pay", {"id": 7, "amount": 500})
+    assert json.dumps(output)  # plain JSON
