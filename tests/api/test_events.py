@@ -69,6 +69,7 @@ def test_malformed_json_is_refused(client):
 
 def test_events_need_the_api_key_where_one_is_set(client, redis_client, monkeypatch):
     monkeypatch.setenv("API_KEY", "k3y")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://events.example.com")  # a keyed stage needs a source of links
     status, body = publish(client, ANNOUNCED)
     assert (status, body["error"]) == (403, "Forbidden")
     assert redis_client.dbsize() == 0
