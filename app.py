@@ -3,7 +3,7 @@ import os
 
 from chalice import Chalice, Rate
 
-from chalicelib.api import admission, authorization, fallback, openapi, rest, runtime, stepfunctions
+from chalicelib.api import admission, authorization, eventbridge, fallback, openapi, rest, runtime, stepfunctions
 
 runtime.check_deployed_configuration()
 runtime.prepare_local_server()
@@ -12,7 +12,7 @@ app.api.binary_types = []
 
 JSON = ["application/json"]
 FORM_OR_JSON = ["application/x-www-form-urlencoded", "application/json"]
-AWS_JSON_OR_JSON = ["application/json", stepfunctions.CONTENT_TYPE]
+AWS_JSON_OR_JSON = ["application/json", stepfunctions.CONTENT_TYPE, eventbridge.CONTENT_TYPE]
 
 
 def request():
@@ -96,7 +96,10 @@ def state_machine_diagram(name):
 
 @app.route("/", methods=["POST"], content_types=AWS_JSON_OR_JSON)
 def prototype():
-    """With ``X-Amz-Target``: the Step Functions API (JSON 1.0 protocol); without: the prototype's call."""
+    """With ``X-Amz-Target``: the Step Functions API (JSON 1.0 protocol) or EventBridge's PutEvents (JSON 1.1);
+    without: the prototype's call."""
+    if eventbridge.is_target(request()):
+        return eventbridge.handle(request())
     if stepfunctions.operation_of(request()) is not None:
         return stepfunctions.handle(request())
     return rest.prototype(request())

@@ -18,7 +18,8 @@ Roles:
 Step Functions API (``stepfunctions``): ``aws-api`` (the stage's API key, or a valid
 Signature Version 4 with a key of ``AWS_ACCESS_KEYS``; nothing when the stage sets
 neither), except the task-token operations, which are ``continuation`` (the token in the
-body is the continuation ID). Its refusals have AWS's error shape.
+body is the continuation ID). Its refusals have AWS's error shape. EventBridge's
+``AWSEvents.PutEvents`` there is ``aws-api`` too, its signature scoped to service ``events``.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from typing import Any
 from chalice import Response
 
 from ..config import settings
-from . import sigv4, stepfunctions
+from . import eventbridge, sigv4, stepfunctions
 
 PUBLIC, API_KEY, CONTINUATION, DECISION_LINK = "public", "api-key", "continuation", "decision-link"
 FALLBACK = "fallback"
@@ -113,7 +114,8 @@ def _aws_refusal(request) -> Response | None:
     if key_set and _header(request, "x-api-key") is not None and is_api_caller(request):
         return None
     if config.aws_access_keys:
-        refused = sigv4.check(request, config.aws_access_keys)
+        service = eventbridge.SERVICE if eventbridge.is_target(request) else sigv4.SERVICE
+        refused = sigv4.check(request, config.aws_access_keys, service)
         if refused is None:
             return None
         return stepfunctions.error_response(stepfunctions.AwsError(refused[0], refused[1], 403))

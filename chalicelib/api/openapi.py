@@ -22,6 +22,7 @@ JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 HTML = "text/html"
 AWS_JSON = "application/x-amz-json-1.0"
+EVENTS_JSON = "application/x-amz-json-1.1"  # EventBridge's protocol (PutEvents)
 
 
 def _ref(name: str) -> dict:
@@ -407,6 +408,11 @@ def aws_error(status: int, description: str) -> tuple[int, dict]:
     return aws(status, _ref("AwsError"), description)
 
 
+def events_api(status: int, schema: dict, description: str) -> tuple[int, dict]:
+    """An answer of EventBridge's PutEvents (``application/x-amz-json-1.1``)."""
+    return status, {"description": description, "content": {EVENTS_JSON: {"schema": schema}}}
+
+
 def page_only(status: int, description: str) -> tuple[int, dict]:
     """A status only browsers get: an HTML page."""
     return status, {"description": description, "content": {HTML: {"schema": STRING}}}
@@ -711,14 +717,18 @@ OPERATIONS: dict[str, dict[str, dict]] = {
     "/": {
         "post": {
             "operationId": "prototype",
-            "summary": ("The Step Functions API (with X-Amz-Target), or the prototype's calls: POST /?input=N with "
-                        "a definition, POST /?continuation=K"),
+            "summary": ("The Step Functions API and EventBridge's PutEvents (with X-Amz-Target), or the prototype's "
+                        "calls: POST /?input=N with a definition, POST /?continuation=K"),
             "description": ("With X-Amz-Target: AWSStepFunctions.<Operation> (Content-Type "
                             "application/x-amz-json-1.0): the AWS Step Functions JSON 1.0 protocol; the body is the "
                             "operation's input and the answer its output, as in botocore's stepfunctions model, and "
                             "errors are AWS's ({\"__type\": code, \"message\": ...}). Needs the API key or an AWS "
                             "Signature Version 4 when the stage sets API_KEY or AWS_ACCESS_KEYS, except "
                             "SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat (the token is enough). "
+                            "With X-Amz-Target: AWSEvents.PutEvents: EventBridge's PutEvents (JSON 1.1 protocol; "
+                            "each entry is published as POST /events publishes it; the answer is "
+                            "{FailedEntryCount, Entries: [{EventId} | {ErrorCode, ErrorMessage}]}), with the same "
+                            "rule, a signature being for service events. "
                             "Without X-Amz-Target, with continuation: redeem it (the body, if any, is the answer "
                             "object). Otherwise start the definition in the body with input (a number becomes "
                             "{\"value\": N})."),
@@ -726,14 +736,17 @@ OPERATIONS: dict[str, dict[str, dict]] = {
                 query_parameter("input", "The input: JSON, or a number (default {})."),
                 query_parameter("continuation", "A continuation ID to redeem."),
                 {"name": "X-Amz-Target", "in": "header", "required": False,
-                 "description": "AWSStepFunctions.<Operation>: the request is the Step Functions API's.",
-                 "schema": {"type": "string", "enum": [f"AWSStepFunctions.{name}" for name in AWS_OPERATIONS]}},
+                 "description": ("AWSStepFunctions.<Operation>: the request is the Step Functions API's; "
+                                 "AWSEvents.PutEvents: EventBridge's."),
+                 "schema": {"type": "string", "enum": [f"AWSStepFunctions.{name}" for name in AWS_OPERATIONS]
+                            + ["AWSEvents.PutEvents"]}},
             ],
             "requestBody": {"required": False, "content": {
                 JSON: {"schema": {"type": ["object", "null"], "description": (
                     "With input: the definition (required). With continuation: the answer (null, like no body, is "
                     "the empty answer).")}},
                 AWS_JSON: {"schema": {"type": "object", "description": "The operation's input members."}},
+                EVENTS_JSON: {"schema": {"type": "object", "description": "PutEvents' input: Entries."}},
             }},
             "responses": _merge(
                 ok(_ref("PrototypeResult"), "The current values and the execution."),
@@ -756,6 +769,12 @@ OPERATIONS: dict[str, dict[str, dict]] = {
                 error(422, "InvalidAnswer"),
                 STORE,
                 aws_error(503, "ServiceUnavailable: the store is unreachable; try again."),
+                events_api(200, {"type": "object", "required": ["FailedEntryCount", "Entries"]},
+                           "PutEvents' output: an EventId or an ErrorCode and ErrorMessage per entry."),
+                events_api(400, _ref("AwsError"), "PutEvents refused: ValidationException, SerializationException, "
+                                                  "UnknownOperationException."),
+                events_api(403, _ref("AwsError"), "Not authenticated, as for the Step Functions API."),
+                events_api(503, _ref("AwsError"), "ServiceUnavailable: the store is unreachable; try again."),
             ),
         },
     },

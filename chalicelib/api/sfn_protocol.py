@@ -81,7 +81,9 @@ def service_model():
     return botocore.session.get_session().get_service_model("stepfunctions")
 
 
-def read_params(request, operation: str, config: Settings) -> dict:
+def read_params(request, operation: str, config: Settings, model=None) -> dict:
+    """The request's members for ``operation``, checked against ``model`` (botocore's; by default
+    Step Functions')."""
     raw = request.raw_body or b""
     if len(raw) > config.max_body_bytes:
         raise AwsError("ValidationException", f"The request body is larger than {config.max_body_bytes} bytes.")
@@ -93,7 +95,7 @@ def read_params(request, operation: str, config: Settings) -> dict:
         raise AwsError("SerializationException", "The request body must be a JSON object.")
     from botocore.validate import ParamValidator
 
-    shape = service_model().operation_model(operation).input_shape
+    shape = (model or service_model()).operation_model(operation).input_shape
     known = {k: v for k, v in params.items() if k in shape.members}  # unknown members are ignored, as AWS does
     report = ParamValidator().validate(known, shape)
     if report.has_errors():

@@ -27,8 +27,9 @@ MISMATCH = ("The request signature we calculated does not match the signature yo
             "Secret Access Key and signing method. Consult the service documentation for details.")
 
 
-def check(request, keys: dict[str, str]) -> tuple[str, str] | None:
-    """None when the request carries a valid signature by one of ``keys``; else (AWS code, message)."""
+def check(request, keys: dict[str, str], service_name: str = SERVICE) -> tuple[str, str] | None:
+    """None when the request carries a valid signature by one of ``keys`` for ``service_name`` (``states``,
+    or ``events`` for EventBridge's PutEvents); else (AWS code, message)."""
     headers = {k.lower(): v for k, v in (request.headers or {}).items()}
     authorization = headers.get("authorization")
     if not authorization:
@@ -40,8 +41,8 @@ def check(request, keys: dict[str, str]) -> tuple[str, str] | None:
     if len(scope) != 5 or scope[4] != "aws4_request":
         return "IncompleteSignatureException", f"Credential should be scoped to a valid region and service: {match['credential']}."
     access_key, day, region, service = scope[:4]
-    if service != SERVICE:
-        return "InvalidSignatureException", f"Credential should be scoped to correct service: '{SERVICE}'."
+    if service != service_name:
+        return "InvalidSignatureException", f"Credential should be scoped to correct service: '{service_name}'."
     secret = keys.get(access_key)
     if secret is None:
         return "UnrecognizedClientException", "The security token included in the request is invalid."
@@ -68,14 +69,14 @@ def check(request, keys: dict[str, str]) -> tuple[str, str] | None:
         return "InvalidSignatureException", "The body does not match X-Amz-Content-SHA256."
     if any(name not in headers for name in signed):
         return "InvalidSignatureException", MISMATCH
-    expected = _signature(request, headers, signed, body, access_key, secret, region, amz_date)
+    expected = _signature(request, headers, signed, body, access_key, secret, region, amz_date, service_name)
     if not hmac.compare_digest(expected, match["signature"]):
         return "InvalidSignatureException", MISMATCH
     return None
 
 
 def _signature(request, headers: dict, signed: list[str], body: bytes, access_key: str, secret: str,
-               region: str, amz_date: str) -> str:
+               region: str, amz_date: str, service_name: str = SERVICE) -> str:
     """What botocore's signer computes for this request, as the client signed it."""
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
@@ -87,7 +88,7 @@ def _signature(request, headers: dict, signed: list[str], body: bytes, access_ke
     aws_request = AWSRequest(method=request.method, url=url, data=body,
                              headers={name: headers[name] for name in signed})
     aws_request.context["timestamp"] = amz_date
-    signer = SigV4Auth(Credentials(access_key, secret), SERVICE, region)
+    signer = SigV4Auth(Credentials(access_key, secret), service_name, region)
     canonical = signer.canonical_request(aws_request)
     return signer.signature(signer.string_to_sign(aws_request, canonical), aws_request)
 

@@ -34,12 +34,12 @@ class _Raw:
 
 
 def through_test_client(test_client, *, key: str = "AKIDEXAMPLE", secret: str = "secret", answers=None,
-                        config: Config = NO_RETRIES):
-    """A boto3 client whose every request is answered by ``test_client`` (Chalice's test client).
+                        config: Config = NO_RETRIES, service: str = "stepfunctions"):
+    """A boto3 client of ``service`` whose every request is answered by ``test_client`` (Chalice's test client).
 
     ``answers`` (a list), when given, collects ``(operation, status, parsed JSON body)`` of each answer.
     """
-    client = boto3.client("stepfunctions", region_name=REGION, endpoint_url="http://sfn.test",
+    client = boto3.client(service, region_name=REGION, endpoint_url="http://sfn.test",
                           aws_access_key_id=key, aws_secret_access_key=secret, config=config)
 
     def send(request, **_):
@@ -55,7 +55,7 @@ def through_test_client(test_client, *, key: str = "AKIDEXAMPLE", secret: str = 
             answers.append((operation, response.status_code, json.loads(raw) if raw else None))
         return AWSResponse("http://sfn.test/", response.status_code, dict(response.headers), _Raw(raw))
 
-    client.meta.events.register("before-send.sfn", send)
+    client.meta.events.register("before-send", send)
     return client
 
 

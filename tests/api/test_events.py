@@ -75,3 +75,48 @@ def test_events_need_the_api_key_where_one_is_set(client, redis_client, monkeypa
     assert redis_client.dbsize() == 0
     status, body = publish(client, ANNOUNCED, **{"x-api-key": "k3y"})
     assert status == 200 and body["entries"][0]["started"]
+
+
+# -- EventBridge's PutEvents over the JSON protocol (boto3's events client) ---------------------------
+
+def test_boto3_events_client_puts_events(client, redis_client):
+    from .aws_clients import through_test_client
+
+    answers: list = []
+    events = through_test_client(client, service="events", answers=answers)
+    announced = {"Source": "dealer.cars", "DetailType": "Car Announced",
+                 "Detail": json.dumps({"id": "b-1", "model": "Golf"})}
+    put = events.put_events(Entries=[announced, {"Source": "dealer.workshop", "DetailType": "Car Cleaned",
+                                                 "Detail": "not json"}])
+    assert put["FailedEntryCount"] == 1
+    first, second = put["Entries"]
+    assert set(first) == {"EventId"} and second["ErrorCode"] == "MalformedDetail"
+    put = events.put_events(Entries=[workshop("Inspection Completed", passed=True) | {"Detail": json.dumps(
+        {"id": "b-1", "passed": True})}, workshop("Car Cleaned") | {"Detail": json.dumps({"id": "b-1"})}])
+    assert put["FailedEntryCount"] == 0
+    listed = get(client, "/executions?stateMachine=car-dealer")[1]["executions"]
+    assert [e["status"] for e in listed] == ["SUCCEEDED"]
+    assert answers[0][1] == 200
+
+
+def test_put_events_is_checked_against_botocore_and_refused_in_aws_shape(client):
+    response = client.http.post("/", headers={"X-Amz-Target": "AWSEvents.PutEvents",
+                                              "Content-Type": "application/x-amz-json-1.1"},
+                                body=json.dumps({"Entries": "nope"}))
+    assert response.status_code == 400 and json.loads(response.body)["__type"] == "ValidationException"
+    response = client.http.post("/", headers={"X-Amz-Target": "AWSEvents.ListRules",
+                                              "Content-Type": "application/x-amz-json-1.1"}, body=b"{}")
+    assert json.loads(response.body)["__type"] == "UnknownOperationException"
+
+
+def test_put_events_signed_for_events_where_access_keys_are_set(client, redis_client, monkeypatch):
+    from .aws_clients import through_test_client
+
+    monkeypatch.setenv("AWS_ACCESS_KEYS", "AKIDEXAMPLE:secret")
+    entry = {"Source": "dealer.cars", "DetailType": "Car Announced", "Detail": json.dumps({"id": "s-1", "model": "x"})}
+    assert through_test_client(client, service="events").put_events(Entries=[entry])["FailedEntryCount"] == 0
+    import botocore.exceptions
+
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        through_test_client(client, service="events", secret="wrong").put_events(Entries=[entry])
+    assert refused.value.response["Error"]["Code"] == "InvalidSignatureException"

@@ -228,9 +228,9 @@ def targets(server):
     return RealTargets(server)
 
 
-@schemathesis.serializer("application/x-amz-json-1.0")
+@schemathesis.serializer("application/x-amz-json-1.0", "application/x-amz-json-1.1")
 def aws_json(ctx, value) -> bytes:
-    """The Step Functions API's bodies are JSON under their own media type."""
+    """The Step Functions API's and EventBridge's bodies are JSON under their own media types."""
     return json.dumps(value).encode()
 
 
