@@ -277,15 +277,23 @@ class Events:
         for _ in range(MAX_ATTEMPTS):
             now = self.clock.now()
             version, waits, _ = self.store.read(value)
-            taking = [wait for wait, accepts in waits.items()
-                      if accepts.get("pattern") is None or patterns.matches(accepts["pattern"], event)]
+            matching = [wait for wait, accepts in waits.items()
+                        if accepts.get("pattern") is None or patterns.matches(accepts["pattern"], event)]
+            taking = [wait for wait in matching if self._waiting(wait)]
+            gone = [wait for wait in matching if wait not in taking]  # timed out, aborted: drop them
             entry = f"{now + self.buffer_seconds!r}|" + json.dumps(event, separators=(",", ":"))
             outcome, did = self.store.offer(value, event["id"], version, taking,
-                                            entry if taking or may_buffer else "", self.buffer_seconds)
+                                            entry if taking or may_buffer else "", self.buffer_seconds, gone)
             if outcome != "retry":
                 return outcome, did
         raise ServiceError(409, "EventBusy", "The event's correlation key is changing too often; try again.",
                            retryAfterSeconds=1)
+
+    def _waiting(self, wait: str) -> bool:
+        """The task of a registered wait still waits (it may have timed out, or its execution ended)."""
+        execution_id, _, point = wait.partition("|")
+        record = self.runs.load(execution_id)
+        return record is not None and point in record.open
 
     def _give(self, execution_id: str, point: str, event: dict) -> dict | None:
         """Answer the wait ``point`` of ``execution_id`` with ``event``; None if it no longer waits there."""
@@ -316,6 +324,10 @@ class Events:
         value = waits["correlationKey"]
         member = f"{execution_id}|{point}"
         accepts = {"pattern": waits["pattern"]}
+        record = self.runs.load(execution_id)
+        if record is None or point not in record.open:
+            return  # answered or ended meanwhile
+        lifetime = int(record.open[point][1] - self.clock.now()) + 1  # as long as its continuation
         for _ in range(MAX_ATTEMPTS):
             now = self.clock.now()
             version, _, buffered = self.store.read(value)
@@ -329,7 +341,7 @@ class Events:
                     taking = entry
                     break
             outcome, entry = self.store.open(value, member, accepts, version, taking, expired,
-                                             self.buffer_seconds)
+                                             max(lifetime, self.buffer_seconds))
             if outcome == "retry":
                 continue
             if outcome in ("took", "given"):

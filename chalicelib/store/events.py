@@ -25,41 +25,53 @@ from redis import Redis
 
 PREFIX = "asl"
 
-_OFFER = """
--- KEYS: waits, buffer, seen, version. ARGV: event id, version read, buffered entry or '', ttl, then the
--- waits that take the event. Returns {'duplicate', what it did} | {'retry'} | {'done', what it did}.
+_KEEP = """
+local function keep(key, ttl)  -- a key lives at least ttl seconds more
+  if redis.call('TTL', key) < ttl then redis.call('EXPIRE', key, ttl) end
+end
+"""
+
+_OFFER = _KEEP + """
+-- KEYS: waits, buffer, seen, version. ARGV: event id, version read, buffered entry or '', ttl, how many
+-- waits take the event, those waits, then waits no longer open (dropped). Returns {'duplicate', what it
+-- did} | {'retry'} | {'done', what it did}.
 local prior = redis.call('HGET', KEYS[3], ARGV[1])
 if prior then return {'duplicate', prior} end
 if (redis.call('GET', KEYS[4]) or '0') ~= ARGV[2] then return {'retry'} end
 local ttl = tonumber(ARGV[4])
+local count = tonumber(ARGV[5])
+local changed = false
+for i = 6 + count, #ARGV do
+  if redis.call('HDEL', KEYS[1], ARGV[i]) == 1 then changed = true end
+end
 local outcome = 'none'
-if #ARGV > 4 then
+if count > 0 then
   local taken = {}
-  for i = 5, #ARGV do
+  for i = 6, 5 + count do
     if redis.call('HDEL', KEYS[1], ARGV[i]) ~= 1 then return {'retry'} end
     redis.call('HSET', KEYS[1], '=' .. ARGV[i], ARGV[3])
     taken[#taken + 1] = ARGV[i]
   end
   outcome = 'resumed:' .. table.concat(taken, ',')
-  redis.call('EXPIRE', KEYS[1], ttl)
+  keep(KEYS[1], ttl)
 elseif ARGV[3] ~= '' then
   redis.call('RPUSH', KEYS[2], ARGV[3])
-  redis.call('EXPIRE', KEYS[2], ttl)
+  keep(KEYS[2], ttl)
   outcome = 'buffered'
 end
 redis.call('HSET', KEYS[3], ARGV[1], outcome)
-redis.call('EXPIRE', KEYS[3], ttl)
-if outcome ~= 'none' then
+keep(KEYS[3], ttl)
+if outcome ~= 'none' or changed then
   redis.call('INCR', KEYS[4])
-  redis.call('EXPIRE', KEYS[4], ttl)
+  keep(KEYS[4], ttl)
 end
 return {'done', outcome}
 """
 
-_OPEN = """
--- KEYS: waits, buffer, version. ARGV: wait, what it accepts, version read, ttl, the buffered entry it takes
--- or '', then expired entries to drop. Returns {'given', entry} (a retry of an earlier opening),
--- {'retry'}, {'took', entry} or {'waiting'}.
+_OPEN = _KEEP + """
+-- KEYS: waits, buffer, version. ARGV: wait, what it accepts, version read, ttl (how long the wait may stay
+-- open), the buffered entry it takes or '', then expired entries to drop. Returns {'given', entry} (a retry
+-- of an earlier opening), {'retry'}, {'took', entry} or {'waiting'}.
 local given = redis.call('HGET', KEYS[1], '=' .. ARGV[1])
 if given then return {'given', given} end
 if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[3] then return {'retry'} end
@@ -73,9 +85,9 @@ if ARGV[5] ~= '' then
 else
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 end
-redis.call('EXPIRE', KEYS[1], ttl)
+keep(KEYS[1], ttl)
 redis.call('INCR', KEYS[3])
-redis.call('EXPIRE', KEYS[3], ttl)
+keep(KEYS[3], ttl)
 return outcome
 """
 
@@ -116,19 +128,21 @@ class EventStore:
         return _text(version) or "0", open_waits, [_text(entry) for entry in buffered]
 
     def offer(self, value: Any, event_id: str, version: str, taking: list[str], buffered: str,
-              ttl: int) -> tuple[str, str]:
-        """Give an event to ``taking`` waits, or buffer it (``buffered``, '' for neither).
+              ttl: int, gone: list[str] = ()) -> tuple[str, str]:
+        """Give an event to ``taking`` waits, or buffer it (``buffered``, '' for neither); drop the
+        registered waits that are ``gone`` (their task no longer waits).
 
         (``done`` | ``duplicate`` | ``retry``, what the delivery did: ``resumed:<waits>``,
         ``buffered`` or ``none``; for a duplicate, what the first delivery did)."""
         keys = self.keys(value)
         reply = self._offer(keys=[keys["w"], keys["b"], keys["s"], keys["v"]],
-                            args=[event_id, version, buffered, max(1, int(ttl)), *taking])
+                            args=[event_id, version, buffered, max(1, int(ttl)), len(taking), *taking, *gone])
         return _text(reply[0]), _text(reply[1]) if len(reply) > 1 else ""
 
     def open(self, value: Any, wait: str, accepts: dict, version: str, taking: str, expired: list[str],
              ttl: int) -> tuple[str, str]:
-        """Register ``wait``, or give it the buffered entry ``taking``; drop ``expired`` entries.
+        """Register ``wait`` for ``ttl`` seconds at least, or give it the buffered entry ``taking``; drop
+        ``expired`` entries.
 
         (``waiting`` | ``took`` | ``given`` | ``retry``, the entry it gets, if any)."""
         keys = self.keys(value)

@@ -108,9 +108,14 @@ def invoke(package: dict, runtime: str, event: dict) -> tuple[int, dict, dict]:
 
 
 def test_the_package_contains_the_state_machines(package):
-    expected = sorted(f for f in os.listdir(os.path.join(ROOT, "state_machines")) if f.endswith(".json"))
-    assert expected
-    assert sorted(os.listdir(os.path.join(package["folder"], "state_machines"))) == expected
+    """The definitions, and beside them their start rules (rules/) and event simulations."""
+    folder = os.path.join(ROOT, "state_machines")
+    expected = sorted(os.path.join(top, file)[len(folder) + 1:] for top, _, files in os.walk(folder)
+                      for file in files if file.endswith(".json"))
+    assert "rules/car-dealer.json" in expected
+    packaged_folder = os.path.join(package["folder"], "state_machines")
+    assert sorted(os.path.join(top, file)[len(packaged_folder) + 1:] for top, _, files in os.walk(packaged_folder)
+                  for file in files) == expected
     for name in expected:
         with open(os.path.join(ROOT, "state_machines", name), "rb") as source, \
                 open(os.path.join(package["folder"], "state_machines", name), "rb") as packaged:

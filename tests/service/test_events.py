@@ -193,3 +193,38 @@ def test_a_task_with_a_pattern_and_the_whole_event_as_answer(service):
     assert output["key"] == 7 and output["eventName"] == "Paid"
     assert (output["id"], output["source"], output["detail"]) == ("pay-1", "pay", {"id": 7, "amount": 500})
     assert json.dumps(output)  # plain JSON
+
+
+def test_a_wait_that_timed_out_takes_no_event(service, clock):
+    """A task that stopped waiting (TimeoutSeconds) leaves its registration behind; the next event of its
+    key is not swallowed by it: it is buffered for the next wait."""
+    definition = {"StartAt": "W", "States": {
+        "W": {"Type": "Task", "Resource": "module:event", "TimeoutSeconds": 60,
+              "Parameters": {"CorrelationKey": "k-1"}, "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Gone"}],
+              "End": True},
+        "Gone": {"Type": "Pass", "Result": "timed out", "End": True}}}
+    document = service.start(definition, {}, state_machine=None, trusted=True)
+    clock.advance(61)
+    service.tick()
+    assert service.describe(document["executionId"])["output"] == "timed out"
+    [late] = publish(service, {"source": "s", "detail-type": "Late", "detail": {"id": "k-1"}})
+    assert (late["resumed"], late["buffered"]) == ([], True)
+    again = service.start(definition, {}, state_machine=None, trusted=True)
+    assert service.describe(again["executionId"])["output"]["eventName"] == "Late"
+
+
+def test_a_wait_stays_registered_as_long_as_its_task_may_wait(service, clock):
+    definition = {"StartAt": "W", "States": {"W": {"Type": "Task", "Resource": "module:event", "End": True,
+                                                   "TimeoutSeconds": 7200, "Parameters": {"CorrelationKey": "k-2"}}}}
+    document = service.start(definition, {}, state_machine=None, trusted=True)
+    waits = EventStore.keys("k-2")["w"]
+    assert 7000 < service.store.redis.ttl(waits) <= 7201  # longer than the buffer's hour
+    clock.advance(3700)
+    publish(service, {"source": "s", "detail-type": "Late", "detail": {"id": "k-2"}})
+    assert service.describe(document["executionId"])["status"] == "SUCCEEDED"
+
+
+def test_the_shipped_start_rules_load():
+    from chalicelib.service.events import start_rules
+
+    assert sorted(machine for machine, _ in start_rules()) == ["car-dealer", "marketplace-order"]
