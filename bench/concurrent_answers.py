@@ -1,0 +1,214 @@
+"""Many answers to one execution at once: N open points of one Map (or Parallel) answered by 8 processes.
+
+Run from the project root, against a Redis server whose database may be flushed::
+
+    REDIS_URL=redis://127.0.0.1:6379/0 python bench/concurrent_answers.py [--points 1000] [--processes 8]
+        [--shape map|parallel]
+
+The script FLUSHES the database of ``REDIS_URL`` when it starts and again when it ends.
+
+Two executions of the same definition are started through the service on real Redis,
+each with ``--points`` suspended iterations (a Map with ``MaxConcurrency`` N, or a
+Parallel of N branches), every one waiting at a ``module:suspend`` task:
+
+1. in order: this process answers every point of the first one, one after the other;
+2. at once: ``--processes`` worker processes (spawned clean, each with its own Redis
+   client and service) wait on a barrier, then answer the points of the second one
+   between them (interleaved, so neighbours go to different processes).
+
+An answer that fails (``503 Busy``: the commit attempts ran out; ``409 ContinuationBusy``:
+another attempt holds the point's lease) is tried again after a short pause and counted.
+Every commit that lost to another writer (``CommitConflict``) is counted in the process
+that made it. Then both executions are checked: SUCCEEDED, each point's output holding
+its own answer, and every continuation answered exactly once (one success per ID). It
+prints the total time of each, their ratio (target: at once no slower than in order),
+the failed first tries, retries and commit conflicts; the exit status is 1 if a check
+failed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+os.environ["REQUEST_MAX_TRANSITIONS"] = "1000000"
+os.environ["EXECUTION_MAX_TRANSITIONS"] = "1000000"
+os.environ["REQUEST_MAX_SECONDS"] = "600"
+
+RETRY_PAUSE = 0.005  # seconds before answering again after a failed try
+MAX_TRIES = 200
+
+ASK = {"Type": "Task", "Resource": "module:suspend", "End": True}
+
+
+def definition(shape: str, points: int) -> dict:
+    if shape == "parallel":
+        return {"StartAt": "All", "States": {"All": {"Type": "Parallel", "End": True, "Branches": [
+            {"StartAt": f"Ask{n}", "States": {f"Ask{n}": {**ASK, "Parameters": {"n": n}}}} for n in range(points)]}}}
+    return {"StartAt": "Each", "States": {"Each": {
+        "Type": "Map", "MaxConcurrency": points, "End": True,
+        "ItemProcessor": {"StartAt": "Ask", "States": {"Ask": {**ASK, "Parameters": {"n.$": "$.n"}}}}}}}
+
+
+def make():
+    """The service as the benches build it, and a counter of the commit conflicts it meets."""
+    from chalicelib.approvals import make_service
+    from chalicelib.config import settings
+    from chalicelib.store import CommitConflict, Store
+    from chalicelib.store.connection import get_redis
+
+    config = settings()
+    store = Store(get_redis(config), history_limit=config.history_limit)
+    counts = Counter()
+    commit = store.commit
+
+    def counted(change):
+        try:
+            return commit(change)
+        except CommitConflict:
+            counts["conflicts"] += 1
+            raise
+
+    store.commit = counted
+    return make_service(config, store, base_url="http://bench"), counts
+
+
+def answer_all(service, counts: Counter, points: list[tuple[str, int]]) -> None:
+    """Answer each point with ``{"by": n}``, trying again after a failure."""
+    from chalicelib.service import ServiceError
+
+    for ident, n in points:
+        for attempt in range(MAX_TRIES):
+            try:
+                service.redeem(ident, result={"by": n})
+                counts["ok"] += 1
+                break
+            except ServiceError as error:
+                counts[f"{error.status} {error.code}"] += 1
+                if attempt == 0:
+                    counts["failed first tries"] += 1
+                counts["retries"] += 1
+                time.sleep(RETRY_PAUSE)
+        else:
+            counts["gave up"] += 1
+
+
+def worker(points: list[tuple[str, int]], barrier, results) -> None:
+    service, counts = make()
+    service.store.redis.ping()  # connected before the barrier
+    barrier.wait()
+    began = time.perf_counter()
+    answer_all(service, counts, points)
+    results.put((time.perf_counter() - began, dict(counts)))
+
+
+def all_points(service, document: dict) -> list[tuple[str, int]]:
+    """(ID, n) of every open point, read a page at a time."""
+    listed, token = list(document["continuations"]), document.get("continuationsNextToken")
+    while token:
+        page = service.describe(document["executionId"], with_history=False, limit=1000, next_token=token)
+        listed += page["continuations"]
+        token = page.get("continuationsNextToken")
+    return [(c["id"], c["parameters"]["n"]) for c in listed]
+
+
+def check(service, execution_id: str, points: int, shape: str) -> list[str]:
+    final = service.describe(execution_id, with_history=False)
+    if final["status"] != "SUCCEEDED":
+        return [f"{execution_id}: {final['status']}"]
+    output = final["output"]
+    expected = [{"n": n, "by": n} if shape == "map" else {"by": n} for n in range(points)]
+    got = [{k: v for k, v in item.items() if k in ("n", "by")} for item in output]
+    return [] if got == expected else [f"{execution_id}: the output does not hold each point's own answer"]
+
+
+@dataclass
+class Result:
+    points: int
+    processes: int
+    order_seconds: float
+    once_seconds: float
+    in_order: Counter  # outcomes, retries and conflicts of the one process
+    at_once: Counter  # the same, over every worker
+    failures: list[str]
+
+
+def measure(points: int, processes: int, shape: str) -> Result:
+    """Answer a fresh execution's points in order, then another's at once (flushes the database)."""
+    service, counts = make()
+    redis = service.store.redis
+    redis.flushdb()
+    text = json.dumps(definition(shape, points))
+    items = [{"n": n} for n in range(points)] if shape == "map" else {}
+    failures: list[str] = []
+    try:
+        first = service.start(text, items, state_machine=None, trusted=True)
+        second = service.start(text, items, state_machine=None, trusted=True)
+        in_order, at_once = all_points(service, first), all_points(service, second)
+
+        began = time.perf_counter()
+        answer_all(service, counts, in_order)
+        order_seconds = time.perf_counter() - began
+        failures += check(service, first["executionId"], points, shape)
+
+        context = multiprocessing.get_context("spawn")
+        barrier, results = context.Barrier(processes + 1), context.Queue()
+        workers = [context.Process(target=worker, args=(at_once[k::processes], barrier, results))
+                   for k in range(processes)]
+        for process in workers:
+            process.start()
+        barrier.wait()
+        began = time.perf_counter()
+        reports = [results.get() for _ in workers]
+        once_seconds = time.perf_counter() - began
+        for process in workers:
+            process.join()
+        failures += check(service, second["executionId"], points, shape)
+    finally:
+        redis.flushdb()
+    together = Counter()
+    for _, report in reports:
+        together.update(report)
+    for name, tally in (("in order", counts), ("at once", together)):
+        if tally["ok"] != points:
+            failures.append(f"{name}: {tally['ok']} answers applied, not {points}")
+    return Result(points, processes, order_seconds, once_seconds, counts, together, failures)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--points", type=int, default=1000)
+    parser.add_argument("--processes", type=int, default=8)
+    parser.add_argument("--shape", choices=("map", "parallel"), default="map")
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, Redis at {os.environ['REDIS_URL']} (flushed at start and end); "
+          f"a {args.shape} of {args.points:,} suspended points, answered in order by one process and at once by "
+          f"{args.processes}")
+    result = measure(args.points, args.processes, args.shape)
+    print()
+    for name, seconds, tally in (("in order, 1 process", result.order_seconds, result.in_order),
+                                 (f"at once, {args.processes} processes", result.once_seconds, result.at_once)):
+        extra = ", ".join(f"{k} {v:,}" for k, v in sorted(tally.items())
+                          if k not in ("ok", "conflicts", "retries", "failed first tries"))
+        print(f"{name:24}: {seconds:8.2f} s, {args.points / seconds:7.1f} answers/s, applied {tally['ok']:,}; "
+              f"failed first tries {tally['failed first tries']:,}, retries {tally['retries']:,}, "
+              f"commit conflicts {tally['conflicts']:,}" + (f" ({extra})" if extra else ""))
+    ratio = result.once_seconds / result.order_seconds
+    print(f"\nat once / in order: {ratio:.2f} (target <= 1: {'met' if ratio <= 1 else 'NOT MET'}); "
+          f"failed redemptions (first tries) {result.at_once['failed first tries']:,} (target 0)")
+    print(f"checks: {'all passed' if not result.failures else 'FAILED'}")
+    for failure in result.failures:
+        print(f"  {failure}")
+    sys.exit(1 if result.failures else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,15 @@
+"""The concurrent-answers bench's short form: points of one execution answered at once by several processes
+(bench/concurrent_answers.py)."""
+from __future__ import annotations
+
+import pytest
+
+from bench.concurrent_answers import measure
+
+
+@pytest.mark.parametrize("shape", ["map", "parallel"])
+def test_answers_to_one_execution_from_several_processes_are_each_applied_once(redis_client, shape):
+    result = measure(points=24, processes=4, shape=shape)
+    assert result.failures == []
+    assert result.in_order["ok"] == result.at_once["ok"] == 24
+    assert result.at_once["gave up"] == 0
