@@ -28,6 +28,7 @@ failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -39,9 +40,22 @@ from dataclasses import dataclass
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
-os.environ["REQUEST_MAX_TRANSITIONS"] = "1000000"
-os.environ["EXECUTION_MAX_TRANSITIONS"] = "1000000"
-os.environ["REQUEST_MAX_SECONDS"] = "600"
+#: The budgets raised while measuring, so one start opens every point (the workers inherit them).
+BUDGETS = {"REQUEST_MAX_TRANSITIONS": "1000000", "EXECUTION_MAX_TRANSITIONS": "1000000", "REQUEST_MAX_SECONDS": "600"}
+
+
+@contextlib.contextmanager
+def raised_budgets():
+    saved = {name: os.environ.get(name) for name in BUDGETS}
+    os.environ.update(BUDGETS)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 RETRY_PAUSE = 0.005  # seconds before answering again after a failed try
 MAX_TRIES = 200
@@ -143,6 +157,11 @@ class Result:
 
 def measure(points: int, processes: int, shape: str) -> Result:
     """Answer a fresh execution's points in order, then another's at once (flushes the database)."""
+    with raised_budgets():
+        return _measure(points, processes, shape)
+
+
+def _measure(points: int, processes: int, shape: str) -> Result:
     service, counts = make()
     redis = service.store.redis
     redis.flushdb()

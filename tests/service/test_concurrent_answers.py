@@ -13,3 +13,11 @@ def test_answers_to_one_execution_from_several_processes_are_each_applied_once(r
     assert result.failures == []
     assert result.in_order["ok"] == result.at_once["ok"] == 24
     assert result.at_once["gave up"] == 0
+
+
+def test_the_budgets_are_raised_only_while_measuring(redis_client, monkeypatch):
+    monkeypatch.delenv("REQUEST_MAX_TRANSITIONS", raising=False)
+    measure(points=2, processes=2, shape="map")
+    import os
+
+    assert "REQUEST_MAX_TRANSITIONS" not in os.environ
