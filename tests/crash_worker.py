@@ -34,6 +34,7 @@ from chalicelib.store import Store
 
 FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:approve"
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/approvals.fifo"
+TOPIC = "arn:aws:sns:us-east-1:123456789012:approvals.fifo"
 
 
 def effect_definition(target: str, url: str = "") -> dict:
@@ -46,6 +47,8 @@ def effect_definition(target: str, url: str = "") -> dict:
                    "Parameters": {"FunctionName": FUNCTION, "Payload": token}},
         "sqs": {"Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
                 "Parameters": {"QueueUrl": QUEUE, "MessageGroupId": "g", "MessageBody": token}},
+        "sns": {"Resource": "arn:aws:states:::sns:publish.waitForTaskToken",
+                "Parameters": {"TopicArn": TOPIC, "MessageGroupId": "g", "Message": token}},
         "child": {"Resource": "arn:aws:states:::states:startExecution.waitForTaskToken",
                   "Parameters": {"StateMachineArn": "arn:aws:states:local:000000000000:stateMachine:incsquare",
                                  "Input": {"value": 1, **token}}},
@@ -59,7 +62,8 @@ def effect_definition(target: str, url: str = "") -> dict:
 class RecordingClient:
     """A boto3 client whose calls are written to ``CALL_LOG`` and answered as AWS would, roughly."""
 
-    ANSWERS = {"invoke": {"StatusCode": 202, "Payload": b""}, "send_message": {"MessageId": "m-1"}}
+    ANSWERS = {"invoke": {"StatusCode": 202, "Payload": b""}, "send_message": {"MessageId": "m-1"},
+               "publish": {"MessageId": "m-2"}}
 
     def __init__(self, service: str):
         import boto3

@@ -110,11 +110,16 @@ def _call(service: str, operation: str, names: aws.ErrorNames, payload: Any,
     return to_result(response, model.output_shape), response
 
 
+#: (service, operation) -> the parameter naming the FIFO queue or topic a message goes to.
+_FIFO_TARGETS = {("sqs", "SendMessage"): "QueueUrl", ("sns", "Publish"): "TopicArn"}
+
+
 def with_idempotency_key(service: str, operation: str, payload: dict, context: TaskContext) -> dict:
-    """A message to a FIFO queue sent by a call that may be made again carries its key as
-    ``MessageDeduplicationId`` (unless it has one), so SQS keeps one of the tries."""
+    """A message to a FIFO queue or topic sent by a call that may be made again carries its key as
+    ``MessageDeduplicationId`` (unless it has one), so SQS or SNS keeps one of the tries."""
     key = context.idempotency_key
-    if (key and service == "sqs" and operation == "SendMessage" and str(payload.get("QueueUrl", "")).endswith(".fifo")
+    target = _FIFO_TARGETS.get((service, operation))
+    if (key and target and str(payload.get(target, "")).endswith(".fifo")
             and "MessageDeduplicationId" not in payload):
         return {**payload, "MessageDeduplicationId": key}
     return payload

@@ -32,7 +32,7 @@ from ..conftest import ROOT
 from ..crash_worker import record_aws_calls
 from .test_faults import LEASE, api, call, server  # noqa: F401 - fixtures
 
-TARGETS = ["email", "http", "child", "lambda", "sqs"]
+TARGETS = ["email", "http", "child", "lambda", "sqs", "sns"]
 BOUNDARIES = ["committed", "called", "made"]
 
 
@@ -93,6 +93,8 @@ def calls_made(target: str, targets: dict, api) -> list[tuple[str, str]]:
     if target == "lambda":
         return [(json.loads(base64.b64decode(e["ClientContext"]))["custom"]["idempotencyKey"],
                  json.loads(e["Payload"])["token"]) for e in entries if e["op"] == "invoke"]
+    if target == "sns":
+        return [(e["MessageDeduplicationId"], json.loads(e["Message"])["token"]) for e in entries if e["op"] == "publish"]
     return [(e["MessageDeduplicationId"], json.loads(e["MessageBody"])["token"])
             for e in entries if e["op"] == "send_message"]
 
