@@ -274,11 +274,12 @@ class Runs:
     def commit(self, commit: Commit) -> None:
         """Store ``commit``; an execution started with a name keeps it as long as its records.
 
-        The name is kept at least ``commit.ttl`` ahead of the commit script (in its
-        pipeline, stored again if it had lapsed), then exactly as long once the commit is
-        written: a process that dies in between leaves the name outliving the records,
-        never the records outliving the name, so a retried start cannot make a second
-        execution of that name.
+        The name is kept at least ``commit.ttl`` in the commit's pipeline, ahead of the
+        commit script (stored again if it had lapsed), and its time to live is only ever
+        raised: the name never lapses before the records, even when the process dies
+        right after the commit, so a retried start cannot make a second execution of
+        that name. It may outlive them; a start finds the records gone and takes the
+        name over (see ``Executions._reserve``). No round trip is added to the commit.
         """
         record = commit.record
         name = record.document.get("name")
@@ -287,8 +288,6 @@ class Runs:
             machine = names.machine_of(record.document.get("stateMachine"), record.definition_hash)
             commit.name = (name, names.holder(record.id, machine, record.document.get("input"), commit.now))
         self.store.commit(commit)
-        if named:
-            self.store.keep_name(name, commit.ttl)
 
     def ttl(self, record: ExecutionRecord, now: float) -> int:
         """Keep an execution until its last deadline (continuation or timer), plus retention."""

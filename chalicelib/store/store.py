@@ -204,10 +204,6 @@ class Store:
     def name_owner(self, name: str) -> str | None:
         return _text(self.redis.get(self.name_key(name)))
 
-    def keep_name(self, name: str, ttl: int) -> None:
-        """Keep a reserved name as long as its execution's records (exactly: after a commit)."""
-        self.redis.expire(self.name_key(name), max(1, ttl))
-
     def replace_name(self, name: str, held: str, owner: str, ttl: int) -> bool:
         """Give ``name`` to ``owner`` if it is still ``held`` as read (a start that died took it)."""
         return bool(self._swap(keys=[self.name_key(name)], args=[held, owner, max(1, ttl)]))
