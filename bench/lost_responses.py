@@ -18,8 +18,8 @@ Clients: ``--clients`` threads. Each takes the next execution number ``i`` and:
    with the same answer, dropped, then sent again until one answers 200 (``"replay": true``
    when the dropped one, or one a killed server was making, had applied it).
 
-A try that gets no answer (its server was killed: refused, reset, closed) goes to the next
-server; ``409 ExecutionStarting``, ``409 ContinuationBusy`` and ``503`` are tried again
+Each send goes to the next server, round robin, so a killed server always has requests in
+flight. A try that gets no answer (its server was killed: refused, reset, closed) is sent again; ``409 ExecutionStarting``, ``409 ContinuationBusy`` and ``503`` are tried again
 20 ms later (not after ``Retry-After``: the dropped twin usually holds the lease only for
 milliseconds); any other answer is final. Meanwhile a killer thread SIGKILLs one server at a
 time, every ``--kill-every`` seconds (0.5 to 1.5 times that, at random), and starts it again on
@@ -65,6 +65,7 @@ PAUSE = 0.02  # seconds before trying again after ExecutionStarting, Continuatio
 AGAIN = {"ExecutionStarting", "ContinuationBusy", "StoreUnavailable"}
 REQUEST_DEADLINE = 120  # seconds one request may take with all its retries
 ANSWER_BYTES = json.dumps(ANSWER).encode()
+REFUSED_DROP = "a dropped send refused (server down)"
 
 
 @dataclass
@@ -100,8 +101,8 @@ class LostReport:
             f"lost responses: {self.servers} chalice local servers (make run's command, LEASE_SECONDS="
             f"{LEASE_SECONDS}), {self.clients} client threads, {self.executions:,} named executions, "
             f"{self.continuations:,} continuations, {self.seconds:.1f} s",
-            f"  {self.requests:,} requests: {self.dropped:,} dropped before reading the answer (every start and "
-            f"redemption once), then sent again: {retries or 'no other retries'}",
+            f"  {self.requests:,} requests: every start and redemption sent once and dropped before reading the "
+            f"answer ({self.dropped:,} sent in full), then sent again: {retries or 'no other retries'}",
             f"  {self.kills} servers SIGKILLed during the run (each started again)",
             "  start retries answered: " + ", ".join(f"{k} {v:,}" for k, v in sorted(self.starts.items())),
             "  redemption retries answered: " + ", ".join(f"{k} {v:,}" for k, v in sorted(self.redemptions.items())),
@@ -174,20 +175,26 @@ class Client:
         with self.lock:
             self.report.retries[why] += 1
 
-    def port(self, move: bool = False) -> int:
-        if move:
-            self.turn += 1
+    def port(self) -> int:
+        """The next server, round robin: every try goes to another one, so every server has requests in flight."""
+        self.turn += 1
         return self.ports[self.turn % len(self.ports)]
 
     def drop(self, message: bytes) -> None:
-        """Send the request in full and close the connection without reading anything."""
-        self.count(requests=1)
-        try:
-            with socket.create_connection(("127.0.0.1", self.port()), timeout=10) as sock:
-                sock.sendall(message)
+        """Send the request in full and close the connection without reading anything.
+
+        A server that refuses the connection (it is down) is passed over for the next one.
+        """
+        for _ in self.ports:
+            self.count(requests=1)
+            try:
+                with socket.create_connection(("127.0.0.1", self.port()), timeout=10) as sock:
+                    sock.sendall(message)
+            except OSError:
+                self.retried(REFUSED_DROP)
+                continue
             self.count(dropped=1)
-        except OSError:
-            self.retried("a refused dropped send")
+            return
 
     def exchange(self, path: str, body: bytes) -> tuple[int, dict]:
         """The request dropped once, then sent again until it gets a final answer."""
@@ -195,19 +202,17 @@ class Client:
                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
         self.drop(message)
         deadline = time.monotonic() + REQUEST_DEADLINE
-        move = False
         while time.monotonic() < deadline:
             self.count(requests=1)
-            connection = http.client.HTTPConnection("127.0.0.1", self.port(move), timeout=30)
-            move = False
+            connection = http.client.HTTPConnection("127.0.0.1", self.port(), timeout=30)
             try:
                 connection.request("POST", path, body=body, headers={"Content-Type": "application/json",
                                                                      "Connection": "close"})
                 response = connection.getresponse()
                 status, answer = response.status, json.loads(response.read())
-            except (OSError, http.client.HTTPException):
-                self.retried("no answer (server killed)")
-                move = True
+            except (OSError, http.client.HTTPException) as error:
+                self.retried("a refused connection (server down)" if isinstance(error, ConnectionRefusedError)
+                             else "no answer (server killed during the request)")
                 time.sleep(PAUSE)
                 continue
             finally:
