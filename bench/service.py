@@ -24,7 +24,8 @@ It measures, with ``state_machines/incsquare.json`` and input ``{"value": 6}``
 3. Redis round trips per request, counted on the connections of the service's
    client (``chalicelib.redis_connection.get_redis``): every send to the server
    counts, a pipeline or a script call as one; a NOSCRIPT retry as what it sends.
-   Counted on the first iteration after the flush and in steady state.
+   Counted on the first iteration after the flush and in steady state, and for a start
+   with a name (its reservation and its TTL kept with the records) and its redeem.
 4. The same iteration through the Step Functions API (``POST /`` with ``X-Amz-Target``) with
    boto3's ``stepfunctions`` client, its requests answered by the same ``chalice.test.Client``:
    ``StartExecution`` (suspends) then ``SendTaskSuccess`` with the continuation ID as task
@@ -148,9 +149,10 @@ def instrument(client: Redis, recorder: Recorder) -> None:
 
 # -- one iteration through HTTP ------------------------------------------------------------
 
-def start(client: Client) -> str:
+def start(client: Client, name: str | None = None) -> str:
+    body = {"stateMachine": MACHINE, "input": INPUT, **({"name": name} if name else {})}
     response = client.http.post("/executions", headers={"Content-Type": "application/json"},
-                                body=json.dumps({"stateMachine": MACHINE, "input": INPUT}))
+                                body=json.dumps(body))
     document = json.loads(response.body)
     assert document["status"] == "SUSPENDED", (response.status_code, document)
     return document["continuations"][0]["id"]
@@ -203,10 +205,10 @@ def timed_protocol_run(client: Client, sfn, iterations: int) -> Run:
     return run
 
 
-def counted_iteration(client: Client, recorder: Recorder) -> tuple[Trips, Trips]:
-    """The round trips of one start and of one redeem."""
+def counted_iteration(client: Client, recorder: Recorder, name: str | None = None) -> tuple[Trips, Trips]:
+    """The round trips of one start (with ``name``, if given) and of one redeem."""
     trips = recorder.record()
-    continuation = start(client)
+    continuation = start(client, name)
     started = list(trips)
     trips.clear()
     redeem(client, continuation)
@@ -394,13 +396,16 @@ def report_ping(pings: list[float]) -> None:
           f"{ms(percentile(pings, 0.99))}  (median, p99 ms)")
 
 
-def report_trips(first: tuple[Trips, Trips], steady: list[tuple[Trips, Trips]]) -> None:
+def report_trips(first: tuple[Trips, Trips], steady: list[tuple[Trips, Trips]],
+                 named: list[tuple[Trips, Trips]]) -> None:
     print(f"3. Redis round trips per request, counted on the service's connections (a pipeline or a script "
           f"call is one): first iteration after the flush, then the most of {len(steady)} later ones")
     print_trips("start, first (definition not stored)", first[0])
     print_trips("redeem, first", first[1])
     print_trips("start, steady state", max((s for s, _ in steady), key=len), TARGET_SUSPEND_TRIPS)
     print_trips("redeem, steady state", max((r for _, r in steady), key=len), TARGET_RESUME_TRIPS)
+    print_trips("start with a name, steady state", max((s for s, _ in named), key=len))
+    print_trips("redeem of a named one, steady state", max((r for _, r in named), key=len))
     counts = sorted({(len(s), len(r)) for s, r in steady})
     if len(counts) > 1:
         print(f"  (steady-state (start, redeem) counts varied: {counts})")
@@ -467,6 +472,7 @@ def main() -> None:
         first = counted_iteration(client, recorder)
         timed_run(client, args.warmup)
         steady = [counted_iteration(client, recorder) for _ in range(args.counted)]
+        named = [counted_iteration(client, recorder, f"counted-{n}") for n in range(args.counted)]
         runs = [timed_run(client, args.iterations) for _ in range(args.repeat)]
         sfn = through_test_client(client)
         timed_protocol_run(client, sfn, args.warmup)
@@ -481,7 +487,7 @@ def main() -> None:
     print()
     report_ping(pings)
     print()
-    report_trips(first, steady)
+    report_trips(first, steady, named)
     print()
     report_protocol(protocol, runs, args.iterations, statistics.median(pings))
     print()
