@@ -49,11 +49,11 @@ def test_the_aws_cli_starts_describes_and_answers_an_execution(server):
     assert (described["status"], json.loads(described["input"])) == ("RUNNING", {"value": 6})
     _, document = call("GET", f"{server}/executions/cli-run")
     token = document["continuations"][0]["id"]
-    status, _, err = aws(server, "send-task-success", "--task-token", token, "--task-output", '{"by": "cli"}')
+    status, _, err = aws(server, "send-task-success", f"--task-token={token}", "--task-output", '{"by": "cli"}')
     assert status == 0, err
     _, described, _ = aws(server, "describe-execution", "--execution-arn", started["executionArn"])
     assert (described["status"], json.loads(described["output"])) == ("SUCCEEDED", {"value": 50, "by": "cli"})
-    status, _, err = aws(server, "send-task-success", "--task-token", token, "--task-output", '{"by": "cli"}')
+    status, _, err = aws(server, "send-task-success", f"--task-token={token}", "--task-output", '{"by": "cli"}')
     assert status != 0 and "TaskTimedOut" in err
 
 
@@ -91,7 +91,7 @@ def test_a_worker_is_pointed_here_by_the_sdk_endpoint_setting_alone(server):
     _, document = call("POST", f"{server}/executions",
                        json.dumps({"stateMachine": "incsquare", "input": {"value": 3}}).encode())
     token = document["continuations"][0]["id"]
-    done = subprocess.run([cli, "stepfunctions", "send-task-failure", "--task-token", token, "--error", "Nope"],
+    done = subprocess.run([cli, "stepfunctions", "send-task-failure", f"--task-token={token}", "--error", "Nope"],
                           capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr
     _, after = call("GET", f"{server}/executions/{document['executionId']}")
