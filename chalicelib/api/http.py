@@ -15,6 +15,7 @@ from chalice import Response
 from redis.exceptions import RedisClusterException, RedisError
 
 from ..approvals import views
+from ..asl.limits import MAX_REQUEST_DEPTH, TooDeep, payload_size
 from ..config import Settings
 from ..service import ServiceError
 from .runtime import make_service
@@ -143,6 +144,36 @@ def _not_a_json_number(text: str) -> float:
 JSON_NUMBERS_ONLY = {"parse_constant": _not_a_json_number, "parse_float": _not_a_json_number}
 
 
+def too_deep(what: str = "The request body") -> ServiceError:
+    return ServiceError(400, "InvalidRequest",
+                        f"{what} nests arrays and objects more than {MAX_REQUEST_DEPTH} levels deep.")
+
+
+def nests_too_deep(value: Any) -> bool:
+    """``value`` nests more than ``MAX_REQUEST_DEPTH`` levels: answers that echo it could not be read back."""
+    try:
+        payload_size(value, float("inf"), MAX_REQUEST_DEPTH)
+    except TooDeep:
+        return True
+    return False
+
+
+def check_depth(value: Any, what: str = "The request body") -> Any:
+    """``value``, if it does not nest too deep (else 400 InvalidRequest)."""
+    if nests_too_deep(value):
+        raise too_deep(what)
+    return value
+
+
+def parse_json(text: str | bytes, what: str = "The request body") -> Any:
+    """JSON a request sends, refused as :func:`check_depth` says; ValueError when it does not parse."""
+    try:
+        value = json.loads(text, **JSON_NUMBERS_ONLY)
+    except RecursionError:
+        raise too_deep(what) from None
+    return check_depth(value, what)
+
+
 def read_json(request, config: Settings, *, required: bool = True) -> Any:
     raw = read_body(request, config)
     if not raw.strip():
@@ -150,17 +181,13 @@ def read_json(request, config: Settings, *, required: bool = True) -> Any:
             raise ServiceError(400, "InvalidRequest", "The request needs a JSON body.")
         return None
     try:
-        value = json.loads(raw, **JSON_NUMBERS_ONLY)
+        value = parse_json(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ServiceError(400, "MalformedJSON", f"The request body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ServiceError(400, "MalformedJSON", "The request body is nested too deeply.") from None
     try:  # a lone surrogate ("\ud800") parses, but could never be written out again
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeError:
         raise ServiceError(400, "MalformedJSON", "The request body holds text that is not valid Unicode.") from None
-    except RecursionError:
-        raise ServiceError(400, "MalformedJSON", "The request body is nested too deeply.") from None
     return value
 
 

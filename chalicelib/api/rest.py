@@ -14,7 +14,7 @@ from ..asl import validate
 from ..config import settings
 from ..service import FINISHED, STATUSES, Service, ServiceError, answer_digest, catalog, events
 from .http import (JSON_NUMBERS_ONLY, browser_endpoint, endpoint, error_response, is_form, page_endpoint,
-                   read_form, read_json, require_object, wants_html)
+                   parse_json, read_form, read_json, require_object, wants_html)
 from .runtime import make_service
 
 
@@ -309,7 +309,7 @@ def prototype(request) -> dict:
     definition = require_object(read_json(request, config), "The definition")
     raw_input = params.get("input", "{}")
     try:
-        value = json.loads(raw_input, **JSON_NUMBERS_ONLY)
+        value = parse_json(raw_input, "'input'")
     except ValueError:
         raise ServiceError(400, "InvalidRequest", "'input' must be a number or JSON.") from None
     payload = value if isinstance(value, dict) else {"value": value}

@@ -20,10 +20,11 @@ import re
 from datetime import datetime
 from typing import Any
 
+from ..asl.limits import MAX_REQUEST_DEPTH
 from ..config import Settings
 from ..service import Service, ServiceError, answer_digest
 from ..service.ids import is_well_formed
-from .http import JSON_NUMBERS_ONLY
+from .http import JSON_NUMBERS_ONLY, nests_too_deep
 
 class AwsError(Exception):
     """An error as AWS answers it: ``status`` and ``{"__type": code, "message": message}``."""
@@ -149,10 +150,16 @@ def json_text(value: Any) -> str:
 
 
 def parse_json_field(text: str, code: str, what: str) -> Any:
+    too_deep = f"Invalid {what}: the value nests arrays and objects more than {MAX_REQUEST_DEPTH} levels deep."
     try:
-        return json.loads(text, **JSON_NUMBERS_ONLY)
-    except (ValueError, RecursionError):
+        value = json.loads(text, **JSON_NUMBERS_ONLY)
+    except ValueError:
         raise AwsError(code, f"Invalid {what}: the value is not valid JSON.") from None
+    except RecursionError:
+        raise AwsError(code, too_deep) from None
+    if nests_too_deep(value):
+        raise AwsError(code, too_deep)
+    return value
 
 
 #: The execution document's status as AWS names it: a suspended execution is running in AWS's terms.

@@ -22,7 +22,11 @@ take (every recursive helper stays well inside the interpreter's limit):
 * ``MAX_DATA_DEPTH``: arrays and objects nested in one value (Jackson's
   default, the JSON parser of many Java services, is also 1,000);
 * ``MAX_STATE_NESTING``: Parallel and Map states nested in each other;
-* ``MAX_DEFINITION_DEPTH``: arrays and objects nested in a definition.
+* ``MAX_DEFINITION_DEPTH``: arrays and objects nested in a definition;
+* ``MAX_REQUEST_DEPTH``: arrays and objects nested in what one request sends (half of
+  ``MAX_DATA_DEPTH``), so whatever the service answers around an echoed input (the execution
+  document, its history events, a continuation's parameters, a page) stays far inside what
+  ``json.loads`` reads with Python's default recursion limit (about 990 levels).
 
 ``payload_size`` measures a value without writing it out when it is far from
 the limit either way, and stops as soon as it is certainly over: a value made
@@ -42,6 +46,7 @@ __all__ = [
     "MAX_INLINE_MAP_CONCURRENCY",
     "MAX_STATE_NAME_LENGTH",
     "MAX_PAYLOAD_BYTES",
+    "MAX_REQUEST_DEPTH",
     "MAX_STATE_NESTING",
     "MAX_TRANSITIONS",
     "NotJson",
@@ -54,6 +59,7 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_DATA_DEPTH = 1000
 MAX_STATE_NESTING = 100
 MAX_DEFINITION_DEPTH = 1000
+MAX_REQUEST_DEPTH = MAX_DATA_DEPTH // 2
 MAX_TRANSITIONS = 25_000
 MAX_INLINE_MAP_CONCURRENCY = 40
 MAX_DISTRIBUTED_MAP_CONCURRENCY = 10_000

@@ -521,10 +521,11 @@ def test_bad_requests_answer_without_tracebacks_paths_or_secrets(secret_stage):
             assert_discreet(response)
 
 
-def test_deeply_nested_json_is_malformed_not_an_internal_error(secret_stage):
+def test_deeply_nested_json_is_refused_not_an_internal_error(secret_stage):
+    """Nested past what the parser takes (closed or not): too deep to echo, 400 InvalidRequest (test_depth.py)."""
     response = post(secret_stage, "/executions", "[" * 100_000)
     assert_discreet(response)
-    assert (response.status_code, body_of(response)["error"]) == (400, "MalformedJSON")
+    assert (response.status_code, body_of(response)["error"]) == (400, "InvalidRequest")
 
 
 def test_a_lone_surrogate_in_json_is_refused_not_stored(secret_stage, redis_client):
