@@ -8,9 +8,10 @@ Run with REDIS_URL (and LEASE_SECONDS) set; each goes through the service the ap
 - ``redeem <answer JSON>``: prints ``ready``, waits for a line on stdin (so that several
   workers start together), redeems with the answer, retrying while the continuation is
   busy, and prints one JSON line: the first try's outcome and the last one's document.
-- ``start <boundary> <name>``: starts ``incsquare`` named ``name`` and hangs, printing
-  ``<boundary>``: ``reserved`` (the name is reserved, nothing is committed) or ``committed``
-  (the first commit is written, the process has done nothing after it).
+- ``start <boundary> <name> [definition JSON]``: starts ``incsquare`` (or the definition given)
+  named ``name`` and hangs, printing ``<boundary>``: ``reserved`` (the name is reserved, nothing
+  is committed) or ``committed`` (the first commit is written, the process has done nothing
+  after it: not even handed a RUNNING execution to the background).
 - ``effect <boundary> <target> <name> <url>``: starts an execution named ``name`` whose
   first state is a task-token call to ``target`` (see :func:`effect_definition`) and
   hangs, printing ``<boundary>``, at that boundary: ``committed`` (after the commit,
@@ -115,7 +116,7 @@ def effect(boundary: str, target: str, name: str, url: str = "") -> None:
     raise SystemExit("no boundary reached")
 
 
-def start(boundary: str, name: str) -> None:
+def start(boundary: str, name: str, definition: str = "") -> None:
     commit = Store.commit
     if boundary == "reserved":
         Store.commit = stop_here("reserved")
@@ -124,9 +125,12 @@ def start(boundary: str, name: str) -> None:
             commit(store, change)
             stop_here("committed")()
         Store.commit = commit_and_stop
-    with open("state_machines/incsquare.json", encoding="utf-8") as handle:
-        definition = handle.read()
-    web.make_service(None).start(definition, {"value": 6}, state_machine="incsquare", trusted=True, name=name)
+    machine = None
+    if not definition:
+        machine = "incsquare"
+        with open("state_machines/incsquare.json", encoding="utf-8") as handle:
+            definition = handle.read()
+    web.make_service(None).start(definition, {"value": 6}, state_machine=machine, trusted=True, name=name)
     raise SystemExit("no boundary reached")
 
 

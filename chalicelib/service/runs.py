@@ -251,6 +251,8 @@ class Runs:
                   for point, (nonce, _) in previous_open.items()
                   if point not in open_now and point != redeemed]
         record.open = open_now
+        if status == "RUNNING":  # picked up again if the process that goes on with it dies
+            timers.append((timer_member("running", record.id), now + self.stalled_after))
         if status not in FINISHED:
             ttl = self.ttl(record, now)
         return Commit(record=record, ttl=ttl, events=outcome.events, create=create, claim=claim,
@@ -288,6 +290,17 @@ class Runs:
             machine = names.machine_of(record.document.get("stateMachine"), record.definition_hash)
             commit.name = (name, names.holder(record.id, machine, record.document.get("input"), commit.now))
         self.store.commit(commit)
+
+    @property
+    def stalled_after(self) -> float:
+        """How long a RUNNING execution may go without a commit before it counts as stranded.
+
+        Whoever goes on with it commits at least once a request budget; a process that
+        died after a commit, before handing the execution to the background (or whose
+        background invocation was lost), leaves it RUNNING with no one running it. Its
+        ``running`` timer, moved on by every commit, then hands it out again.
+        """
+        return self.settings.request_max_seconds + self.settings.lease_seconds
 
     def ttl(self, record: ExecutionRecord, now: float) -> int:
         """Keep an execution until its last deadline (continuation or timer), plus retention."""

@@ -1,5 +1,5 @@
 """Durable time: firing due timers (Waits, task timeouts, heartbeats, execution timeouts, children,
-pending calls whose maker may have died)."""
+pending calls whose maker may have died, RUNNING executions nobody went on with)."""
 from __future__ import annotations
 
 import logging
@@ -61,6 +61,11 @@ class Timers:
         record = self.runs.load(execution_id)
         if record is None or record.status in FINISHED or record.snapshot is None:
             return True
+        if kind == "running":  # no commit for ``stalled_after``: hand it out again, and look later
+            if record.status != "RUNNING":
+                return True
+            self.runs.dispatch(record.id)
+            return now + self.runs.stalled_after
         if kind == "execution":
             due = record.snapshot.get("timeoutAt") or now
             if due > now:

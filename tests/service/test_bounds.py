@@ -44,7 +44,7 @@ def test_a_runaway_execution_fails_at_its_limit_over_many_slices_and_frees_what_
     document = start(service, ASK_WHILE_LOOPING)
     assert document["status"] == "RUNNING" and dispatched == [document["executionId"]]
     [ask] = document["continuations"]
-    assert store_redis.zcard(TIMERS_KEY) == 1  # the Ask's timeout
+    assert store_redis.zcard(TIMERS_KEY) == 2  # the Ask's timeout, and the timer that hands a stranded RUNNING execution out again
 
     stored = service.runs.load(document["executionId"])
     assert 30 <= stored.snapshot["transitions"] < 60  # the first request's work, stored with the execution

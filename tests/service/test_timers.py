@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
@@ -13,6 +18,8 @@ from chalicelib.config import settings
 from chalicelib.approvals import make_service as approval_service
 from chalicelib.service import ServiceError
 from chalicelib.store import TIMERS_KEY, Store
+
+from ..conftest import REDIS_URL, ROOT
 
 
 START = 1_800_000_000.0  # 2027-01-15T08:00:00Z
@@ -415,3 +422,46 @@ def test_cli_tick_fires_due_timers(redis_client, capsys):
 
     assert main(["tick"]) == 0
     assert json.loads(capsys.readouterr().out) == {"fired": 0, "rescheduled": 0, "busy": 0, "calls": 0}
+
+
+COUNT_TO_100 = {"StartAt": "Init", "States": {
+    "Init": {"Type": "Pass", "Result": 0, "ResultPath": "$.i", "Next": "Loop"},
+    "Loop": {"Type": "Choice", "Choices": [{"Variable": "$.i", "NumericGreaterThanEquals": 100, "Next": "Done"}],
+             "Default": "Add"},
+    "Add": {"Type": "Pass", "Parameters": {"i.$": "States.MathAdd($.i, 1)"}, "Next": "Loop"},
+    "Done": {"Type": "Succeed"}}}
+
+
+def test_a_running_execution_whose_process_died_after_its_commit_is_handed_out_again(redis_client):
+    """The start's process is SIGKILLed right after its first commit, before it hands the RUNNING
+    execution to the background: the execution's ``running`` timer hands it out once no commit
+    came for ``stalled_after`` (and not before), and is dropped once the execution has ended."""
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.crash_worker", "start", "committed", "stranded", json.dumps(COUNT_TO_100)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "REDIS_URL": REDIS_URL, "REQUEST_MAX_TRANSITIONS": "20"})
+    try:
+        assert worker.stdout.readline().strip() == "committed"
+        worker.send_signal(signal.SIGKILL)
+        assert worker.wait(10) == -signal.SIGKILL
+    finally:
+        worker.kill()
+        worker.stdout.close()
+
+    clock = VirtualClock(time.time())
+    dispatched: list[str] = []
+    service = make_service(redis_client, clock, dispatch=dispatched.append)
+    execution_id = service.executions.find("stranded")
+    assert service.describe(execution_id)["status"] == "RUNNING"
+    clock.advance(service.runs.stalled_after - 2)
+    service.tick()
+    assert dispatched == []  # it may still be going on somewhere: not before stalled_after
+    clock.advance(3)
+    service.tick()
+    assert dispatched == [execution_id]
+    done = service.continue_running(execution_id)  # what the dispatch starts in the background
+    assert (done["status"], done["output"]) == ("SUCCEEDED", {"i": 100})
+    clock.advance(service.runs.stalled_after)
+    service.tick()
+    assert dispatched == [execution_id]
+    assert [m for m in redis_client.zrange(TIMERS_KEY, 0, -1) if m.startswith(b"running|")] == []
