@@ -1,19 +1,24 @@
 """The Step Functions API at ``POST /``: boto3's ``stepfunctions`` client through Chalice's test client.
 
-Every answer a test gets is checked against botocore's output shape of its operation (or
-AWS's error shape), after the test (the ``sfn`` fixture).
+Every answer a test gets is checked after the test (the ``answers`` fixture) by the one check of
+``aws_clients``: botocore parses it, a success fits the operation's output shape in botocore's
+model, an error is one the operation (or any operation) has, at AWS's status. Once the whole module
+has run, every operation of README's table has answered a success and every error the table names
+for it, and the OpenAPI document names every error code answered.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from .aws_clients import ACCOUNT, REGION, assert_answers_fit, epoch, machine_arn, through_test_client
+from .aws_clients import (ACCOUNT, MODEL, REGION, answer_problems, assert_answers_fit, epoch, machine_arn,
+                          through_test_client)
 
 WORKER = {
     "StartAt": "Work",
@@ -38,16 +43,69 @@ def machines(tmp_path, monkeypatch):
     return folder
 
 
+def readme_operations() -> dict[str, set[str]]:
+    """The operations of README's table of the Step Functions API and the errors it names for each."""
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md"), encoding="utf-8") as handle:
+        section = handle.read().split("## Use it from the AWS CLI / boto3", 1)[1].split("\n## ", 1)[0]
+    table: dict[str, set[str]] = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`"):
+            continue
+        errors = re.findall(r"`([A-Z][A-Za-z]+)`", cells[2])
+        for operation in re.findall(r"`([A-Z][A-Za-z]+)`", cells[0]):
+            table[operation] = set(errors)
+    return table
+
+
+#: Every answer of this module's tests: (operation, status, error code or None).
+ANSWERED: list[tuple[str, int, str | None]] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def every_operation_and_its_errors_answered(request):
+    """Once the whole module has run: each operation of README's table answered a success and each error
+    the table names for it, and the OpenAPI document names each error code at the status it came with."""
+    ANSWERED.clear()
+    yield
+    module_tests = {item.nodeid for item in request.node.collect()}
+    if not module_tests <= {item.nodeid for item in request.session.items}:
+        return  # only some tests were selected: nothing to say about all of them
+    from chalicelib.api import openapi
+
+    answered: dict[str, set] = {}
+    for operation, status, code in ANSWERED:
+        answered.setdefault(operation, set()).add(code if status != 200 else 200)
+    missing = {operation: sorted(str(code) for code in {200, *errors} - answered.get(operation, set()))
+               for operation, errors in readme_operations().items()}
+    never = {operation: codes for operation, codes in missing.items() if codes}
+    assert not never, f"never answered: {never}"
+    assert len(missing) >= 19
+    documented = openapi.document()["paths"]["/"]["post"]["responses"]
+    undocumented = {(code, status) for _, status, code in ANSWERED
+                    if code and code not in json.dumps(documented.get(str(status), {}))}
+    assert not undocumented, "answered, but not in the OpenAPI document"
+
+
 @pytest.fixture
 def answers():
     collected: list = []
     yield collected
     assert_answers_fit(collected)
+    ANSWERED.extend((a.operation, a.status, (a.json or {}).get("__type") if a.status != 200 else None)
+                    for a in collected)
 
 
 @pytest.fixture
 def sfn(client, machines, answers):
     return through_test_client(client, answers=answers)
+
+
+@pytest.fixture
+def sync(client, machines, answers):
+    """A client for StartSyncExecution, whose endpoint botocore would prefix with ``sync-``."""
+    return through_test_client(client, answers=answers, config=Config(
+        inject_host_prefix=False, retries={"total_max_attempts": 1}))
 
 
 @pytest.fixture
@@ -151,6 +209,23 @@ def test_the_server_checks_requests_against_the_model(unchecked):
 ])
 def test_describe_errors(sfn, arn, code):
     assert code_of(sfn.describe_execution, executionArn=arn) == code
+
+
+@pytest.mark.parametrize("operation,member,others", [
+    ("stop_execution", "executionArn", {}),
+    ("get_execution_history", "executionArn", {}),
+    ("describe_state_machine_for_execution", "executionArn", {}),
+    ("delete_state_machine", "stateMachineArn", {}),
+    ("list_executions", "stateMachineArn", {}),
+    ("tag_resource", "resourceArn", {"tags": []}),
+    ("untag_resource", "resourceArn", {"tagKeys": []}),
+    ("list_tags_for_resource", "resourceArn", {}),
+    ("start_sync_execution", "stateMachineArn", {}),
+])
+@pytest.mark.parametrize("arn", ["not-an-arn", f"arn:aws:states:{REGION}:{ACCOUNT}:activity:x:y",
+                                 f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:"])
+def test_a_malformed_arn_is_invalid_arn(sync, operation, member, others, arn):
+    assert code_of(getattr(sync, operation), **{member: arn, **others}) == "InvalidArn"
 
 
 def test_an_execution_arn_must_name_its_own_state_machine(sfn):
@@ -285,9 +360,9 @@ def test_an_unknown_operation_and_a_bad_body_are_aws_errors(client, machines):
                                ("AWSStepFunctions.DescribeExecution", "[1]", "SerializationException")]:
         response = client.http.post("/", body=body, headers={
             "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": target})
-        assert response.status_code == 400
-        assert json.loads(response.body)["__type"] == code
-        assert response.headers["Content-Type"] == "application/x-amz-json-1.0"
+        assert (response.status_code, json.loads(response.body)["__type"]) == (400, code)
+        assert not answer_problems(MODEL, target.rsplit(".", 1)[1], response.status_code, response.headers,
+                                   response.body)
 
 
 def test_without_x_amz_target_post_slash_is_still_the_prototype(client):
@@ -417,6 +492,7 @@ def test_an_unsigned_request_is_missing_authentication(signed, client):
         "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "AWSStepFunctions.StartExecution",
         "Authorization": "AWS4-HMAC-SHA256 nonsense"})
     assert (response.status_code, json.loads(response.body)["__type"]) == (403, "IncompleteSignatureException")
+    assert not answer_problems(MODEL, "StartExecution", response.status_code, response.headers, response.body)
 
 
 def test_with_credentials_configured_task_tokens_and_the_api_key_still_work(signed, client, monkeypatch):
@@ -542,7 +618,10 @@ def test_errors_of_the_state_machine_operations(sfn):
                    executionArn=f"arn:aws:states:{REGION}:{ACCOUNT}:execution:approve:none") == "ExecutionDoesNotExist"
 
 
-def test_validate_state_machine_definition(sfn):
+def test_validate_state_machine_definition(sfn, unchecked):
+    assert code_of(unchecked.validate_state_machine_definition) == "ValidationException"
+    assert code_of(unchecked.validate_state_machine_definition, definition="{}", maxResults="ten") \
+        == "ValidationException"
     assert sfn.validate_state_machine_definition(definition=json.dumps(APPROVE))["result"] == "OK"
     failed = sfn.validate_state_machine_definition(definition='{"StartAt": "X", "States": {}}')
     assert failed["result"] == "FAIL" and failed["diagnostics"]
@@ -569,6 +648,11 @@ def test_tags(sfn):
         {"key": "shipped", "value": "yes"}]
     assert code_of(sfn.list_tags_for_resource, resourceArn=machine_arn("missing")) == "ResourceNotFound"
     assert code_of(sfn.tag_resource, resourceArn=machine_arn("missing"), tags=[]) == "ResourceNotFound"
+    assert code_of(sfn.untag_resource, resourceArn=machine_arn("missing"), tagKeys=["team"]) == "ResourceNotFound"
+    assert code_of(sfn.create_state_machine, name="overtagged", definition=json.dumps(APPROVE), roleArn=ROLE,
+                   tags=[{"key": f"k{i}", "value": "v"} for i in range(51)]) == "TooManyTags"
+    assert code_of(sfn.describe_state_machine, stateMachineArn=machine_arn("overtagged")) \
+        == "StateMachineDoesNotExist"
     assert code_of(sfn.tag_resource, resourceArn=arn,
                    tags=[{"key": f"k{i}", "value": "v"} for i in range(50)]) == "TooManyTags"
     sfn.delete_state_machine(stateMachineArn=arn)
@@ -665,9 +749,8 @@ def test_list_executions_by_machine_and_status_in_pages(sfn, client):
     assert code_of(sfn.list_executions, nextToken="bad") == "InvalidToken"
 
 
-def test_start_sync_execution(client, machines, answers):
-    sfn = through_test_client(client, answers=answers, config=Config(
-        inject_host_prefix=False, retries={"total_max_attempts": 1}))
+def test_start_sync_execution(sync, machines, client):
+    sfn = sync
     (machines / "quick.json").write_text(json.dumps({"StartAt": "Add", "States": {
         "Add": {"Type": "Task", "Resource": "module:increment", "End": True}}}))
     done = sfn.start_sync_execution(stateMachineArn=machine_arn("quick"), input='{"value": 41}')
@@ -684,6 +767,9 @@ def test_start_sync_execution(client, machines, answers):
     assert rest_document(client, "sync-wait")["status"] == "TIMED_OUT"
     assert rest_document(client, "sync-wait")["continuations"] == []
     assert code_of(sfn.start_sync_execution, stateMachineArn=machine_arn("missing")) == "StateMachineDoesNotExist"
+    assert code_of(sfn.start_sync_execution, stateMachineArn=machine_arn("quick"), name="no/slash") == "InvalidName"
+    assert code_of(sfn.start_sync_execution, stateMachineArn=machine_arn("quick"), input="[1,") \
+        == "InvalidExecutionInput"
 
 
 def test_the_context_object_names_the_execution_by_the_arn_the_api_answers(client, machines, answers, monkeypatch):

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from ..conftest import REDIS_URL
 from ..local_server import call, chalice_local
-from .aws_clients import MODEL, assert_fits_output, machine_arn, over_http
+from .aws_clients import assert_answers_fit, machine_arn, over_http
 
 KEYS = {"AKIDLOCAL": "local-secret"}
 
@@ -64,22 +64,21 @@ def test_the_aws_cli_with_a_wrong_secret_is_refused(server):
 
 
 def test_boto3_with_endpoint_url_over_http(server):
-    sfn = over_http(server, key="AKIDLOCAL", secret="local-secret")
-    raw = []
-    sfn.meta.events.register("after-call.sfn", lambda http_response, model, **_: raw.append(
-        (model.name, json.loads(http_response.content or b"{}"))))
+    answers: list = []
+    sfn = over_http(server, key="AKIDLOCAL", secret="local-secret", answers=answers)
     started = sfn.start_execution(stateMachineArn=machine_arn("incsquare"), input='{"value": 2}')
     described = sfn.describe_execution(executionArn=started["executionArn"])
     assert described["status"] == "RUNNING"
     stopped = sfn.stop_execution(executionArn=started["executionArn"], cause="done with it")
     assert sfn.describe_execution(executionArn=started["executionArn"])["stopDate"] == stopped["stopDate"]
-    for operation, body in raw:
-        assert_fits_output(operation, body)
-    assert {operation for operation, _ in raw} == {"StartExecution", "DescribeExecution", "StopExecution"}
     with pytest.raises(ClientError) as raised:
-        over_http(server, key="AKIDLOCAL", secret="nope").describe_execution(executionArn=started["executionArn"])
-    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
-    assert MODEL.operation_model("DescribeExecution").output_shape is not None
+        over_http(server, key="AKIDLOCAL", secret="nope", answers=answers).describe_execution(
+            executionArn=started["executionArn"])
+    assert raised.value.response["Error"]["Code"] == "InvalidSignatureException"
+    assert [(a.operation, a.status) for a in answers] == [
+        ("StartExecution", 200), ("DescribeExecution", 200), ("StopExecution", 200), ("DescribeExecution", 200),
+        ("DescribeExecution", 403)]
+    assert_answers_fit(answers)
 
 
 def test_a_worker_is_pointed_here_by_the_sdk_endpoint_setting_alone(server):
