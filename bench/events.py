@@ -84,7 +84,8 @@ def check_outcomes(url: str, cars: int, prefix: str) -> dict:
         with urllib.request.urlopen(f"{url}/executions/{execution_name('car-dealer', car + '-announced')}",
                                     timeout=60) as response:
             document = json.loads(response.read())
-        received = [(e["state"], e["eventId"]) for e in document["history"] if e["type"] == "EventReceived"]
+        received = [(e["state"], e["event"]["eventId"]) for e in document["history"]
+                    if e["type"] == "ExecutionResumed" and "event" in e]
         if document["status"] != "SUCCEEDED":
             counts["other"] += 1
         else:

@@ -8,7 +8,8 @@ suspension point) and outcome, with AWS's ``*EventDetails``. Events AWS has no t
 (timers, retries scheduled, heartbeats) are left out; ``id`` numbers the events shown,
 ``previousEventId`` is the one before. A task that waits (a token, a person) reads as AWS's
 ``.waitForTaskToken`` does: scheduled, started, submitted (its call was made), and
-succeeded or failed when it is answered.
+succeeded or failed when it is answered; a task an event answered (``module:event``) has that
+event's ``eventId``, ``source`` and ``detailType`` as its ``TaskSucceeded`` output.
 """
 from __future__ import annotations
 
@@ -103,7 +104,8 @@ class Events:
                 else ("TaskSucceeded", "taskSucceededEventDetails", self.resource(state))
         elif kind == "ExecutionResumed" and state_type == "Task":
             if not (following.get("type") == "StateFailed" and following.get("state") == state):
-                yield "TaskSucceeded", "taskSucceededEventDetails", self.resource(state)
+                answered_by = self.data("output", event["event"]) if "event" in event else {}
+                yield "TaskSucceeded", "taskSucceededEventDetails", {**self.resource(state), **answered_by}
         elif kind == "StateFailed" and state_type in ("Task", "Parallel", "Map"):
             failure = {"error": event.get("error") or "", "cause": event.get("cause") or ""}
             if state_type == "Task":

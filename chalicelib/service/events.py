@@ -16,6 +16,9 @@
   and takes it. A wait opens with the commit that stores it: registering it is the task's
   call, kept in the execution's outbox (see ``calls``), so it is made after that commit and
   made again if its maker died. An event ID seen before is not delivered again.
+* **History**: the ``ExecutionResumed`` of a task an event answered names that event (``event``:
+  ``eventId``, ``source``, ``detailType``); the continuation's ``detail.waitsFor`` says what an open wait
+  takes.
 """
 from __future__ import annotations
 
@@ -147,7 +150,10 @@ def answer_of(event: dict, shape: str) -> dict:
 
 
 def waits_for(payload: Any, context: TaskContext) -> dict:
-    """What a ``module:event`` Task waits for, from its payload (its Parameters or Arguments)."""
+    """What a ``module:event`` Task waits for, from its payload (its Parameters or Arguments).
+
+    ``detailTypes`` are the ``detail-type`` values it names (None: any its pattern takes); ``pattern``
+    is all it takes, DetailType and Source included."""
     given = payload if isinstance(payload, dict) else {}
     if "CorrelationKey" in given:
         key = given["CorrelationKey"]
@@ -160,12 +166,13 @@ def waits_for(payload: Any, context: TaskContext) -> dict:
                          "The task's CorrelationKey (default $$.Execution.Input.detail.id) must be a string "
                          "or a number.")
     pattern: dict = {}
+    named: dict[str, list[str]] = {}
     for field, name in (("DetailType", "detail-type"), ("Source", "source")):
         if field in given:
             values = given[field] if isinstance(given[field], list) else [given[field]]
             if not values or not all(isinstance(v, str) for v in values):
                 raise TaskFailed("Events.InvalidPattern", f"{field} must be a string or a list of strings.")
-            pattern[name] = values
+            pattern[name] = named[field] = values
     if "Pattern" in given:
         if not isinstance(given["Pattern"], dict):
             raise TaskFailed("Events.InvalidPattern", "Pattern must be an event pattern (an object).")
@@ -178,7 +185,8 @@ def waits_for(payload: Any, context: TaskContext) -> dict:
     shape = given.get("Answer", "detail")
     if shape not in ("detail", "event"):
         raise TaskFailed("Events.InvalidPattern", "Answer must be 'detail' or 'event'.")
-    return {"correlationKey": key, "pattern": pattern or None, "answer": shape}
+    return {"correlationKey": key, "detailTypes": named.get("DetailType"), "pattern": pattern or None,
+            "answer": shape}
 
 
 def execution_name(machine: str, event_id: str) -> str:

@@ -33,7 +33,7 @@ from .listing import encode_token
 from .questions import Questions
 from .statuses import FINISHED
 from .tokens import TaskTokens
-from .waits import asked, open_wait, timer_member, wait_timers
+from .waits import asked, timer_member, wait_timers
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,6 @@ class Runs:
                                    f"The execution has ended ({record.status}).",
                                    executionId=record.id)
             snapshot = record.snapshot
-            at = open_wait(snapshot, point) or {}
 
             def step(options, snapshot=snapshot):
                 if "error" in answer:
@@ -177,9 +176,11 @@ class Runs:
                 raise ServiceError(410, "ContinuationExpired",
                                    "The execution no longer waits at this point.",
                                    executionId=record.id) from None
-            if answer.get("event"):  # which event answered which task
-                ran.events.insert(0, {"type": "EventReceived", "timestamp": iso_timestamp(self.clock.now()),
-                                      "state": at.get("state"), "point": point, **answer["event"]})
+            if answer.get("event"):  # which event answered which task: on the task's resumption
+                for event in ran.events:
+                    if event.get("type") == "ExecutionResumed" and event.get("point") == point:
+                        event["event"] = answer["event"]
+                        break
             commit = self.next_commit(record, compiled, ran, claim=claim, answer=summary)
             commit.outcome, commit.digest = outcome, digest
             try:

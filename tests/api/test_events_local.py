@@ -43,7 +43,8 @@ def execution(server: str, answers: list[dict]) -> dict:
 
 
 def received(document: dict) -> list[str]:
-    return [e["detailType"] for e in document["history"] if e["type"] == "EventReceived"]
+    """The detail-type of each event that answered a task, in order (named on the task's resumption)."""
+    return [e["event"]["detailType"] for e in document["history"] if e["type"] == "ExecutionResumed" and "event" in e]
 
 
 def order(kind: str, order_id: str, **detail) -> dict:
@@ -80,12 +81,63 @@ def test_a_rejected_order_and_an_unexpected_event(server, redis_client):
     assert (document["status"], document["error"]) == ("FAILED", "UnexpectedEvent")
 
 
-def test_a_failed_inspection_ends_in_its_fail_state(server, redis_client):
-    answers = publish(server, {"source": "dealer.cars", "detail-type": "Car Announced",
-                               "detail": {"id": "f-1", "model": "Polo"}},
-                      {"source": "dealer.workshop", "detail-type": "Inspection Completed",
-                       "detail": {"id": "f-1", "passed": False}})
+def car(kind: str, car_id: str, **detail) -> dict:
+    source = "dealer.cars" if kind == "Car Announced" else "dealer.workshop"
+    return {"source": source, "detail-type": kind, "detail": {"id": car_id, **detail}}
+
+
+def test_a_failed_inspection_and_an_unexpected_workshop_event_end_in_their_fail_states(server, redis_client):
+    answers = publish(server, car("Car Announced", "f-1", model="Polo"), car("Inspection Completed", "f-1", passed=False))
     assert (execution(server, answers)["error"]) == "InspectionFailed"
+    answers = publish(server, car("Car Announced", "d-1", model="Polo"), car("Car Cleaned", "d-1"),
+                      car("Car Damaged", "d-1"))
+    assert answers[1]["buffered"] is True  # the cleaning is not the inspection's: kept for its own task
+    document = execution(server, answers)
+    assert (document["status"], document["error"]) == ("FAILED", "UnexpectedEvent")
+    assert received(document) == ["Car Damaged"]
+
+
+def test_the_document_lists_what_each_open_wait_waits_for_and_the_history_which_event_answered(server, redis_client):
+    answers = publish(server, {**order("Placed", "w-1"), "id": "w-placed"}, {**order("Confirmed", "w-1"), "id": "w-conf"})
+    document = execution(server, answers)
+    [wait] = document["continuations"]
+    assert (wait["state"], wait["kind"]) == ("WaitForDecision", "event")
+    assert wait["detail"]["waitsFor"] == {"correlationKey": "w-1", "detailTypes": None, "pattern": None,
+                                          "answer": "detail"}  # any event of the order: the Choice decides
+    [resumed] = [e for e in document["history"] if e["type"] == "ExecutionResumed"]
+    assert (resumed["state"], resumed["event"]) == ("WaitForConfirmation", {
+        "eventId": "w-conf", "source": "marketplace.orders", "detailType": "Order Confirmed"})
+
+
+def test_boto3_publishes_with_put_events_and_reads_the_history_with_get_execution_history(server, redis_client):
+    """boto3's events client with endpoint_url drives a car through; boto3's stepfunctions client reads, in
+    its history, which event answered each task (the TaskSucceeded's output)."""
+    import boto3
+
+    from .aws_clients import NO_RETRIES, over_http
+
+    events = boto3.client("events", endpoint_url=server, region_name="us-east-1", aws_access_key_id="AKID",
+                          aws_secret_access_key="secret", config=NO_RETRIES)
+
+    def entry(event: dict) -> dict:
+        return {"Source": event["source"], "DetailType": event["detail-type"], "Detail": json.dumps(event["detail"])}
+
+    put = events.put_events(Entries=[entry(car("Car Announced", "b-1", model="Golf")),
+                                     entry(car("Car Cleaned", "b-1"))])
+    assert put["FailedEntryCount"] == 0
+    announced, cleaned = (e["EventId"] for e in put["Entries"])
+    put = events.put_events(Entries=[entry(car("Inspection Completed", "b-1", passed=True))])
+    [inspected] = (e["EventId"] for e in put["Entries"])
+    from chalicelib.service.events import execution_name
+
+    arn = f"arn:aws:states:us-east-1:000000000000:execution:car-dealer:{execution_name('car-dealer', announced)}"
+    sfn = over_http(server)
+    assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+    history = sfn.get_execution_history(executionArn=arn)["events"]
+    answered = [json.loads(e["taskSucceededEventDetails"]["output"]) for e in history
+                if e["type"] == "TaskSucceeded" and "output" in e["taskSucceededEventDetails"]]
+    assert answered == [{"eventId": inspected, "source": "dealer.workshop", "detailType": "Inspection Completed"},
+                        {"eventId": cleaned, "source": "dealer.workshop", "detailType": "Car Cleaned"}]
 
 
 def test_many_cars_with_their_events_sent_at_once_from_several_processes(server, redis_client):

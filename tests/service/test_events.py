@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import pytest
+from redis.crc import key_slot
 
 from chalicelib.asl import VirtualClock
 from chalicelib.config import settings
@@ -49,8 +50,9 @@ def started(service, event) -> str:
 
 
 def received(document: dict) -> list[tuple[str, str]]:
-    """(task, detail-type) of each event that answered a task, in order."""
-    return [(e["state"], e["detailType"]) for e in document["history"] if e["type"] == "EventReceived"]
+    """(task, detail-type) of each event that answered a task, in order: named on the task's resumption."""
+    return [(e["state"], e["event"]["detailType"]) for e in document["history"]
+            if e["type"] == "ExecutionResumed" and "event" in e]
 
 
 def test_an_order_is_started_by_its_first_event_and_moved_on_by_the_later_ones(service):
@@ -59,9 +61,9 @@ def test_an_order_is_started_by_its_first_event_and_moved_on_by_the_later_ones(s
     assert document["stateMachine"] == "marketplace-order" and document["status"] == "SUSPENDED"
     [wait] = document["continuations"]
     assert (wait["state"], wait["kind"]) == ("WaitForConfirmation", "event")
-    assert wait["detail"]["waitsFor"] == {"correlationKey": "o-1", "pattern": {"detail-type": ["Order Confirmed"]},
-                                          "answer": "detail"}
-    [confirmed] = publish(service, order("Confirmed"))
+    assert wait["detail"]["waitsFor"] == {"correlationKey": "o-1", "detailTypes": ["Order Confirmed"],
+                                          "pattern": {"detail-type": ["Order Confirmed"]}, "answer": "detail"}
+    [confirmed] = publish(service, order("Confirmed", event_id="c-1"))
     assert [(r["executionId"], r["state"]) for r in confirmed["resumed"]] == [(execution, "WaitForConfirmation")]
     publish(service, order("Accepted", seller="s-9"))
     publish(service, order("Delivered"))
@@ -71,6 +73,9 @@ def test_an_order_is_started_by_its_first_event_and_moved_on_by_the_later_ones(s
     assert received(document) == [("WaitForConfirmation", "Order Confirmed"), ("WaitForDecision", "Order Accepted"),
                                   ("WaitForDelivery", "Order Delivered")]
     assert document["history"][-2]["state"] == "Delivered"
+    [resumed] = [e for e in document["history"] if e["type"] == "ExecutionResumed" and e["state"] == "WaitForConfirmation"]
+    assert resumed["event"] == {"eventId": "c-1", "source": "marketplace.orders", "detailType": "Order Confirmed"}
+    assert [e["id"] for e in document["history"]] == list(range(1, len(document["history"]) + 1))
 
 
 def test_a_rejected_order_ends_at_rejected(service):
@@ -228,3 +233,48 @@ def test_the_shipped_start_rules_load():
     from chalicelib.service.events import start_rules
 
     assert sorted(machine for machine, _ in start_rules()) == ["car-dealer", "marketplace-order"]
+
+
+def test_an_unexpected_workshop_event_ends_the_car_in_its_fail_state(service):
+    """A workshop event the car does not expect where its inspection (or cleaning) is due ends it in
+    UnexpectedEvent; an early Car Cleaned is not one: the inspection's wait does not take it."""
+    execution = started(service, car("Car Announced"))
+    [wait] = service.describe(execution)["continuations"]
+    assert wait["detail"]["waitsFor"] == {
+        "correlationKey": "car-1", "detailTypes": None, "answer": "detail",
+        "pattern": {"detail-type": [{"anything-but": "Car Cleaned"}], "source": ["dealer.workshop"]}}
+    [early] = publish(service, car("Car Cleaned"))
+    assert early["buffered"] is True
+    [damaged] = publish(service, car("Car Damaged"))
+    assert [r["state"] for r in damaged["resumed"]] == ["WaitForInspection"]
+    document = service.describe(execution)
+    assert (document["status"], document["error"]) == ("FAILED", "UnexpectedEvent")
+    assert received(document) == [("WaitForInspection", "Car Damaged")]
+
+    second = started(service, car("Car Announced", "car-2"))
+    publish(service, car("Inspection Completed", "car-2", passed=True), car("Inspection Completed", "car-2"))
+    document = service.describe(second)
+    assert (document["status"], document["error"]) == ("FAILED", "UnexpectedEvent")  # inspected twice
+    assert received(document) == [("WaitForInspection", "Inspection Completed"),
+                                  ("WaitForCleaning", "Inspection Completed")]
+
+
+def test_the_keys_of_a_correlation_value_have_ttls_and_share_one_slot(store_redis, clock):
+    """On a plain server and on a Redis Cluster: the waits, buffer, seen IDs and version of one order
+    live in one slot under its hash tag, each with a TTL, and the flow runs through on both."""
+    service = Service(dataclasses.replace(settings(), event_buffer_seconds=3600), Store(store_redis), clock=clock)
+    execution = started(service, order("Placed", "slot-1"))
+    publish(service, order("Accepted", "slot-1"), order("Shipped", "other-order"))  # both buffered
+    publish(service, order("Confirmed", "slot-1"))
+    keys = sorted(key.decode() for key in store_redis.scan_iter("asl:{e.*"))
+    # A buffered event is kept the buffer's hour; a wait (and what it changed) as long as its continuation.
+    for value, lifetime in (("slot-1", service.settings.continuation_ttl), ("other-order", 3600)):
+        tag = EventStore.keys(value)["w"].split("}")[0] + "}"
+        mine = [key for key in keys if key.startswith(tag)]
+        assert len({key_slot(key.encode()) for key in mine}) == 1
+        assert all(0 < store_redis.ttl(key) <= lifetime + 1 for key in mine), mine
+    mine, other = EventStore.keys("slot-1"), EventStore.keys("other-order")
+    assert keys == sorted([mine["w"], mine["s"], mine["v"], other["b"], other["s"], other["v"]])  # a buffer
+    # emptied (the wait took the early Accepted) is gone; no wait was ever opened on the other order
+    publish(service, order("Delivered", "slot-1"))
+    assert service.describe(execution)["status"] == "SUCCEEDED"

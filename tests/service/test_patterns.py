@@ -65,6 +65,7 @@ def test_anything_but_value_list_and_number():
 
 
 def test_anything_but_prefix_suffix_ignore_case_and_wildcard():
+    both({"detail": {"state": [{"anything-but": {"prefix": "init"}}]}}, EC2, event(state="initializing"))
     both({"region": [{"anything-but": {"prefix": "us-"}}]}, {**EC2, "region": "eu-west-1"}, EC2)
     both({"detail": {"FileName": [{"anything-but": {"suffix": ".txt"}}]}}, EC2, event(FileName="a.txt"))
     both({"detail": {"state": [{"anything-but": {"equals-ignore-case": ["initializing", "STOPPED"]}}]}},
@@ -91,6 +92,9 @@ def test_equals_ignore_case():
 
 
 def test_wildcard():
+    both({"detail": {"EventBusArn": [{"wildcard": "arn:aws:events:us-east-1:*:event-bus/*"}]}},
+         event(EventBusArn="arn:aws:events:us-east-1:123456789012:event-bus/orders"),
+         event(EventBusArn="arn:aws:events:eu-west-1:123456789012:event-bus/orders"))
     both({"detail": {"FileName": [{"wildcard": "*.PNG"}]}}, EC2, event(FileName="photo.png"))
     both({"detail": {"dir": [{"wildcard": "dir/*/*.png"}]}}, event(dir="dir/a/b.png"), event(dir="dir/b.png"))
     both({"detail": {"name": [{"wildcard": "a\\*b"}]}}, event(name="a*b"), event(name="axb"))
@@ -101,6 +105,11 @@ def test_cidr():
 
 
 def test_or_at_the_top_and_inside():
+    documented = {"detail": {"$or": [{"c-count": [{"numeric": [">", 0, "<=", 5]}]},
+                                     {"d-count": [{"numeric": ["<", 10]}]},
+                                     {"x-limit": [{"numeric": ["=", 3.018e2]}]}]}}
+    both(documented, event(**{"c-count": 50, "d-count": 50}),  # the x-limit alone matches
+         event(**{"c-count": 50, "d-count": 50, "x-limit": 1}))
     pattern = {"source": ["aws.ec2"],
                "$or": [{"detail": {"c-count": [{"numeric": [">", 10]}]}}, {"detail": {"d-count": [7]}}]}
     both(pattern, EC2, event(**{"d-count": 8}))
