@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python bench/concurrent_answers.py
 	$(BIN)/python bench/regexes.py
 	$(BIN)/python bench/listing.py
+	$(BIN)/python bench/events.py
 
 # The long form of the load test, then lost responses with servers SIGKILLed (flushes the database of REDIS_URL).
 load: install

@@ -6,9 +6,10 @@ worker processes to ``chalice local`` servers (``--servers``, started as ``make 
 batches of ``--batch`` events per ``POST /events``. So an inspection often comes before its car is
 announced, or two events of one car arrive at the same moment in two processes. Then every execution
 must have ended SUCCEEDED with each event received once; the figures are the wall time, events per
-second, and how many events were buffered on arrival.
+second, the time per event and its ratio to the first size's (measured in the same run, on the same
+servers), and how many events were buffered on arrival.
 
-    REDIS_URL=redis://127.0.0.1:6379/9 python bench/events.py --cars 1000   # flushes that database
+    REDIS_URL=redis://127.0.0.1:6379/9 python bench/events.py --cars 10,100,1000,5000   # flushes that database
 """
 from __future__ import annotations
 
@@ -104,17 +105,17 @@ def servers(count: int, log_dir: str):
                for n in range(count)]
 
 
-def run_events(cars: int, processes: int, batch: int, server_count: int, log_dir: str) -> dict:
+def run_events(urls: list[str], cars: int, processes: int, batch: int) -> dict:
+    """One size: ``cars`` × 3 events sent at once, then every execution checked."""
     prefix = f"car{int(time.time() * 1000) % 10_000_000}"
     events = car_events(cars, prefix)
-    with servers(server_count, log_dir) as urls:
-        started = time.monotonic()
-        entries = send_concurrently(urls, events, processes, batch)
-        seconds = time.monotonic() - started
-        counts = check_outcomes(urls[0], cars, prefix)
+    started = time.monotonic()
+    entries = send_concurrently(urls, events, processes, batch)
+    seconds = time.monotonic() - started
+    counts = check_outcomes(urls[0], cars, prefix)
     return {
-        "cars": cars, "events": len(events), "processes": processes, "servers": server_count, "batch": batch,
-        "seconds": round(seconds, 2), "eventsPerSecond": round(len(events) / seconds, 1),
+        "cars": cars, "events": len(events), "seconds": round(seconds, 2),
+        "eventsPerSecond": round(len(events) / seconds, 1), "msPerEvent": round(1000 * seconds / len(events), 3),
         "bufferedOnArrival": sum(1 for e in entries if e.get("buffered")),
         "failedEntries": sum(1 for e in entries if "error" in e),
         **counts,
@@ -123,7 +124,7 @@ def run_events(cars: int, processes: int, batch: int, server_count: int, log_dir
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cars", type=int, default=1000)
+    parser.add_argument("--cars", default="10,100,1000,5000", help="sizes, comma-separated")
     parser.add_argument("--processes", type=int, default=8)
     parser.add_argument("--servers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=5)
@@ -131,10 +132,19 @@ def main() -> int:
     import redis
     import tempfile
 
+    sizes = [int(size) for size in args.cars.split(",")]
     redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")).flushdb()
-    result = run_events(args.cars, args.processes, args.batch, args.servers, tempfile.mkdtemp(prefix="bench-events-"))
-    print(json.dumps(result, indent=2))
-    return 0 if result["SUCCEEDED"] == args.cars and not result["wrong history"] else 1
+    print(f"{args.processes} processes, batches of {args.batch} events per POST /events, {args.servers} chalice "
+          f"local servers (as make run starts them), one Redis; each size's events shuffled together")
+    results = []
+    with servers(args.servers, tempfile.mkdtemp(prefix="bench-events-")) as urls:
+        for cars in sizes:
+            results.append(run_events(urls, cars, args.processes, args.batch))
+            result = results[-1]
+            result["perEventRatioToFirst"] = round(result["msPerEvent"] / results[0]["msPerEvent"], 2)
+            print(json.dumps(result))
+    ok = all(r["SUCCEEDED"] == r["cars"] and not r["wrong history"] and not r["failedEntries"] for r in results)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
