@@ -62,6 +62,7 @@ from typing import Any, Callable, Mapping
 from . import errors
 from .clock import iso_timestamp
 from .errors import StatesError, error_matches
+from .expressions import state_time_limit
 from .history import EventLog
 from .limits import MAX_TRANSITIONS, SizeCache
 from .states import BLOCK, Machine, State, Step, check_payload
@@ -255,7 +256,8 @@ class Runner:
             if wait is not None and wait["purpose"] == "retry":
                 del frame["wait"]  # the back-off timer fired: run the state again
             try:
-                step = state.run(frame, self)
+                with state_time_limit():
+                    step = state.run(frame, self)
                 if step.kind in _MOVES and step.output is not frame.get("input"):
                     check_payload(step.output, state.name, sizes=self.sizes)
                 if step.assign:

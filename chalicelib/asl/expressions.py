@@ -18,7 +18,8 @@ Results are plain JSON values. An expression that returns nothing
 ``States.QueryEvaluationError`` and AWS's cause, naming the field it sits in
 (``Output/total``, ``Assign/x``, ``Choices[0]/Condition``, ...).
 
-Bounds: every evaluation stops after ``TIME_LIMIT_SECONDS``; no step may make
+Bounds: the expressions of one state step share ``TIME_LIMIT_SECONDS`` (see
+:func:`state_time_limit`; alone, an evaluation gets all of it); no step may make
 a string longer than ``MAX_STRING_CHARS`` or a sequence longer than
 ``MAX_SEQUENCE_ITEMS`` (the range operator, ``$range``, ``$pad``, ``$join``,
 ``$string`` and ``$replace`` check before they build one); a failure is a
@@ -38,6 +39,7 @@ functions and the evaluation limits share one environment and one error mapping.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -48,7 +50,7 @@ import threading
 import time
 import uuid
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from jsonata import Jsonata
 from jsonata.functions import Functions
@@ -341,8 +343,11 @@ class Expression:
         """The expression's JSON value; failures are AWS's ``States.QueryEvaluationError``."""
         instance = self._instance()
         Jsonata.CURRENT.jsonata = instance  # $now() and $millis() read the evaluating instance
-        # Any expression can loop for long ([1..1000000].[1..1000000]), so every one is timed.
-        deadline = time.monotonic() + TIME_LIMIT_SECONDS
+        # Any expression can loop for long ([1..1000000].[1..1000000]), so every one is timed,
+        # against what the state's earlier expressions left of the state's time.
+        left = getattr(_state_time, "left", None)
+        began = time.monotonic()
+        deadline = began + (TIME_LIMIT_SECONDS if left is None else left)
         bindings["__evaluate_entry"] = _time_limit(deadline)
         bindings["__evaluate_exit"] = _size_guard()
         previous = regexes.set_deadline(deadline)  # checked between one regex's matches too
@@ -356,6 +361,8 @@ class Expression:
             raise self.failure(field, frame, f"threw an error during evaluation: {exc}") from None
         finally:
             regexes.set_deadline(previous)
+            if left is not None:
+                _state_time.left = max(0.0, left - (time.monotonic() - began))
         if value is None:
             raise self.failure(field, frame, "returned nothing (undefined).")
         try:
@@ -429,6 +436,27 @@ def _bounded_range(evaluate_range: Callable[[Any, Any], Any]) -> Callable[[Any, 
             raise JException("D2014", -1, rhs - lhs + 1)
         return evaluate_range(lhs, rhs)
     return bounded
+
+
+_state_time = threading.local()  # ``left``: seconds the running state step's expressions still have
+
+
+@contextlib.contextmanager
+def state_time_limit() -> Iterator[None]:
+    """The JSONata expressions evaluated within (one state's step) share ``TIME_LIMIT_SECONDS``.
+
+    So a state with many expressions (Arguments with a hundred fields, say) blocks the
+    process at most that long, not that long per expression: a request or background
+    slice, which checks its budget between steps, ends within its budget plus this. A
+    step nested in it (a Parallel's branches, a Map's iterations run inline) has a time
+    of its own, and the time it takes is not charged to the outer state's expressions.
+    """
+    outer = getattr(_state_time, "left", None)
+    _state_time.left = TIME_LIMIT_SECONDS
+    try:
+        yield
+    finally:
+        _state_time.left = outer
 
 
 def _time_limit(deadline: float) -> Callable[..., None]:

@@ -313,6 +313,42 @@ def test_jsonata_expression_that_runs_too_long_is_stopped(monkeypatch):
     failed_with(result, "States.QueryEvaluationError", "D1012", "Evaluation timeout after 300 milliseconds")
 
 
+def calibrated_time_limit(monkeypatch, expression: str, times: float) -> None:
+    """Set the expressions' time limit to ``times`` what ``expression`` takes here (median of 3)."""
+    import time
+
+    took = []
+    for _ in range(3):
+        began = time.perf_counter()
+        assert run_virtual(jsonata(expression), {})["status"] == "SUCCEEDED"
+        took.append(time.perf_counter() - began)
+    monkeypatch.setattr(expressions, "TIME_LIMIT_SECONDS", times * sorted(took)[1])
+
+
+def test_the_expressions_of_one_state_share_its_time_limit(monkeypatch):
+    """Twelve expressions of a quarter of the limit each, in one state, stop there (the request
+    would otherwise block twelve times as long); ten of them in ten states all run."""
+    work = "$sum([1..200000])"
+    calibrated_time_limit(monkeypatch, work, 4)
+    one_state = {"QueryLanguage": "JSONata", **one_pass(Output={f"f{i}": "{% " + work + " %}" for i in range(12)})}
+    failed_with(run_virtual(one_state, {}), "States.QueryEvaluationError", "D1012")
+    states = {f"S{i}": {"Type": "Pass", "Output": "{% " + work + " %}", "Next": f"S{i + 1}"} for i in range(10)}
+    states["S10"] = {"Type": "Succeed"}
+    ten_states = {"QueryLanguage": "JSONata", "StartAt": "S0", "States": states}
+    assert run_virtual(ten_states, {})["output"] == 20000100000
+
+
+def test_a_parallel_s_expressions_are_not_charged_for_its_branches(monkeypatch):
+    work = "$sum([1..200000])"
+    calibrated_time_limit(monkeypatch, work, 4)
+    branches = [{"StartAt": f"B{i}", "States": {f"B{i}": {"Type": "Pass", "Output": "{% " + work + " %}",
+                                                           "End": True}}} for i in range(6)]
+    definition = {"QueryLanguage": "JSONata", "StartAt": "P", "States": {"P": {
+        "Type": "Parallel", "Branches": branches, "Output": {"branches": "{% $states.result %}", "own": "{% " + work + " %}"},
+        "End": True}}}
+    assert run_virtual(definition, {})["output"] == {"branches": [20000100000] * 6, "own": 20000100000}
+
+
 def test_jsonata_range_up_to_its_limit_still_works():
     assert run_virtual(jsonata("$sum([1..1000000])"), {})["output"] == 500000500000
 
