@@ -66,7 +66,7 @@ from .expressions import state_time_limit
 from .history import EventLog
 from .limits import MAX_TRANSITIONS, SizeCache
 from .states import BLOCK, Machine, State, Step, check_payload
-from .tasks import TaskContext, TaskFailed
+from .tasks import TaskContext, task_failure
 
 SNAPSHOT_VERSION = 1
 
@@ -120,15 +120,6 @@ class Env:
         if not self._outer:
             return _NO_VARIABLES if own is None else own
         return ChainMap(own or {}, *reversed(self._outer))
-
-
-def task_failure(exc: Exception) -> StatesError:
-    """The ASL error a handler's exception fails its task with."""
-    if isinstance(exc, StatesError):
-        return exc
-    if isinstance(exc, TaskFailed):
-        return StatesError(exc.error, exc.cause)
-    return StatesError(type(exc).__name__, str(exc))
 
 
 class Runner:
@@ -441,24 +432,29 @@ class Runner:
             token = self.issued_tokens[point] = self.token_factory(point)
         return token
 
+    def task_context(self, resource: str, state_name: str, frame: dict, timeout=None, heartbeat=None,
+                     waits_for_token: bool = False) -> TaskContext:
+        """What a handler called for ``frame`` knows; its suspension point is made on first use."""
+        def allocate_point() -> tuple[str, str]:
+            point = frame.get("point") or frame.setdefault("point", self.new_point())
+            return point, self.token_for(point)
+
+        return TaskContext(
+            resource=resource,
+            state=state_name,
+            execution=self.snapshot["context"]["Execution"],
+            timeout_seconds=timeout,
+            heartbeat_seconds=heartbeat,
+            waits_for_token=waits_for_token,
+            allocate_point=allocate_point,
+        )
+
     def invoke(self, state, payload: Any, frame: dict, timeout, heartbeat) -> Any:
         resource = state.base_resource
         handler = self.resolver.resolve(resource)
         if handler is None:
             raise StatesError(errors.RUNTIME, f"No handler is configured for the resource '{resource}'.")
-        def allocate_point() -> tuple[str, str]:
-            point = frame.get("point") or frame.setdefault("point", self.new_point())
-            return point, self.token_for(point)
-
-        context = TaskContext(
-            resource=resource,
-            state=state.name,
-            execution=self.snapshot["context"]["Execution"],
-            timeout_seconds=timeout,
-            heartbeat_seconds=heartbeat,
-            waits_for_token=state.waits_for_token,
-            allocate_point=allocate_point,
-        )
+        context = self.task_context(resource, state.name, frame, timeout, heartbeat, state.waits_for_token)
         self.emit(frame, "TaskScheduled", resource=resource, parameters=payload)
         try:
             result = handler(payload, context)

@@ -36,7 +36,8 @@ from .processing import (
 )
 from . import limits
 from .limits import MAX_PAYLOAD_BYTES, NotJson, TooDeep, payload_size
-from .tasks import Suspend
+from .tasks import Suspend, task_failure
+from .distributed import DISTRIBUTED_MAP, DistributedConfig, refuse_on_inline, transform
 
 #: The kinds of wait whose answer is deep-merged into the state's input (no ResultPath or Output).
 MERGED_KINDS = frozenset({"suspend", "event"})
@@ -406,10 +407,18 @@ class Map(State):
         self.processor = compile_machine(processor_spec, machine_language)
         # A distributed Map's iterations are child executions: they cannot read the Map's variables.
         self.distributed = (processor_spec.get("ProcessorConfig") or {}).get("Mode") == "DISTRIBUTED"
+        #: A Distributed Map's ItemReader, ItemBatcher, ResultWriter, Label and execution type.
+        self.dist = DistributedConfig(spec, processor_spec, self.io, self.language) if self.distributed else None
+        if not self.distributed:
+            refuse_on_inline(spec)
+        #: The child executions' definition (a Distributed Map's ItemProcessor as a state machine).
+        self.child_definition = {key: value for key, value in processor_spec.items() if key != "ProcessorConfig"}
+        if machine_language != JSONPATH:
+            self.child_definition["QueryLanguage"] = machine_language
         #: How many iterations run at once when MaxConcurrency is unset or 0 (AWS's numbers).
         self.default_concurrency = (limits.MAX_DISTRIBUTED_MAP_CONCURRENCY if self.distributed
                                     else limits.MAX_INLINE_MAP_CONCURRENCY)
-        self.items = self.io.items(spec)
+        self.items = None if self.dist and self.dist.reader else self.io.items(spec)
         self.item_selector = self.io.item_selector(spec)
         self.max_concurrency = self.io.field(spec, "MaxConcurrency")
         self.tolerated_count = self.io.field(spec, "ToleratedFailureCount")
@@ -428,41 +437,64 @@ class Map(State):
                 path_message='The {field} field refers to value "{shown}" which is not a valid ' + kind + ": {path}")
         return number
 
+    def _select(self, group: dict, index: int, item: Any, frame: dict, runner: "Runner") -> Any:
+        if self.item_selector is None:
+            return item
+        return check_payload(self.item_selector.select(group["selector_input"], index, item, frame, runner),
+                             self.name, "selected an item")
+
     def _start(self, raw: Any, frame: dict, runner: "Runner") -> dict:
         value = self.io.effective_input(raw, frame, runner)
-        items = check_payload(self.items.read(value, frame, runner), self.name, "was given items")
+        if self.items is None:
+            items = self.dist.read(value, frame, runner)
+        else:
+            items = check_payload(self.items.read(value, frame, runner), self.name, "was given items")
         concurrency = 0
         if self.max_concurrency is not None:
             concurrency = self._number(self.max_concurrency, "integer", frame, runner)
-        tolerated = None
+        count = percentage = None
         if self.tolerated_count is not None:
             count = self._number(self.tolerated_count, "integer", frame, runner)
             if count < 0:
                 raise runtime_error(frame, "ToleratedFailureCount cannot be negative.")
-            tolerated = count
         if self.tolerated_percentage is not None:
-            pct = self._number(self.tolerated_percentage, "float", frame, runner)
-            if not 0 <= pct <= 100:
+            percentage = self._number(self.tolerated_percentage, "float", frame, runner)
+            if not 0 <= percentage <= 100:
                 raise runtime_error(frame, "ToleratedFailurePercentage must be between 0 and 100.")
-            by_pct = math.floor(len(items) * pct / 100)
+        group = {"selector_input": value, "next": 0, "active": {}, "failed": 0, "concurrency": concurrency or 0}
+        if self.dist is not None:  # selected, then batched, before the children start
+            items = [self._select(group, index, item, frame, runner) for index, item in enumerate(items)]
+            if self.dist.batcher is not None:
+                items = self.dist.batcher.batches(items, value, frame, runner)
+            group["selected"] = True
+        tolerated = count
+        if percentage is not None:
+            by_pct = math.floor(len(items) * percentage / 100)
             tolerated = by_pct if tolerated is None else max(tolerated, by_pct)
+        group.update(items=items, results=[None] * len(items), tolerated=tolerated,
+                     toleratedCount=count, toleratedPercentage=percentage)
         runner.emit(frame, "MapStateStarted", length=len(items))
-        return {
-            "items": items,
-            "selector_input": value,
-            "next": 0,
-            "active": {},
-            "results": [None] * len(items),
-            "failed": 0,
-            "tolerated": tolerated,
-            "concurrency": concurrency or 0,
-        }
+        return group
 
     def run(self, frame: dict, runner: "Runner") -> Step:
         raw = frame["input"]
         group = frame.get("group")
+        if self.distributed and group is None:
+            answer = runner.take_answer(frame)
+            if answer is not None:  # the map run has ended
+                if "error" in answer:
+                    raise StatesError(answer["error"], answer.get("cause"))
+                runner.emit(frame, "MapStateSucceeded")
+                return self.transition(*self.io.finish(raw, check_size(answer.get("result"), frame), frame, runner))
+            handler = runner.resolver.resolve(DISTRIBUTED_MAP)
+            if handler is not None:
+                return self._start_map_run(handler, raw, frame, runner)
         if group is None:
             group = frame["group"] = self._start(raw, frame, runner)
+            if self.dist is not None and self.dist.writer is not None and self.dist.writer.resource:
+                frame.pop("group")
+                raise StatesError(errors.RUNTIME, f"No handler is configured for the resource "
+                                                  f"'{self.dist.writer.resource}'.")
         scopes = () if self.distributed else runner.inner_scopes(frame)
         items, active = group["items"], group["active"]
         concurrency = group["concurrency"] or self.default_concurrency
@@ -472,11 +504,8 @@ class Map(State):
             runner.start_branches(1)
             index = group["next"]
             group["next"] = index + 1
-            item_input = items[index]
-            if self.item_selector is not None:
-                item_input = check_payload(
-                    self.item_selector.select(group["selector_input"], index, item_input, frame, runner),
-                    self.name, "selected an item")
+            item_input = items[index] if group.get("selected") else self._select(group, index, items[index],
+                                                                                  frame, runner)
             child = runner.new_frame(self.processor.start_at, item_input)
             active[str(index)] = child
             self._advance(index, child, frame, group, runner, scopes)
@@ -484,7 +513,34 @@ class Map(State):
             return BLOCK
         frame.pop("group")
         runner.emit(frame, "MapStateSucceeded")
-        return self.transition(*self.io.finish(raw, check_size(group["results"], frame), frame, runner))
+        results = group["results"]
+        if self.dist is not None and self.dist.writer is not None:
+            results = transform([_record(item, result) for item, result in zip(items, results)],
+                                self.dist.writer.transformation)
+        return self.transition(*self.io.finish(raw, check_size(results, frame), frame, runner))
+
+    def _start_map_run(self, handler, raw: Any, frame: dict, runner: "Runner") -> Step:
+        """Hand the children to the map-run handler, which answers when the last one has ended."""
+        group = self._start(raw, frame, runner)
+        writer = self.dist.writer
+        payload = {
+            "state": self.name, "label": self.dist.label, "executionType": self.dist.execution_type,
+            "definition": self.child_definition, "children": group["items"],
+            "maxConcurrency": group["concurrency"], "toleratedFailureCount": group["toleratedCount"],
+            "toleratedFailurePercentage": group["toleratedPercentage"],
+            "resultWriter": None if writer is None else writer.request(group["selector_input"], frame, runner),
+        }
+        context = runner.task_context(DISTRIBUTED_MAP, self.name, frame)
+        try:
+            outcome = handler(payload, context)
+        except Exception as exc:  # noqa: BLE001 - the map run could not start: the Map fails
+            raise task_failure(exc) from None
+        if isinstance(outcome, Suspend):
+            runner.suspend(frame, outcome.kind, {"items": len(group["items"])}, None, None, merge=False,
+                           detail=outcome.detail)
+            return BLOCK
+        runner.emit(frame, "MapStateSucceeded")
+        return self.transition(*self.io.finish(raw, check_size(outcome, frame), frame, runner))
 
     def _advance(self, index: int, child: dict, frame: dict, group: dict, runner: "Runner",
                  scopes: tuple) -> None:
@@ -505,6 +561,18 @@ class Map(State):
             raise StatesError(errors.EXCEED_TOLERATED_FAILURE_THRESHOLD,
                               "The specified tolerated failure threshold for the Map Run has been exceeded.")
         group["results"][index] = {"Error": child.get("error"), "Cause": child.get("cause")}
+
+
+def _record(item: Any, result: Any) -> dict:
+    """An inline iteration as a result-file entry (what ``WriterConfig`` transforms)."""
+    failed = isinstance(result, dict) and set(result) == {"Error", "Cause"}
+    record = {"Input": compact_json(item), "InputDetails": {"Included": True},
+              "Status": "FAILED" if failed else "SUCCEEDED"}
+    if failed:
+        record.update(result)
+    else:
+        record.update(Output=compact_json(result), OutputDetails={"Included": True})
+    return record
 
 
 STATE_TYPES: dict[str, type[State]] = {

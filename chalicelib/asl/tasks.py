@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
 
+from .errors import StatesError
+
 Handler = Callable[[Any, "TaskContext"], Any]
 
 
@@ -77,6 +79,15 @@ class TaskFailed(Exception):
         super().__init__(error, cause)
         self.error = error
         self.cause = cause
+
+
+def task_failure(exc: Exception) -> StatesError:
+    """The ASL error a handler's exception fails its task with."""
+    if isinstance(exc, StatesError):
+        return exc
+    if isinstance(exc, TaskFailed):
+        return StatesError(exc.error, exc.cause)
+    return StatesError(type(exc).__name__, str(exc))
 
 
 class MappingResolver:

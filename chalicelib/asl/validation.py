@@ -277,6 +277,19 @@ def _zero_max_items(problem: Problem, definition: dict) -> bool:
     return problem.message.endswith(".ItemReader.ReaderConfig.MaxItems is 0 but allowed floor is 0")
 
 
+def _writer_config(problem: Problem, definition: dict) -> bool:
+    """Distributed Map: ``ResultWriter.WriterConfig``, alone or with Resource and Parameters (the compiler
+    checks its values)."""
+    if re.match(r'^Field "WriterConfig" not allowed in State Machine.*\.ResultWriter$', problem.message):
+        return True
+    match = re.match(r'^(State Machine.*\.ResultWriter) does not have required field "(Resource|Parameters)"$',
+                     problem.message)
+    if not match:
+        return False
+    node = _follow(definition, match.group(1)).node
+    return isinstance(node, dict) and "WriterConfig" in node and "Resource" not in node
+
+
 ACCEPTED_BY_AWS: list[Callable[[Problem, dict], bool]] = [
     _assign_where_aws_has_it,
     _jsonata_in_typed_field,
@@ -289,6 +302,7 @@ ACCEPTED_BY_AWS: list[Callable[[Problem, dict], bool]] = [
     _integer_backoff_rate,
     _csv_reader_config,
     _zero_max_items,
+    _writer_config,
 ]
 
 

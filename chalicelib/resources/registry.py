@@ -41,6 +41,6 @@ class Registry:
 
 def _kinds() -> tuple[Callable[[str], Handler | None], ...]:
     # Imported by the first Task that is not a module: one, not with the app.
-    from . import aws_lambda, aws_sdk, http
+    from . import aws_lambda, aws_sdk, http, s3_items
 
-    return aws_lambda.resolve, http.resolve, aws_sdk.resolve
+    return aws_lambda.resolve, http.resolve, aws_sdk.resolve, s3_items.resolve

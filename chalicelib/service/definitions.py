@@ -39,18 +39,24 @@ def stored_definition(store: Store, definition_hash: str) -> Compiled:
 
 
 def disallowed_resources(definition: dict, patterns: tuple[str, ...]) -> list[dict]:
-    """Task states (at any depth) whose Resource matches none of ``patterns``."""
+    """Task states (at any depth) whose Resource matches none of ``patterns``, and Distributed Maps
+    whose ItemReader or ResultWriter resource (S3, with the function's role) matches none."""
     refused = []
+
+    def check(name: str, field: str, resource: str) -> None:
+        if not any(fnmatch.fnmatchcase(resource, p) for p in patterns):
+            refused.append({"state": name, "field": field,
+                            "message": f"State '{name}': resource '{resource}' is not allowed"})
 
     def visit(states: dict) -> None:
         for name, spec in (states or {}).items():
             if not isinstance(spec, dict):
                 continue
             if spec.get("Type") == "Task":
-                resource = str(spec.get("Resource", ""))
-                if not any(fnmatch.fnmatchcase(resource, p) for p in patterns):
-                    refused.append({"state": name, "field": "Resource",
-                                    "message": f"State '{name}': resource '{resource}' is not allowed"})
+                check(name, "Resource", str(spec.get("Resource", "")))
+            for field in ("ItemReader", "ResultWriter"):
+                if isinstance(spec.get(field), dict) and "Resource" in spec[field]:
+                    check(name, f"{field}.Resource", str(spec[field]["Resource"]))
             for child in spec.get("Branches") or []:
                 visit(child.get("States"))
             for key in ("ItemProcessor", "Iterator"):

@@ -709,6 +709,21 @@ def test_allowed_resources_patterns_cover_every_kind_and_the_wait_for_task_token
                    "arn:aws:lambda:us-east-1:*", "arn:aws:states:::http:invoke") == ["A", "L"]
 
 
+def test_a_distributed_maps_reader_and_writer_are_checked_like_task_resources():
+    """An ItemReader reads S3 and a ResultWriter writes it with the function's role: an inline definition
+    needs ALLOWED_RESOURCES to name them, as for a Task."""
+    definition = {"StartAt": "M", "States": {"M": {
+        "Type": "Map", "End": True,
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},
+                       "Parameters": {"Bucket": "b", "Key": "k"}},
+        "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "b"}},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "P",
+                          "States": {"P": {"Type": "Pass", "End": True}}}}}}
+    fields = [problem["field"] for problem in disallowed_resources(definition, ("module:*",))]
+    assert fields == ["ItemReader.Resource", "ResultWriter.Resource"]
+    assert disallowed_resources(definition, ("arn:aws:states:::s3:*",)) == []
+
+
 _SHOP_REPLY = {"method": "POST", "query": {}, "token": None}  # what the test server's /json answers
 
 
