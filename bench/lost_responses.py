@@ -183,15 +183,24 @@ class Client:
     def drop(self, message: bytes) -> None:
         """Send the request in full and close the connection without reading anything.
 
-        A server that refuses the connection (it is down) is passed over for the next one.
+        A server that refuses the connection (it is down) is passed over for the next one, in
+        order from the one picked (other threads move the round robin meanwhile, so taking the
+        next pick could land on the same down server again), until one takes it.
         """
-        for _ in self.ports:
+        first = self.ports.index(self.port())
+        deadline = time.monotonic() + REQUEST_DEADLINE
+        for attempt in itertools.count():
+            port = self.ports[(first + attempt) % len(self.ports)]
             self.count(requests=1)
             try:
-                with socket.create_connection(("127.0.0.1", self.port()), timeout=10) as sock:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
                     sock.sendall(message)
             except OSError:
                 self.retried(REFUSED_DROP)
+                if time.monotonic() > deadline:
+                    raise
+                if attempt % len(self.ports) == len(self.ports) - 1:
+                    time.sleep(PAUSE)  # every server refused: they are restarting
                 continue
             self.count(dropped=1)
             return
