@@ -64,7 +64,11 @@ def start_rules() -> list[tuple[str, dict]]:
         mtime = os.path.getmtime(path)
         cached = _rules_cache.get(path)
         if cached is None or cached[0] != mtime:
-            cached = _rules_cache[path] = (mtime, load_rules(path))
+            try:
+                cached = _rules_cache[path] = (mtime, load_rules(path))
+            except (ValueError, RecursionError) as bad:  # the deployment's fault, named: no event is delivered
+                raise ServiceError(500, "InvalidStartRules",
+                                   f"state_machines/rules/{file} cannot be used: {bad}") from None
         rules += [(file[:-5], pattern) for pattern in cached[1]]
     return rules
 

@@ -121,3 +121,19 @@ def test_put_events_signed_for_events_where_access_keys_are_set(client, redis_cl
     with pytest.raises(botocore.exceptions.ClientError) as refused:
         through_test_client(client, service="events", secret="wrong").put_events(Entries=[entry])
     assert refused.value.response["Error"]["Code"] == "InvalidSignatureException"
+
+
+def test_a_rules_file_that_cannot_be_used_is_named_and_nothing_is_delivered(client, redis_client, monkeypatch,
+                                                                           tmp_path):
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "car-dealer.json").write_text(open("state_machines/car-dealer.json").read())
+    (tmp_path / "rules" / "car-dealer.json").write_text('{"start": [{"source": "dealer.cars"}]}')
+    monkeypatch.setenv("STATE_MACHINES_DIR", str(tmp_path))
+    status, body = publish(client, ANNOUNCED)
+    [failed] = body["entries"]  # each event's own failure, as PutEvents answers one
+    assert (status, body["failedEntryCount"], failed["error"]) == (200, 1, "InvalidStartRules")
+    assert "state_machines/rules/car-dealer.json" in failed["message"] and "start[0].source" in failed["message"]
+    assert redis_client.dbsize() == 0
+    (tmp_path / "rules" / "car-dealer.json").write_text('{"start": [{"source": ["dealer.cars"]}]}')
+    status, body = publish(client, ANNOUNCED)
+    assert status == 200 and body["entries"][0]["started"][0]["stateMachine"] == "car-dealer"

@@ -278,3 +278,21 @@ def test_the_keys_of_a_correlation_value_have_ttls_and_share_one_slot(store_redi
     # emptied (the wait took the early Accepted) is gone; no wait was ever opened on the other order
     publish(service, order("Delivered", "slot-1"))
     assert service.describe(execution)["status"] == "SUCCEEDED"
+
+
+def test_events_are_kept_event_buffer_seconds_by_default_the_continuation_ttl(redis_client, clock, monkeypatch):
+    monkeypatch.delenv("EVENT_BUFFER_SECONDS", raising=False)
+    monkeypatch.setenv("CONTINUATION_TTL_SECONDS", "500")
+    publish(Service(settings(), Store(redis_client), clock=clock), car("Inspection Completed", "default"))
+    assert 490 < redis_client.ttl(EventStore.keys("default")["b"]) <= 500
+
+    monkeypatch.setenv("EVENT_BUFFER_SECONDS", "60")
+    service = Service(settings(), Store(redis_client), clock=clock)
+    publish(service, car("Inspection Completed", "kept", passed=True), car("Inspection Completed", "late", passed=True))
+    assert 50 < redis_client.ttl(EventStore.keys("kept")["b"]) <= 60
+    clock.advance(59)
+    kept = started(service, car("Car Announced", "kept"))
+    assert service.describe(kept)["continuations"][0]["state"] == "WaitForCleaning"  # taken within the minute
+    clock.advance(2)
+    late = started(service, car("Car Announced", "late"))
+    assert service.describe(late)["continuations"][0]["state"] == "WaitForInspection"  # expired at 60 s
