@@ -145,3 +145,29 @@ def test_many_cars_with_their_events_sent_at_once_from_several_processes(server,
     entries = send_concurrently([server], car_events(30, "c"), processes=4, batch=2)
     assert len(entries) == 90 and not [e for e in entries if "error" in e]
     assert check_outcomes(server, 30, "c") == {"SUCCEEDED": 30, "other": 0, "wrong history": 0}
+
+
+def test_simulate_waits_each_step_s_delay_times_speed_and_refuses_a_bad_file(server, redis_client, monkeypatch,
+                                                                             capsys, tmp_path):
+    import time
+
+    from chalicelib.__main__ import main
+
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)  # the delays as asked, without waiting for them
+    file = os.path.join(ROOT, "state_machines/simulations/marketplace-order.json")
+    assert main(["events", "simulate", file, "--url", server, "--speed", "0.5"]) == 0
+    assert slept == [0.0, 0.5, 0.5, 1.0]  # the file's delaySeconds: 0, 1, 1, 2
+    answers = [json.loads(line)["entries"][0] for line in capsys.readouterr().out.splitlines()]
+    assert [a["eventId"] for a in answers] == ["sim-order-placed", "sim-order-accepted", "sim-order-confirmed",
+                                               "sim-order-delivered"]
+    bad = tmp_path / "bad.json"
+    for text, message in (('{"event": {}}', "a simulation is a list"),
+                          ('[{"event": {}, "delaySeconds": -1}]', "step 0: give 'event' and a 'delaySeconds'"),
+                          ('[5]', "step 0 is not an event")):
+        bad.write_text(text)
+        assert main(["events", "simulate", str(bad), "--url", server]) == 2
+        assert message in capsys.readouterr().err
+    bad.write_text(json.dumps([{"source": "s", "detail-type": "t", "detail": []}]))
+    assert main(["events", "simulate", str(bad), "--url", server]) == 1  # refused by the service: 400
+    assert json.loads(capsys.readouterr().out)["error"] == "InvalidRequest"
