@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 ONE_YEAR = 365 * 24 * 3600
 DEV_SECRET = "dev-only-signing-secret-change-me"
+#: What inline definitions may call by default: the ``module:`` handlers and activities (both call nothing outside).
+DEFAULT_ALLOWED_RESOURCES = "module:*,arn:aws:states:*:activity:*"
 MERMAID_URL = "https://cdn.jsdelivr.net/npm/mermaid@11.4.1/dist/mermaid.esm.min.mjs"
 
 
@@ -52,11 +54,12 @@ class Settings:
     aws_region: str  # the region and account in the Step Functions API's ARNs
     aws_account_id: str
     aws_access_keys: dict[str, str]  # access key ID -> secret: the protocol then needs SigV4 (or x-api-key)
+    activity_poll_seconds: float  # how long GetActivityTask waits for a task: under the stage's request timeout
 
 
 def settings() -> Settings:
     env = os.environ
-    allowed = env.get("ALLOWED_RESOURCES", "module:*")
+    allowed = env.get("ALLOWED_RESOURCES", DEFAULT_ALLOWED_RESOURCES)
     local_data_dir = env.get("LOCAL_DATA_DIR") or os.path.join(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".local")
     deployed = bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and not env.get("AWS_CHALICE_CLI_MODE")
@@ -87,6 +90,8 @@ def settings() -> Settings:
         aws_region=(env.get("STATES_REGION") or "us-east-1").strip(),
         aws_account_id=(env.get("STATES_ACCOUNT_ID") or "000000000000").strip(),
         aws_access_keys=_access_keys(env.get("AWS_ACCESS_KEYS", "")),
+        # AWS waits 60 s; API Gateway answers 504 after 29 s, so a deployed stage waits 25 s by default
+        activity_poll_seconds=min(max(_float("ACTIVITY_POLL_SECONDS", 25.0 if deployed else 60.0), 0.0), 60.0),
     )
 
 

@@ -758,7 +758,8 @@ OPERATIONS: dict[str, dict[str, dict]] = {
                                "InvalidDefinition, InvalidToken, InvalidOutput, StateMachineDoesNotExist, "
                                "ExecutionDoesNotExist, ExecutionAlreadyExists, TaskDoesNotExist, TaskTimedOut, "
                                "StateMachineAlreadyExists, MissingRequiredParameter, ResourceNotFound, TooManyTags, "
-                               "ThrottlingException."),
+                               "ThrottlingException, ActivityDoesNotExist, ActivityAlreadyExists, "
+                               "InvalidEncryptionConfiguration."),
                 error(403, "ResourceNotAllowed", "Forbidden", "ContinuationInternal"),
                 aws_error(403, "Not authenticated: MissingAuthenticationTokenException, "
                                "IncompleteSignatureException, UnrecognizedClientException, InvalidSignatureException."),

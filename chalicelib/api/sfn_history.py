@@ -56,6 +56,11 @@ def split_resource(resource: str) -> tuple[str, str]:
     return (kind, rest) if sep else ("task", resource)
 
 
+#: The service's events of an activity task (see ``Events.activity``).
+ACTIVITY_EVENTS = frozenset({"TaskScheduled", "TaskSucceeded", "ActivityStarted", "ExecutionResumed", "StateFailed"})
+TIMEOUTS = ("States.Timeout", "States.HeartbeatTimeout")
+
+
 class Events:
     """Turns the service's history events into AWS's."""
 
@@ -83,7 +88,9 @@ class Events:
         kind, state = event.get("type", ""), event.get("state")
         state_type = self.states.get(state or "", {}).get("Type", "Task")
         waits_next = following.get("type") == "ExecutionSuspended" and following.get("state") == state
-        if kind == "ExecutionStarted":
+        if kind in ACTIVITY_EVENTS and state_type == "Task" and ":activity:" in self.resource(state)["resource"]:
+            yield from self.activity(kind, event, following)
+        elif kind == "ExecutionStarted":
             yield "ExecutionStarted", "executionStartedEventDetails", {
                 **self.data("input", event.get("input")),
                 "roleArn": f"arn:aws:iam::{self.protocol.config.aws_account_id}:role/"
@@ -123,6 +130,31 @@ class Events:
                       "ExecutionTimedOut": "executionTimedOutEventDetails",
                       "ExecutionAborted": "executionAbortedEventDetails"}[kind]
             yield kind, member, {k: event[k] for k in ("error", "cause") if event.get(k) is not None}
+
+    def activity(self, kind: str, event: dict, following: dict) -> Iterator[tuple[str, str, dict]]:
+        """A task of an activity, as AWS shows it: scheduled, started by a worker (its name), then
+        succeeded, failed or timed out; a task of an activity that does not exist fails to be scheduled."""
+        state = event.get("state") or ""
+        spec = self.states.get(state, {})
+        failure = {"error": following.get("error") or "", "cause": following.get("cause") or ""}
+        if kind == "TaskScheduled":
+            if following.get("type") == "StateFailed" and following.get("state") == state:
+                yield "ActivityScheduleFailed", "activityScheduleFailedEventDetails", failure
+                return
+            limits = {f"{field}InSeconds": spec[key] for field, key in (("timeout", "TimeoutSeconds"),
+                                                                       ("heartbeat", "HeartbeatSeconds"))
+                      if isinstance(spec.get(key), int) and not isinstance(spec.get(key), bool)}
+            yield "ActivityScheduled", "activityScheduledEventDetails", {
+                "resource": spec["Resource"], **self.data("input", event.get("parameters")), **limits}
+        elif kind == "ActivityStarted":
+            yield kind, "activityStartedEventDetails", {k: event[k] for k in ("workerName",) if event.get(k)}
+        elif kind == "ExecutionResumed":
+            if following.get("type") == "StateFailed" and following.get("state") == state:
+                kind = "ActivityTimedOut" if following.get("error") in TIMEOUTS else "ActivityFailed"
+                yield kind, kind[0].lower() + kind[1:] + "EventDetails", failure
+            else:
+                yield "ActivitySucceeded", "activitySucceededEventDetails", {}
+        # TaskSucceeded (the task was queued) and StateFailed (shown with the event before it): nothing
 
     def all(self, events: list[dict]) -> list[dict]:
         out: list[dict] = []

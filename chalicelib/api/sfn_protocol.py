@@ -3,8 +3,8 @@ execution and task-token operations on the service (``Protocol``).
 
 * ARNs are AWS's, with the stage's region and account (``STATES_REGION``,
   ``STATES_ACCOUNT_ID``): ``arn:aws:states:<region>:<account>:stateMachine:<name>`` and
-  ``...:execution:<machine>:<name>``; an execution started without a name is named
-  by its execution ID. Timestamps are epoch seconds.
+  ``...:execution:<machine>:<name>``, ``...:activity:<name>``; an execution started without
+  a name is named by its execution ID. Timestamps are epoch seconds.
 * A task token is a continuation ID: ``SendTaskSuccess`` answers it as ``POST
   /continuations/{id}`` does (a ``module:suspend`` task merges the output into its input),
   ``SendTaskFailure`` as ``.../failure``, ``SendTaskHeartbeat`` as ``.../heartbeat``.
@@ -106,6 +106,10 @@ def read_params(request, operation: str, config: Settings, model=None) -> dict:
 
 # -- ARNs, names, times --------------------------------------------------------------------------
 
+#: What an ARN of another region or account names (nothing here), by kind.
+MISSING = {"execution": ("ExecutionDoesNotExist", "Execution"), "activity": ("ActivityDoesNotExist", "Activity")}
+
+
 class Arns:
     """The stage's ARNs: ``arn:aws:states:<region>:<account>:<kind>:...``."""
 
@@ -114,6 +118,9 @@ class Arns:
 
     def state_machine(self, name: str) -> str:
         return f"{self.prefix}stateMachine:{name}"
+
+    def activity(self, name: str) -> str:
+        return f"{self.prefix}activity:{name}"
 
     def execution(self, document: dict) -> str:
         return f"{self.prefix}execution:{document.get('stateMachine') or 'inline'}:{document['name']}"
@@ -125,9 +132,8 @@ class Arns:
                 or not all(pieces[6:])):
             raise AwsError("InvalidArn", f"Invalid Arn: '{arn}'")
         if arn[:len(self.prefix)] != self.prefix:
-            missing = "ExecutionDoesNotExist" if kind == "execution" else "StateMachineDoesNotExist"
-            raise AwsError(missing, f"{'Execution' if kind == 'execution' else 'State Machine'} "
-                                    f"Does Not Exist: '{arn}'")
+            missing, what = MISSING.get(kind, ("StateMachineDoesNotExist", "State Machine"))
+            raise AwsError(missing, f"{what} Does Not Exist: '{arn}'")
         return pieces[6:]
 
 

@@ -8,6 +8,7 @@ use (``chalicelib.service``): the same executions, continuations, names and hist
 
 - ``sfn_protocol``: errors, the request check, ARNs; executions and task tokens;
 - ``sfn_machines``: the state machine registry and tags;
+- ``sfn_activities``: the activity registry and the workers' GetActivityTask;
 - ``sfn_history``: GetExecutionHistory, ListExecutions, StartSyncExecution;
 - ``sigv4``: the Signature Version 4 check (``authorization`` applies it).
 """
@@ -22,7 +23,7 @@ from chalice import Response
 
 from ..config import settings
 from ..service import ServiceError
-from . import sfn_history, sfn_machines
+from . import sfn_activities, sfn_history, sfn_machines
 from .http import STORE_ERRORS
 from .runtime import make_service
 from .sfn_protocol import AwsError, Protocol, read_params, translate
@@ -65,6 +66,7 @@ OPERATIONS: dict[str, Callable[[Protocol, dict], dict]] = {
     "SendTaskHeartbeat": Protocol.send_task_heartbeat,
     **sfn_machines.OPERATIONS,
     **sfn_history.OPERATIONS,
+    **sfn_activities.OPERATIONS,
 }
 
 

@@ -45,7 +45,8 @@ def error_matches(error_equals: list[str], error: str | None) -> bool:
     """Whether a Retrier's or Catcher's ErrorEquals matches ``error``.
 
     ``States.ALL`` matches every error but the terminal ones; ``States.TaskFailed``
-    matches every error but ``States.Timeout`` (and the terminal ones).
+    matches every error but ``States.Timeout`` (and the terminal ones); ``States.Timeout``
+    also matches ``States.HeartbeatTimeout``, which AWS reports for a task that missed its heartbeat.
     """
     if error in UNCATCHABLE:
         return False
@@ -53,6 +54,8 @@ def error_matches(error_equals: list[str], error: str | None) -> bool:
         if name == error or name == ALL:
             return True
         if name == TASK_FAILED and error != TIMEOUT:
+            return True
+        if name == TIMEOUT and error == HEARTBEAT_TIMEOUT:
             return True
     return False
 

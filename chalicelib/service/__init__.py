@@ -9,6 +9,7 @@
 - ``timers``: durable time (Waits, timeouts, heartbeats, children that ended);
 - ``children``: ``states:startExecution`` tasks; ``catalog``: the shipped ``state_machines/``;
 - ``events``: executions started and resumed by events (``patterns``: EventBridge's event patterns);
+- ``activities``: activity tasks, queued for workers that poll for them;
 - ``calls``: the outbox of task-token calls; ``names``: who holds an execution name;
 - ``definitions``, ``ids``, ``tokens``, ``waits``, ``errors``, ``questions``, ``statuses``: their parts.
 
@@ -22,6 +23,7 @@ from typing import Any, Callable, Iterable
 
 from ..config import Settings
 from ..store import Claim, Store
+from .activities import Activities
 from .definitions import disallowed_resources
 from .errors import ServiceError
 from .events import Events
@@ -54,6 +56,7 @@ class Service:
         self.runs.start_child = self.executions.start
         self.runs.on_finished = self.timers.child_finished
         self.events = self.runs.events = Events(self.runs, self.executions, self.redemptions)
+        self.activities = self.runs.activities = Activities(self.runs)
 
     @property
     def settings(self) -> Settings:

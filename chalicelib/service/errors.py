@@ -36,7 +36,7 @@ def continuation_not_found() -> ServiceError:
 
 
 #: Suspension kinds a person or an outside worker answers; any other (``child``) only the service does.
-PUBLIC_KINDS = frozenset({"suspend", "task-token"})
+PUBLIC_KINDS = frozenset({"suspend", "task-token", "activity"})
 
 
 def internal_continuation() -> ServiceError:

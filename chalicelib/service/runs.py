@@ -90,6 +90,7 @@ class Runs:
         self.calls = PendingCalls(self)
         self.start_child: Callable[..., dict] | None = None
         self.events = None  # the ``events`` part, set by Service: it resolves ``module:event``
+        self.activities = None  # the ``activities`` part, set by Service: it resolves activity ARNs
         self.on_finished: Callable[[ExecutionRecord], None] = lambda record: None
 
     # -- reading ----------------------------------------------------------------
@@ -146,7 +147,9 @@ class Runs:
         handlers = as_resolver(default_handlers() if self.handlers is None else self.handlers)
         resolvers = [r.at_base(base) if hasattr(r, "at_base") else r for r in self.resolvers]
         events = [] if self.events is None else [EventWaits(self.events, execution_id)]
-        return Resolvers([ChildExecutions(self.start_child, execution_id), *events, *resolvers, handlers])
+        activities = [] if self.activities is None else [self.activities.resolver(execution_id)]
+        return Resolvers([ChildExecutions(self.start_child, execution_id), *events, *activities, *resolvers,
+                          handlers])
 
     def resume(self, record: ExecutionRecord, point: str, answer: dict, *,
                claim: Claim | None = None, outcome: str = "redeemed", digest: str = "") -> tuple[dict, float]:

@@ -84,6 +84,8 @@ class Timers:
             return True
         if due > now:  # never early: the deadline moved (heartbeat) or the clock is behind
             return due
+        if kind == "heartbeat" and wait["kind"] == "activity" and "startedAt" not in wait:
+            return now + wait["heartbeatSeconds"]  # still queued: its heartbeat clock starts with a worker
         if kind == "wait":
             self.runs.resume(record, point, {"result": None})
             return True

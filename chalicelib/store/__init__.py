@@ -7,7 +7,8 @@
 - ``scripts/``: the Lua scripts that make each change atomic (claim, commit, release, keep, take, swap) and
   the execution index's (index, index_put, page);
 - ``store``: the keys and the operations on them;
-- ``machines``: the registry of state machines created through the Step Functions API.
+- ``machines``: the registry of state machines created through the Step Functions API;
+- ``activities``: the registry of activities and their task queues.
 
 May import: ``chalicelib.config`` and the Redis client library. Nothing here knows
 of ASL, HTTP or the service: it stores what it is given.

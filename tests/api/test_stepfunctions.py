@@ -511,6 +511,155 @@ def test_with_credentials_configured_task_tokens_and_the_api_key_still_work(sign
     assert keyed.describe_execution(executionArn=started["executionArn"])["status"] == "SUCCEEDED"
 
 
+# -- activities --------------------------------------------------------------------------------------
+
+ACTIVITY_ROLE = f"arn:aws:iam::{ACCOUNT}:role/worker"
+
+
+def activity_arn(name: str) -> str:
+    return f"arn:aws:states:{REGION}:{ACCOUNT}:activity:{name}"
+
+
+@pytest.fixture
+def polls(sfn, monkeypatch):
+    """``sfn``, with GetActivityTask waiting 0.3 s for a task."""
+    monkeypatch.setenv("ACTIVITY_POLL_SECONDS", "0.3")
+    return sfn
+
+
+def activity_machine(sfn, name: str, **task) -> str:
+    definition = {"StartAt": "Work", "States": {
+        "Work": {"Type": "Task", "Resource": activity_arn("add"), "TimeoutSeconds": 300, "HeartbeatSeconds": 60,
+                 **task, "Next": "Done"},
+        "Done": {"Type": "Pass", "End": True}}}
+    if "Catch" in task:
+        definition["States"]["Rejected"] = {"Type": "Pass", "Result": "rejected", "End": True}
+    return sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ACTIVITY_ROLE)["stateMachineArn"]
+
+
+def events_of(sfn, execution_arn: str) -> list[dict]:
+    return sfn.get_execution_history(executionArn=execution_arn)["events"]
+
+
+def test_create_activity_is_idempotent_by_name_and_describe_list_delete(sfn):
+    created = sfn.create_activity(name="add")
+    assert created["activityArn"] == activity_arn("add")
+    again = sfn.create_activity(name="add", tags=[{"key": "team", "value": "b"}])
+    assert (again["activityArn"], again["creationDate"]) == (created["activityArn"], created["creationDate"])
+    described = sfn.describe_activity(activityArn=activity_arn("add"))
+    assert (described["name"], described["creationDate"]) == ("add", created["creationDate"])
+    assert described["encryptionConfiguration"] == {"type": "AWS_OWNED_KEY"}
+    for name in ("b", "c", "d", "e"):
+        sfn.create_activity(name=name)
+    first = sfn.list_activities(maxResults=2)
+    assert [a["name"] for a in first["activities"]] == ["add", "b"]
+    rest = sfn.list_activities(maxResults=10, nextToken=first["nextToken"])
+    assert [a["name"] for a in rest["activities"]] == ["c", "d", "e"] and "nextToken" not in rest
+    assert rest["activities"][0]["activityArn"] == activity_arn("c")
+    sfn.delete_activity(activityArn=activity_arn("c"))
+    sfn.delete_activity(activityArn=activity_arn("c"))  # not there: nothing changes, as in AWS
+    assert code_of(sfn.describe_activity, activityArn=activity_arn("c")) == "ActivityDoesNotExist"
+    assert [a["name"] for a in sfn.list_activities()["activities"]] == ["add", "b", "d", "e"]
+
+
+def test_another_encryption_for_a_name_is_activity_already_exists(sfn):
+    sfn.create_activity(name="add")
+    kms = {"type": "CUSTOMER_MANAGED_KMS_KEY", "kmsKeyId": "alias/key"}
+    assert code_of(sfn.create_activity, name="add", encryptionConfiguration=kms) == "ActivityAlreadyExists"
+    sfn.create_activity(name="kms", encryptionConfiguration=kms)
+    assert sfn.create_activity(name="kms", encryptionConfiguration=kms)["activityArn"] == activity_arn("kms")
+    assert sfn.describe_activity(activityArn=activity_arn("kms"))["encryptionConfiguration"] == kms
+
+
+@pytest.mark.parametrize("operation,fields,code", [
+    ("create_activity", {"name": "has space"}, "InvalidName"),
+    ("create_activity", {"name": "a/b"}, "InvalidName"),
+    ("create_activity", {"name": "x", "tags": [{"key": f"k{i}", "value": ""} for i in range(51)]}, "TooManyTags"),
+    ("describe_activity", {"activityArn": "add"}, "InvalidArn"),
+    ("describe_activity", {"activityArn": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:add"}, "InvalidArn"),
+    ("describe_activity", {"activityArn": "arn:aws:states:eu-west-1:111111111111:activity:add"},
+     "ActivityDoesNotExist"),
+    ("describe_activity", {"activityArn": activity_arn("nope")}, "ActivityDoesNotExist"),
+    ("delete_activity", {"activityArn": f"arn:aws:states:{REGION}:{ACCOUNT}:activity:"}, "InvalidArn"),
+    ("get_activity_task", {"activityArn": activity_arn("nope"), "workerName": "w"}, "ActivityDoesNotExist"),
+    ("get_activity_task", {"activityArn": "nope"}, "InvalidArn"),
+    ("list_activities", {"nextToken": "not-ours"}, "InvalidToken"),
+])
+def test_activity_errors(polls, operation, fields, code):
+    polls.create_activity(name="add")
+    assert code_of(getattr(polls, operation), **fields) == code
+
+
+@pytest.mark.parametrize("operation,fields", [
+    ("CreateActivity", {}),
+    ("CreateActivity", {"name": ""}),
+    ("GetActivityTask", {"activityArn": activity_arn("add"), "workerName": ""}),
+    ("GetActivityTask", {"activityArn": 7}),
+    ("ListActivities", {"maxResults": 1001}),
+])
+def test_activity_requests_are_checked_against_the_model(unchecked, operation, fields):
+    name = "".join("_" + c.lower() if c.isupper() else c for c in operation).lstrip("_")
+    assert code_of(getattr(unchecked, name), **fields) == "ValidationException"
+
+
+def test_an_encryption_type_aws_does_not_have_is_invalid_encryption_configuration(unchecked):
+    assert code_of(unchecked.create_activity, name="add", encryptionConfiguration={"type": "ROT13"}) \
+        == "InvalidEncryptionConfiguration"
+
+
+def test_a_worker_polls_answers_and_the_history_reads_as_aws(polls, client):
+    sfn = polls
+    sfn.create_activity(name="add")
+    arn = activity_machine(sfn, "adder", Parameters={"x.$": "$.x", "y.$": "$.y"}, ResultPath="$.sum")
+    execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"x": 2, "y": 3}))["executionArn"]
+    taken = sfn.get_activity_task(activityArn=activity_arn("add"), workerName="worker-1")
+    assert json.loads(taken["input"]) == {"x": 2, "y": 3}
+    assert "taskToken" not in sfn.get_activity_task(activityArn=activity_arn("add"), workerName="worker-2")
+    sfn.send_task_heartbeat(taskToken=taken["taskToken"])
+    sfn.send_task_success(taskToken=taken["taskToken"], output="5")
+    done = sfn.describe_execution(executionArn=execution)
+    assert (done["status"], json.loads(done["output"])) == ("SUCCEEDED", {"x": 2, "y": 3, "sum": 5})
+    assert code_of(sfn.send_task_success, taskToken=taken["taskToken"], output="6") == "TaskTimedOut"
+    events = events_of(sfn, execution)
+    assert [e["type"] for e in events] == [
+        "ExecutionStarted", "TaskStateEntered", "ActivityScheduled", "ActivityStarted", "ActivitySucceeded",
+        "TaskStateExited", "PassStateEntered", "PassStateExited", "ExecutionSucceeded"]
+    scheduled = events[2]["activityScheduledEventDetails"]
+    assert scheduled["resource"] == activity_arn("add") and json.loads(scheduled["input"]) == {"x": 2, "y": 3}
+    assert (scheduled["timeoutInSeconds"], scheduled["heartbeatInSeconds"]) == (300, 60)
+    assert events[3]["activityStartedEventDetails"] == {"workerName": "worker-1"}
+    name = execution.rsplit(":", 1)[1]
+    rest = json.loads(client.http.get(f"/executions/{name}").body)["history"]
+    [started] = [e for e in rest if e["type"] == "ActivityStarted"]
+    assert (started["state"], started["workerName"]) == ("Work", "worker-1")
+
+
+def test_a_failure_sent_by_the_worker_is_caught_and_shown_as_activity_failed(sfn):
+    sfn.create_activity(name="add")
+    arn = activity_machine(sfn, "catching", Catch=[{"ErrorEquals": ["Rejected"], "Next": "Rejected"}])
+    execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+    taken = sfn.get_activity_task(activityArn=activity_arn("add"))
+    sfn.send_task_failure(taskToken=taken["taskToken"], error="Rejected", cause="no")
+    done = sfn.describe_execution(executionArn=execution)
+    assert (done["status"], json.loads(done["output"])) == ("SUCCEEDED", "rejected")
+    events = events_of(sfn, execution)
+    [failed] = [e for e in events if e["type"] == "ActivityFailed"]
+    assert failed["activityFailedEventDetails"] == {"error": "Rejected", "cause": "no"}
+    [started] = [e for e in events if e["type"] == "ActivityStarted"]
+    assert started["activityStartedEventDetails"] == {}  # no workerName given
+
+
+def test_a_deleted_activity_fails_its_task_to_be_scheduled(sfn):
+    sfn.create_activity(name="add")
+    arn = activity_machine(sfn, "orphan")
+    sfn.delete_activity(activityArn=activity_arn("add"))
+    execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+    done = sfn.describe_execution(executionArn=execution)
+    assert (done["status"], done["error"]) == ("FAILED", "States.Runtime")
+    [failed] = [e for e in events_of(sfn, execution) if e["type"] == "ActivityScheduleFailed"]
+    assert failed["activityScheduleFailedEventDetails"]["cause"] == f"The activity {activity_arn('add')} does not exist."
+
+
 # -- state machines ------------------------------------------------------------------------------------
 
 APPROVE = {"StartAt": "Ask", "States": {"Ask": {"Type": "Task", "Resource": "module:suspend", "End": True}}}
