@@ -139,6 +139,7 @@ class Runner:
         listener: Listener | None = None,
         token_factory: Callable[[str], str] | None = None,
         rng: random.Random | None = None,
+        id_ceilings: tuple[int, int] | None = None,
     ):
         self.machine = machine
         self.snapshot = snapshot
@@ -155,6 +156,9 @@ class Runner:
         self.max_transitions = max_transitions
         self.transition_limit = transition_limit
         self.deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        #: (events, points): the run stops for its budget (OutOfBudget) before its event or point
+        #: counter reaches these; a run of one branch of a split execution owns the IDs below them.
+        self.id_ceilings = id_ceilings
         #: The variable scopes around the frame being run, outermost first.
         self.outer: tuple[dict, ...] = ()
         #: How many Parallel branches or Map iterations the frame being run is inside.
@@ -301,6 +305,9 @@ class Runner:
         if self.max_transitions is not None and self.transitions >= self.max_transitions:
             raise OutOfBudget()
         if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise OutOfBudget()
+        ceilings = self.id_ceilings
+        if ceilings is not None and (self.snapshot["events"] >= ceilings[0] or self.snapshot["seq"] >= ceilings[1]):
             raise OutOfBudget()
         self.check_deadline()
 
@@ -546,18 +553,22 @@ def iter_waits(snapshot: dict):
 
     Inline waits (see ``Runner.wait_until``) are not suspension points: the run ends them itself.
     """
-    for branch, wait in _open_waits(snapshot):
-        if not wait.get("inline"):
-            yield branch, wait
+    return frame_waits(snapshot.get("root") or {}, "", inline=False)
 
 
 def _open_waits(snapshot: dict):
     """Yield (branch, wait) for every unanswered wait of the snapshot's frames, in branch order."""
-    stack = [("", snapshot.get("root") or {})]
+    return frame_waits(snapshot.get("root") or {}, "")
+
+
+def frame_waits(frame: dict, branch: str, inline: bool = True):
+    """Yield (branch, wait) for every unanswered wait of ``frame`` (named ``branch``) and the frames
+    inside it, in branch order; without the inline ones unless ``inline``."""
+    stack = [(branch, frame)]
     while stack:
         branch, frame = stack.pop()
         wait = frame.get("wait")
-        if wait is not None and "answer" not in wait:
+        if wait is not None and "answer" not in wait and (inline or not wait.get("inline")):
             yield branch, wait
         group = frame.get("group")
         if not group:
@@ -571,8 +582,10 @@ def _open_waits(snapshot: dict):
             stack.append((f"{prefix}{frame['at']}[{index}]", child))
 
 
-def find_wait(snapshot: dict, point: str) -> dict:
-    for _, wait in iter_waits(snapshot):
+def find_wait(snapshot: dict, point: str, frame: dict | None = None) -> dict:
+    """The open suspension point ``point`` of the snapshot (or only of ``frame`` and the frames in it)."""
+    waits = iter_waits(snapshot) if frame is None else frame_waits(frame, "", inline=False)
+    for _, wait in waits:
         if wait["id"] == point:
             return wait
     raise UnknownSuspension(point)

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .clock import SystemClock, iso_timestamp
-from .engine import SNAPSHOT_VERSION, Listener, Runner, UnknownSuspension, find_wait, iter_waits
+from .engine import (_STOPS, SNAPSHOT_VERSION, Listener, Runner, UnknownSuspension, find_wait, frame_waits,
+                     iter_waits)
 from .limits import MAX_TRANSITIONS
 from .errors import StatesError
 from .states import Machine, check_payload, compile_machine
@@ -287,8 +288,49 @@ def proceed(definition: dict | str | Compiled, snapshot: dict, *, copy_snapshot:
     return result_of(runner.execute(), runner)
 
 
+def resume_branch(
+    definition: dict | str | Compiled,
+    snapshot: dict,
+    index: int,
+    frame: dict,
+    point: str,
+    result: Any = None,
+    *,
+    error: str | None = None,
+    cause: str | None = None,
+    **options: Any,
+) -> str:
+    """Answer ``point`` in ``frame``, branch or iteration ``index`` of the root frame's Parallel or
+    Map, and run that branch alone, without its siblings or the root (``resume`` runs them all).
+
+    ``snapshot`` holds what the branch needs besides its frame: the counters, context and
+    deadline, and the root frame (its state and variables) without the group's frames; its
+    counters and ``frame`` are changed in place. Returns ``succeeded`` or ``failed`` (the branch
+    ended: its frame says how), ``blocked`` (it waits at suspension points only), or
+    ``unfinished``: it stopped for the request's budget or the ``id_ceilings`` option, at the
+    execution's deadline or transition limit, or at an inline wait; then the whole snapshot,
+    with this frame in its place, goes on with ``proceed``.
+    """
+    compiled = load(definition)
+    root = snapshot["root"]
+    state = compiled.machine.states[root["at"]]
+    machine = state.branches[index] if state.type == "Parallel" else state.processor
+    label = f"{state.name}[{index}]"
+    wait = find_wait(snapshot, point, frame)
+    wait["answer"] = {"error": error, "cause": cause} if error is not None else {"result": result}
+    runner = _runner(compiled, snapshot, dict(options))
+    scopes = () if getattr(state, "distributed", False) else runner.inner_scopes(root)
+    try:
+        outcome = runner.run_frame(frame, machine, label, scopes)
+    except _STOPS:
+        return "unfinished"
+    if outcome == "blocked" and any(wait.get("inline") for _, wait in frame_waits(frame, label)):
+        return "unfinished"
+    return outcome
+
+
 def open_points(snapshot: dict) -> list[str]:
     return [wait["id"] for _, wait in iter_waits(snapshot)]
 
 
-__all__ += ["new_snapshot", "result_of", "suspensions", "open_points", "canonical_json"]
+__all__ += ["new_snapshot", "result_of", "resume_branch", "suspensions", "open_points", "canonical_json"]

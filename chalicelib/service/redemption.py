@@ -15,11 +15,12 @@ from typing import Any
 
 from ..asl.clock import iso_timestamp
 from ..store import Claim, ClaimRefused, Commit, CommitConflict
-from . import holders
+from . import fanout, holders
 from .errors import PUBLIC_KINDS, ServiceError, busy, continuation_not_found, internal_continuation, refusal
 from .ids import continuation_id, id_hash, is_well_formed, new_nonce, tag_of
+from .branches import Branches
 from .runs import MAX_COMMIT_ATTEMPTS, Runs
-from .waits import asked, open_wait, timer_member
+from .waits import asked, asked_in, open_wait, timer_member
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Redemptions:
         self.store = runs.store
         self.clock = runs.clock
         self.settings = runs.settings
+        self.branches = Branches(runs)
 
     def redeem(self, continuation: str, *, result: Any = None, error: str | None = None,
                cause: str | None = None, digest: str | None = None) -> dict:
@@ -60,7 +62,7 @@ class Redemptions:
             if refused.reason == "redeemed" and refused.digest and refused.digest == digest:
                 return self._replay(continuation, refused)
             raise refusal(refused, self.clock.now()) from None
-        about = asked(claim.execution.snapshot).get(claim.point) or {}
+        about = self._asked(claim)
         if about.get("kind") not in PUBLIC_KINDS | {None}:
             self.store.release(claim)
             raise internal_continuation()
@@ -69,6 +71,14 @@ class Redemptions:
         document, answered_at = self.resume_claimed(claim, answer, digest=digest)
         return holders.answer_view(continuation, about, document, failed=error is not None,
                                    answered_at=iso_timestamp(answered_at))
+
+    @staticmethod
+    def _asked(claim: Claim) -> dict:
+        """What the claimed point asks."""
+        branch = claim.branch
+        if branch is not None:
+            return asked_in(branch.frame, fanout.branch_label(branch.meta, branch.index)).get(claim.point) or {}
+        return asked(claim.execution.snapshot).get(claim.point) or {}
 
     def _replay(self, continuation: str, refused: ClaimRefused) -> dict:
         """The same answer again: what became of it, marked as a replay; nothing resumes."""
@@ -104,7 +114,14 @@ class Redemptions:
             raise continuation_not_found()
         claim = self.store.claim(tag_of(continuation), id_hash(continuation), self.clock.now(),
                                  self.settings.lease_seconds, new_nonce())
-        self.runs.tokens.upgrade(claim.execution)
+        return self._whole(claim)
+
+    def _whole(self, claim: Claim) -> Claim:
+        """A claim that brought the record: made whole when its branches are stored apart."""
+        if claim.execution is not None:
+            self.runs.tokens.upgrade(claim.execution)
+            if (claim.execution.snapshot or {}).get("split"):
+                claim.execution = self.runs.reload(claim.execution_id)
         return claim
 
     def resume_claimed(self, claim: Claim, answer: dict, outcome: str = "redeemed",
@@ -113,6 +130,8 @@ class Redemptions:
 
         The execution document and when the answer was committed (see ``Runs.resume``)."""
         try:
+            if claim.branch is not None:
+                return self.branches.resume(claim, answer, outcome=outcome, digest=digest)
             return self.runs.resume(claim.execution, claim.point, answer, claim=claim, outcome=outcome,
                                     digest=digest)
         except Exception:
@@ -126,7 +145,7 @@ class Redemptions:
             self.store.release(claim)
         except Exception:  # noqa: BLE001 - the lease is the fallback
             log.warning("could not give back a claim of execution %s; its lease will end",
-                        claim.execution.id, exc_info=True)
+                        claim.execution_id, exc_info=True)
 
     def answer_point(self, record, point: str, answer: dict, outcome: str) -> bool:
         """Answer a point that has a continuation, claiming it first (even if expired).
@@ -143,8 +162,7 @@ class Redemptions:
                                      self.settings.lease_seconds, new_nonce(), force=True)
         except ClaimRefused as refused:
             return refused.reason != "busy"
-        self.runs.tokens.upgrade(claim.execution)
-        self.resume_claimed(claim, answer, outcome=outcome)
+        self.resume_claimed(self._whole(claim), answer, outcome=outcome)
         return True
 
     def heartbeat(self, continuation: str) -> dict:

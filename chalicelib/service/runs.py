@@ -21,8 +21,8 @@ from ..asl.interpreter import Compiled
 from ..asl.tasks import as_resolver
 from ..config import ONE_YEAR, Settings
 from ..resources import default_handlers
-from ..store import Claim, Commit, CommitConflict, ExecutionRecord, NewContinuation, Store
-from . import names
+from ..store import BranchCommit, Claim, Commit, CommitConflict, ExecutionRecord, NewContinuation, Store
+from . import fanout, names
 from .calls import DeferTokenCalls, Effect, PendingCalls
 from .children import ChildExecutions
 from .definitions import stored_definition
@@ -96,7 +96,8 @@ class Runs:
     # -- reading ----------------------------------------------------------------
 
     def load(self, execution_id: str) -> ExecutionRecord | None:
-        return self.tokens.upgrade(self.store.load(execution_id))
+        """The execution as one record, its branches stored apart put back in place (see ``fanout``)."""
+        return fanout.assemble(self.tokens.upgrade(self.store.load(execution_id)))
 
     def reload(self, execution_id: str) -> ExecutionRecord:
         record = self.load(execution_id) if _plausible_id(execution_id) else None
@@ -119,9 +120,11 @@ class Runs:
 
     # -- running ----------------------------------------------------------------
 
-    def run(self, execution_id: str, step: Callable[[dict], dict], snapshot: dict | None = None) -> RunOutcome:
-        """Run ``step`` (which may change ``snapshot`` in place) with the service's options."""
-        before = asked(snapshot)
+    def run(self, execution_id: str, step: Callable[[dict], Any], snapshot: dict | None = None,
+            before: dict[str, dict] | None = None, **extra: Any) -> RunOutcome:
+        """Run ``step`` (which may change ``snapshot`` in place) with the service's options and ``extra``;
+        ``before`` is what the points open before it asked (by default, those of ``snapshot``)."""
+        before = asked(snapshot) if before is None else before
         events = EventLog(self.store.history_limit)  # the store keeps no more than these
         tokens: dict[str, str] = {}
 
@@ -138,7 +141,7 @@ class Runs:
             max_transitions=self.settings.request_max_transitions,
             max_seconds=self.settings.request_max_seconds,
             transition_limit=self.settings.execution_max_transitions,
-            listener=events, token_factory=token_factory,
+            listener=events, token_factory=token_factory, **extra,
         ))
         return RunOutcome(result, events.events(), tokens, before, effects)
 
@@ -179,11 +182,7 @@ class Runs:
                 raise ServiceError(410, "ContinuationExpired",
                                    "The execution no longer waits at this point.",
                                    executionId=record.id) from None
-            if answer.get("event"):  # which event answered which task: on the task's resumption
-                for event in ran.events:
-                    if event.get("type") == "ExecutionResumed" and event.get("point") == point:
-                        event["event"] = answer["event"]
-                        break
+            self.note_event(ran, answer, point)
             commit = self.next_commit(record, compiled, ran, claim=claim, answer=summary)
             commit.outcome, commit.digest = outcome, digest
             try:
@@ -198,6 +197,15 @@ class Runs:
             self.after_commit(record)
             return self.document(record), commit.now
         raise busy()
+
+    @staticmethod
+    def note_event(ran: RunOutcome, answer: dict, point: str) -> None:
+        """An answer that is an event: which event answered which task, on the task's resumption."""
+        if answer.get("event"):
+            for event in ran.events:
+                if event.get("type") == "ExecutionResumed" and event.get("point") == point:
+                    event["event"] = answer["event"]
+                    break
 
     def after_commit(self, record: ExecutionRecord) -> None:
         """Go on after a commit: in the background if RUNNING; tell ``on_finished`` if it ended."""
@@ -218,8 +226,7 @@ class Runs:
         redeemed = claim.point if claim else None
         record.status = status
         record.document["status"] = status
-        created: list[NewContinuation] = []
-        open_now: dict[str, list] = {}
+        waits: list = []
         if status in FINISHED:
             record.snapshot = None
             record.document["stopDate"] = _stop_date(outcome.events, now)
@@ -234,26 +241,11 @@ class Runs:
             record.snapshot = result["snapshot"]
             if create and record.snapshot.get("timeoutAt"):
                 timers.append((timer_member("execution", record.id), record.snapshot["timeoutAt"]))
-            for _, wait in iter_waits(record.snapshot):
-                point = wait["id"]
-                if point not in outcome.waits_before:
-                    timers += wait_timers(record.id, wait)
-                if wait["kind"] == "timer":
-                    continue
-                if point in previous_open and point != redeemed:
-                    open_now[point] = previous_open[point]
-                    continue
-                nonce = outcome.tokens.get(point) or new_nonce()
-                expires = self.expiry(now, wait.get("timeoutAt"), record.snapshot.get("timeoutAt"))
-                open_now[point] = [nonce, expires]
-                created.append(NewContinuation(
-                    key_hash=self.key_hash(record.id, nonce),
-                    fields={"exec": record.id, "point": point, "expiresAt": repr(expires), "status": "open"},
-                    ttl=int(expires - now) + self.settings.retention_seconds,
-                ))
-        closed = [(self.key_hash(record.id, nonce), "closed", point)
-                  for point, (nonce, _) in previous_open.items()
-                  if point not in open_now and point != redeemed]
+            waits = list(iter_waits(record.snapshot))
+        open_now, created, closed, more_timers = self.continuations(
+            record.id, waits, previous_open, redeemed, outcome, now,
+            record.snapshot.get("timeoutAt") if record.snapshot else None)
+        timers += more_timers
         record.open = open_now
         if status == "RUNNING":  # picked up again if the process that goes on with it dies
             timers.append((timer_member("running", record.id), now + self.stalled_after))
@@ -262,6 +254,36 @@ class Runs:
         return Commit(record=record, ttl=ttl, events=outcome.events, create=create, claim=claim,
                       answer=answer, about=outcome.waits_before, created=created, closed=closed,
                       now=now, timers=timers)
+
+    def continuations(self, execution_id: str, waits: list, previous_open: dict, redeemed: str | None,
+                      outcome: RunOutcome, now: float, deadline: float | None):
+        """What a run did to the continuations, from the ``waits`` open after it: the open points
+        (point -> [nonce, expiresAt]), the continuations to create and to close, and the timers the
+        points that opened need."""
+        timers: list[tuple[str, float]] = []
+        created: list[NewContinuation] = []
+        open_now: dict[str, list] = {}
+        for _, wait in waits:
+            point = wait["id"]
+            if point not in outcome.waits_before:
+                timers += wait_timers(execution_id, wait)
+            if wait["kind"] == "timer":
+                continue
+            if point in previous_open and point != redeemed:
+                open_now[point] = previous_open[point]
+                continue
+            nonce = outcome.tokens.get(point) or new_nonce()
+            expires = self.expiry(now, wait.get("timeoutAt"), deadline)
+            open_now[point] = [nonce, expires]
+            created.append(NewContinuation(
+                key_hash=self.key_hash(execution_id, nonce),
+                fields={"exec": execution_id, "point": point, "expiresAt": repr(expires), "status": "open"},
+                ttl=int(expires - now) + self.settings.retention_seconds,
+            ))
+        closed = [(self.key_hash(execution_id, nonce), "closed", point)
+                  for point, (nonce, _) in previous_open.items()
+                  if point not in open_now and point != redeemed]
+        return open_now, created, closed, timers
 
     def write(self, commit: Commit, compiled: Compiled, outcome: RunOutcome) -> None:
         """Commit with the run's task-token calls in its outbox, then make them (see ``calls``).
@@ -277,8 +299,12 @@ class Runs:
             self.calls.perform(commit.record, effects, outcome.tokens)
             commit.record.__dict__.update(self.reload(commit.record.id).__dict__)
 
-    def commit(self, commit: Commit) -> None:
+    def commit(self, commit: Commit) -> dict[str, int] | None:
         """Store ``commit``; an execution started with a name keeps it as long as its records.
+
+        A record whose root Parallel or Map waits for enough branches is stored with them apart
+        (``fanout.split``); a :class:`BranchCommit` changes one such branch and answers where the
+        execution's points wait now (see ``Store.commit_branch``).
 
         The name is kept at least ``commit.ttl`` in the commit's pipeline, ahead of the
         commit script (stored again if it had lapsed), and its time to live is only ever
@@ -288,12 +314,25 @@ class Runs:
         name over (see ``Executions._reserve``). No round trip is added to the commit.
         """
         record = commit.record
-        name = record.document.get("name")
-        named = bool(name) and name != record.id
-        if named:
-            machine = names.machine_of(record.document.get("stateMachine"), record.definition_hash)
-            commit.name = (name, names.holder(record.id, machine, record.document.get("input"), commit.now))
+        if isinstance(commit, BranchCommit):  # the name and its holder were noted when the branches were split
+            name = commit.claim.branch.meta.get("name")
+            commit.name = tuple(name) if name else None
+            return self.store.commit_branch(commit)
+        commit.name = self.name_of(record, commit.now)
+        root = (record.snapshot or {}).get("root") or {}
+        state = self.definition(record.definition_hash).machine.states.get(root["at"]) if root.get("group") else None
+        commit.split = fanout.split(record, commit.name, state)
         self.store.commit(commit)
+        return None
+
+    @staticmethod
+    def name_of(record: ExecutionRecord, now: float) -> tuple[str, str] | None:
+        """An execution started with a name: (the name, what its key holds)."""
+        name = record.document.get("name")
+        if not name or name == record.id:
+            return None
+        machine = names.machine_of(record.document.get("stateMachine"), record.definition_hash)
+        return name, names.holder(record.id, machine, record.document.get("input"), now)
 
     @property
     def stalled_after(self) -> float:

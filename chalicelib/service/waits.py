@@ -1,14 +1,23 @@
 """The open suspension points of a snapshot: what each asks, and the timers it needs."""
 from __future__ import annotations
 
-from ..asl.engine import iter_waits
+from ..asl.engine import frame_waits, iter_waits
 
 
 def asked(snapshot: dict | None) -> dict[str, dict]:
     """What each open suspension point asks: its state, branch, kind and parameters."""
+    return _asked(iter_waits(snapshot or {}))
+
+
+def asked_in(frame: dict, branch: str) -> dict[str, dict]:
+    """What each open suspension point of one branch's ``frame`` (named ``branch``) asks (see ``asked``)."""
+    return _asked(frame_waits(frame, branch, inline=False))
+
+
+def _asked(waits) -> dict[str, dict]:
     return {wait["id"]: {"state": wait["state"], "branch": branch or None, "kind": wait["kind"],
                          "parameters": wait.get("parameters")}
-            for branch, wait in iter_waits(snapshot or {})}
+            for branch, wait in waits}
 
 
 def open_wait(snapshot: dict | None, point: str) -> dict | None:

@@ -4,7 +4,8 @@
 - ``embedded``: local development's own ``redis-server`` child process, when ``REDIS_URL`` is unset;
 - ``records``: the stored form of an execution and its compressed body;
 - ``pipelines``: pipelines of script calls that survive Redis losing its scripts;
-- ``scripts/``: the Lua scripts that make each change atomic (claim, commit, release, keep, take, swap) and
+- ``scripts/``: the Lua scripts that make each change atomic (claim, commit, branch, load, release, keep,
+  take, swap; continuations, the functions commit and branch share) and
   the execution index's (index, index_put, page);
 - ``store``: the keys and the operations on them;
 - ``machines``: the registry of state machines created through the Step Functions API;
@@ -13,8 +14,10 @@
 May import: ``chalicelib.config`` and the Redis client library. Nothing here knows
 of ASL, HTTP or the service: it stores what it is given.
 """
-from .records import ExecutionRecord, pack_record, unpack_record
-from .store import (STATUSES, TIMERS_KEY, Claim, ClaimRefused, Commit, CommitConflict, NewContinuation, Store)
+from .records import ExecutionRecord, StoredBranches, pack_record, unpack_record
+from .store import (STATUSES, TIMERS_KEY, BranchClaim, BranchCommit, Claim, ClaimRefused, Commit, CommitConflict,
+                    NewContinuation, SplitWrite, Store)
 
-__all__ = ["STATUSES", "TIMERS_KEY", "Claim", "ClaimRefused", "Commit", "CommitConflict", "ExecutionRecord",
-           "NewContinuation", "Store", "pack_record", "unpack_record"]
+__all__ = ["STATUSES", "TIMERS_KEY", "BranchClaim", "BranchCommit", "Claim", "ClaimRefused", "Commit",
+           "CommitConflict", "ExecutionRecord", "NewContinuation", "SplitWrite", "Store", "StoredBranches",
+           "pack_record", "unpack_record"]

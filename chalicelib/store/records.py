@@ -36,6 +36,21 @@ class ExecutionRecord:
     history: list[dict] = field(default_factory=list)  # the latest events (see INLINE_EVENTS), oldest first
     format: int = 2  # the format it was read in (see RECORD_FORMAT)
     legacy_events: int = 0  # history events up to this id were written in format 1
+    split: "StoredBranches | None" = None  # its branches stored apart, as read (see ``Store.load``)
+    #: What a commit of the whole execution checks is unchanged: the split branches' version and ID
+    #: counters as read (None: there were none). Kept up to date by each commit.
+    split_guard: list[str] | None = None
+
+
+@dataclass
+class StoredBranches:
+    """The branches of a split execution as read: what ``asl:{t}:f:`` holds (see ``store``)."""
+
+    meta: dict
+    counters: tuple[int, int, int]  # events, points, transitions: the snapshot's own are stale
+    branches: dict[int, dict]  # index -> {"f": frame, "o": its open points}
+    results: dict[int, Any]  # index -> output of a branch that ended since the split
+    events: list[dict]  # history events the branches' commits added, oldest commit first
 
 
 # The words every record repeats (JSON keys, event types, ARNs of the context object), most
@@ -83,11 +98,14 @@ def kept_history(events: list[dict], limit: int) -> tuple[list[dict], list[dict]
     return pinned, (rest[max(0, len(rest) - room):] if room > 0 else [])
 
 
-def pack_record(record: ExecutionRecord, history: list[dict]) -> bytes:
-    """The stored body of a record: a format byte, then raw deflate of compact JSON."""
+def pack_record(record: ExecutionRecord, history: list[dict], snapshot: Any = None, open: dict | None = None
+                ) -> bytes:
+    """The stored body of a record: a format byte, then raw deflate of compact JSON (with ``snapshot``
+    and ``open`` in place of the record's own, when given: a split execution's)."""
     text = "".join([
         '{"d":', compact(record.document), ',"f":', compact(record.definition_hash),
-        ',"o":', compact(record.open), ',"s":', compact(record.snapshot),
+        ',"o":', compact(record.open if open is None else open),
+        ',"s":', compact(record.snapshot if snapshot is None else snapshot),
         ',"h":', compact(history), f',"k":{record.legacy_events}' if record.legacy_events else "", "}",
     ])
     return RECORD_FORMAT + deflate_text(text)

@@ -13,6 +13,8 @@ one execution lives in one slot and each multi-key change is one Lua script)::
     asl:{t}:o:<executionId>   hash: the execution's pending calls (its outbox): task-token calls its last
                               commits stored and nobody has made yet; field = the token's nonce, value
                               "<since>|<call JSON>" (see ``take_call``)
+    asl:{t}:f:<executionId>   hash: the open branches of its root Parallel or Map, stored apart (below)
+    asl:{t}:e:<executionId>   list: compressed chunks of history events those branches' commits added
     asl:timers                sorted set: due timers, member "<kind>|<executionId>|<point>", score = due time
     asl:{ix}:...              the execution index (``GET /executions``), in its own slot; see ``page``
                               and ``scripts/index.lua``
@@ -23,14 +25,48 @@ rest. When the record holds more than ``2 * INLINE_EVENTS`` events,
 all but the latest ``INLINE_EVENTS`` move to the history list in one chunk, so
 a commit costs what it adds, not what the execution did before.
 
+**Branches stored apart.** While an execution waits with its root frame in a Parallel or Map
+(``chalicelib/service/fanout.py`` decides when), each open branch or iteration is a field of
+``asl:{t}:f:``, so answering a point in one of them reads and writes that branch only:
+
+    b<index>     "<version>|" then deflate of {"f": the branch's frame, "o": its open points}
+    r<index>     deflate of the output of a branch that ended since the split (its field b is gone)
+    p<point>     the index of the branch an open point is in (``claim`` looks the point up here)
+    n            how many branches are still open: a branch that ends takes one off, unless it is
+                 the last (then the whole execution is run on and committed: the join)
+    v            the version of the branches, raised by every commit of one; a branch's version is
+                 never above it, and a commit of the whole writes every branch at ``v`` + 1
+    ev, sq, tr   the snapshot's ``events``, ``seq`` and ``transitions`` counters (the record's own are
+                 stale while the branches are apart); a claim reserves a block of event and point IDs
+                 for its run (``EVENT_BLOCK``, ``POINT_BLOCK``), its commit gives back what it did not
+                 use if nobody reserved after it, so IDs stay unique and have gaps only when branches
+                 ran at the same moment
+    w<state>     how many open points wait at that state; ``ws`` the JSON list of those states
+    m            JSON: what a branch's run needs besides its frame: ``root`` (the root frame's state
+                 and variables), ``context``, ``timeoutAt``, ``started``, ``version`` (the snapshot's),
+                 ``definition``, ``machine``, ``more`` (a Map with iterations not started yet),
+                 ``name`` (the execution's name and its key's text, to keep it as long as the records)
+
+The record's snapshot then holds ``"split": true``, and ``{"apart": true}`` in the place of each
+branch stored apart (in ``root.group.frames`` of a Parallel, ``root.group.active`` of a Map); its
+``open`` holds no point of those branches. ``load`` reads the record, the hash and the list in one
+script; the service puts them back together (``fanout.assemble``), so a snapshot is always read
+whole, in the layout ``chalicelib/asl/engine.py`` documents. Every commit of the whole execution
+checks the branches' ``v``, ``ev`` and ``sq`` as it read them, removes both keys, and writes them
+again when the execution still waits for enough branches. Records stored before branches were
+stored apart have neither key and are read, resumed and committed as they always were.
+
+It is long because the keys of an execution, the scripts that change them and the formats they
+hold are one contract: each commit writes what ``load`` and ``claim`` read back.
+
 Redis only ever sees a hash of a continuation ID. The record's ``open`` maps
 each open suspension point to ``[nonce, expiresAt]``; the ID is derived from
 the nonce with the service's secret (see ``chalicelib/service/ids.py``), so a copy of
 the Redis data cannot be used to redeem anything.
 
-Round trips: a write (start, resume, checkpoint) is one pipeline: keep the
+Round trips: a write (start, resume, checkpoint, a branch's commit) is one pipeline: keep the
 definition stored, add due timers, run the commit script. Claiming a
-continuation is one script call that also returns the execution. The timer
+continuation is one script call that also returns the execution, or the branch its point is in. The timer
 set is written before the commit, in another slot: a timer whose execution
 did not commit finds nothing to do when it fires.
 """
@@ -38,7 +74,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +83,8 @@ from redis.cluster import RedisCluster
 
 from . import pipelines
 from .machines import Machines
-from .records import (INLINE_EVENTS, ExecutionRecord, compact, deflate_text, inflate, kept_history, pack_record,
-                      unpack_record)
+from .records import (INLINE_EVENTS, ExecutionRecord, StoredBranches, compact, deflate_text, inflate, kept_history,
+                      pack_record, unpack_record)
 
 PREFIX = "asl"
 TIMERS_KEY = f"{PREFIX}:timers"
@@ -63,8 +99,28 @@ def _script(name: str) -> str:
     return (SCRIPTS / f"{name}.lua").read_text(encoding="utf-8")
 
 
-_CLAIM, _RELEASE, _COMMIT, _KEEP, _TAKE, _INDEX, _INDEX_PUT, _PAGE, _SWAP = (_script(n) for n in (
-    "claim", "release", "commit", "keep", "take", "index", "index_put", "page", "swap"))
+_CLAIM, _RELEASE, _COMMIT, _KEEP, _TAKE, _INDEX, _INDEX_PUT, _PAGE, _SWAP, _CONTINUATIONS, _LOAD, _BRANCH = (
+    _script(n) for n in ("claim", "release", "commit", "keep", "take", "index", "index_put", "page", "swap",
+                         "continuations", "load", "branch"))
+#: IDs a claim of a branch reserves for its run (history events, suspension points); the run stops
+#: for its budget before it uses them up, and gives back what it did not use (see ``scripts/branch.lua``).
+EVENT_BLOCK = 4096
+POINT_BLOCK = 256
+
+
+@dataclass
+class BranchClaim:
+    """A claimed point in a branch stored apart: that branch, and what its run needs besides it."""
+
+    index: int
+    version: int
+    frame: dict
+    open: dict  # the branch's open points: point -> [nonce, expiresAt]
+    meta: dict  # see ``split_fields``
+    left: int  # branches still open, this one included
+    events: tuple[int, int]  # the event IDs reserved for the run: from, to (exclusive)
+    points: tuple[int, int]  # the point IDs reserved for the run
+    transitions: int
 
 
 @dataclass
@@ -72,7 +128,9 @@ class Claim:
     continuation_key: str
     token: str
     point: str
-    execution: ExecutionRecord
+    execution: ExecutionRecord | None  # None for a point in a branch stored apart: see ``branch``
+    execution_id: str = ""
+    branch: BranchClaim | None = None
 
 
 class ClaimRefused(Exception):
@@ -121,6 +179,31 @@ class Commit:
     definition: tuple[str, str] | None = None  # (hash, text) to keep stored at least as long
     calls: list[tuple[str, str]] | None = None  # pending calls to store: (field, call JSON)
     name: tuple[str, str] | None = None  # (name, holder): kept at least ``ttl``, before the commit script runs
+    split: "SplitWrite | None" = None  # store the record's root Parallel or Map branch by branch
+
+
+@dataclass
+class SplitWrite:
+    """A record stored with its root Parallel's or Map's open branches apart (see the module docstring)."""
+
+    snapshot: dict  # the record's snapshot without the branches' frames
+    open: dict  # its open points outside the branches (none: the root waits for its branches)
+    meta: dict
+    branches: dict[int, dict]  # index -> {"f": frame, "o": its open points}
+    counters: tuple[int, int, int]  # events, points, transitions
+    waiting: dict[str, int]  # state -> how many open points of the branches wait there
+
+
+@dataclass
+class BranchCommit(Commit):
+    """One atomic change to one branch stored apart (``claim.branch``), after its run."""
+
+    frame: dict | None = None  # the branch now; None once it ended
+    output: Any = None  # what it ended with
+    opened: list[str] = field(default_factory=list)  # its points that opened
+    left: list[str] = field(default_factory=list)  # its points that closed or were answered
+    waiting: dict[str, int] = field(default_factory=dict)  # state -> change in open points there
+    used: tuple[int, int, int] = (0, 0, 0)  # events and points counters after the run, transitions it took
 
 
 def _listing(record: ExecutionRecord, now: float, ttl: int) -> dict:
@@ -139,6 +222,44 @@ def start_ms(iso: str | None, now: float) -> int:
         return round(now * 1000)
 
 
+def split_fields(split: SplitWrite, guard: list[str] | None) -> list:
+    """The fields of ``asl:{t}:f:`` for a split record, flat (name, value, ...); version above ``guard``'s."""
+    version = str(int(guard[0]) + 1 if guard else 1)
+    events, points, transitions = split.counters
+    fields: list = ["v", version, "ev", str(events), "sq", str(points), "tr", str(transitions),
+                    "n", str(len(split.branches)), "m", compact(split.meta),
+                    "ws", compact(sorted(split.waiting))]
+    for index, branch in split.branches.items():
+        fields += [f"b{index}", version.encode() + b"|" + deflate_text(compact(branch))]
+        for point in branch["o"]:
+            fields += [f"p{point}", str(index)]
+    for state, count in split.waiting.items():
+        fields += [f"w{state}", str(count)]
+    return fields
+
+
+def read_split(flat: list, chunks: list) -> tuple[StoredBranches, list[str]]:
+    """What ``asl:{t}:f:`` and ``asl:{t}:e:`` hold, as read (see ``load``), and the guard of a commit."""
+    fields = {_text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+    branches, results = {}, {}
+    for name, value in fields.items():
+        if name[0] == "b":
+            branches[int(name[1:])] = inflate(value.partition(b"|")[2])
+        elif name[0] == "r":
+            results[int(name[1:])] = inflate(value)
+    counters = tuple(int(_text(fields[name])) for name in ("ev", "sq", "tr"))
+    stored = StoredBranches(meta=json.loads(fields["m"]), counters=counters, branches=branches, results=results,
+                            events=[event for chunk in chunks for event in inflate(chunk)])
+    return stored, [_text(fields[name]) for name in ("v", "ev", "sq")]
+
+
+def merged_events(own: list[dict], chunks: list) -> list[dict]:
+    """A record's own history events and those its branches' commits added, in event order."""
+    if not chunks:
+        return own
+    return sorted(own + [event for chunk in chunks for event in inflate(chunk)], key=lambda event: event["id"])
+
+
 def _evalsha(pipe, script, keys: list, args: list) -> None:
     pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
@@ -153,7 +274,9 @@ class Store:
         self.history_limit = history_limit
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE)
-        self._commit = redis.register_script(_INDEX + _COMMIT)
+        self._commit = redis.register_script(_INDEX + _CONTINUATIONS + _COMMIT)
+        self._branch = redis.register_script(_INDEX + _CONTINUATIONS + _BRANCH)
+        self._load = redis.register_script(_LOAD)
         self._keep = redis.register_script(_KEEP)
         self._take = redis.register_script(_TAKE)
         self._index = redis.register_script(_INDEX + _INDEX_PUT)
@@ -178,6 +301,14 @@ class Store:
     @staticmethod
     def continuation_key(tag: str, key_hash: str) -> str:
         return f"{PREFIX}:{{{tag}}}:c:{key_hash}"
+
+    @staticmethod
+    def split_key(execution_id: str) -> str:
+        return f"{PREFIX}:{{{execution_id[:4]}}}:f:{execution_id}"
+
+    @staticmethod
+    def split_history_key(execution_id: str) -> str:
+        return f"{PREFIX}:{{{execution_id[:4]}}}:e:{execution_id}"
 
     @staticmethod
     def calls_key(execution_id: str) -> str:
@@ -216,8 +347,15 @@ class Store:
     # -- executions -------------------------------------------------------------
 
     def load(self, execution_id: str) -> ExecutionRecord | None:
-        stored = self.redis.get(self.execution_key(execution_id))
-        return None if stored is None else unpack_record(execution_id, stored)
+        """The record, with its branches stored apart (``split``) read in the same step."""
+        stored, fields, chunks = self._load(keys=[self.execution_key(execution_id), self.split_key(execution_id),
+                                                  self.split_history_key(execution_id)])
+        if not stored:
+            return None
+        record = unpack_record(execution_id, stored)
+        if fields:
+            record.split, record.split_guard = read_split(fields, chunks)
+        return record
 
     def history(self, execution_id: str) -> list[dict]:
         """``ExecutionStarted`` and the latest events, ``history_limit`` in all, oldest first: the
@@ -226,11 +364,12 @@ class Store:
         pipe = self.redis.pipeline(transaction=False)
         pipe.lrange(self.history_key(execution_id), 0, -1)
         pipe.get(self.execution_key(execution_id))
-        chunks, stored = pipe.execute()
+        pipe.lrange(self.split_history_key(execution_id), 0, -1)
+        chunks, stored, branch_chunks = pipe.execute()
         if stored is None:
             return []
         events = [event for chunk in chunks for event in inflate(chunk)]
-        own = unpack_record(execution_id, stored).history
+        own = merged_events(unpack_record(execution_id, stored).history, branch_chunks)
         pinned = own[:1] if own and own[0].get("type") == "ExecutionStarted" else []
         return sum(kept_history(pinned + events + own[len(pinned):], self.history_limit), [])
 
@@ -246,7 +385,8 @@ class Store:
         if len(history) > 2 * INLINE_EVENTS:
             spill, history = history[:-INLINE_EVENTS], history[-INLINE_EVENTS:]
         history = pinned + history  # ExecutionStarted stays in the record, ahead of everything
-        keys = [self.execution_key(record.id), self.history_key(record.id)]
+        keys = [self.execution_key(record.id), self.history_key(record.id), self.split_key(record.id),
+                self.split_history_key(record.id)]
         if change.claim is not None:
             keys.append(change.claim.continuation_key)
         created = change.created or []
@@ -273,11 +413,17 @@ class Store:
             "spill": spill is not None,
             "calls": len(calls),
             "chunks": -(-self.history_limit // INLINE_EVENTS) + 1,  # chunks hold >= INLINE_EVENTS events
+            "guard": record.split_guard or False,
         }
+        split = change.split
+        stored_apart = [] if split is None else split_fields(split, record.split_guard)
+        head["split"] = len(stored_apart) // 2
         listed = _listing(record, change.now, ttl)
         if not self.cluster:
             head["ix"] = listed
-        args: list[Any] = [json.dumps(head), pack_record(record, history)]
+        body = (pack_record(record, history) if split is None
+                else pack_record(record, history, split.snapshot, split.open))
+        args: list[Any] = [json.dumps(head), body]
         if spill is not None:
             args.append(deflate_text(compact(spill)))
         args += [compact({**c.fields, "ttl": max(1, int(c.ttl))}) for c in created]
@@ -285,6 +431,21 @@ class Store:
             args += [reason, compact(about.get(point))]
         for name, call in calls:
             args += [name, f"{change.now!r}|{call}"]
+        args += stored_apart
+        reply = self._send(change, self._commit, keys, args, ttl)
+        status = _text(reply[0])
+        if status != "ok":
+            raise CommitConflict(status)
+        record.version = int(_text(reply[1]))
+        record.history = history
+        record.split = None
+        record.split_guard = None if split is None else [stored_apart[1], *(str(n) for n in split.counters[:2])]
+        if self.cluster:
+            self._put_in_index(listed, change.now, ttl)
+        return record.version
+
+    def _send(self, change: Commit, script, keys: list[str], args: list, ttl: int) -> Any:
+        """One pipeline: keep the definition and the name, add the timers, run the commit ``script``."""
         definition = change.definition
 
         def fill(pipe) -> None:
@@ -296,22 +457,60 @@ class Store:
                 self._fill_timers(pipe, change.timers, ttl)
             if change.name is not None:  # sent ahead of the commit: a stored execution's name outlives it
                 _evalsha(pipe, self._keep, [self.name_key(change.name[0])], [ttl, change.name[1]])
-            _evalsha(pipe, self._commit, keys, args)
+            _evalsha(pipe, script, keys, args)
 
         replies = self._pipeline(fill)
         if definition is not None:
             if not replies[0]:  # it had expired from Redis: store it again
                 self._keep(keys=[self.definition_key(definition[0])], args=[ttl, definition[1]])
             self._known_definitions.add(definition[0])
-        reply = replies[-1]
-        status = _text(reply[0])
-        if status != "ok":
-            raise CommitConflict(status)
-        record.version = int(_text(reply[1]))
-        record.history = history
+        return replies[-1]
+
+    def commit_branch(self, change: BranchCommit) -> dict[str, int]:
+        """Apply the change to one branch stored apart; where the execution's points wait now (state ->
+        how many), or raise CommitConflict (``last``: the branch ended and is the last one open, so
+        the join is for a commit of the whole execution). One round trip, as ``commit``."""
+        claim, execution_id = change.claim, change.record.id
+        branch = claim.branch
+        tag = execution_id[:4]
+        created, closed, calls = change.created or [], change.closed or [], change.calls or []
+        keys = [self.split_key(execution_id), self.split_history_key(execution_id), self.execution_key(execution_id),
+                self.history_key(execution_id), claim.continuation_key]
+        keys += [self.continuation_key(tag, c.key_hash) for c in created]
+        keys += [self.continuation_key(tag, key_hash) for key_hash, _, _ in closed]
+        if calls:
+            keys.append(self.calls_key(execution_id))
+        ttl = max(1, int(change.ttl))
+        events, points, steps = change.used
+        about = change.about or {}
+        head = {
+            "index": str(branch.index), "ver": branch.version, "claim": claim.token, "done": change.frame is None,
+            "steps": steps, "events": [str(events), str(branch.events[1])],
+            "points": [str(points), str(branch.points[1])],
+            "opened": change.opened, "left": change.left,
+            "waiting": [x for state, delta in change.waiting.items() if delta for x in (state, delta)],
+            "chunks": self.history_limit, "ttl": ttl, "now": str(change.now), "outcome": change.outcome,
+            "answer": change.answer, "digest": change.digest, "about": compact(about.get(claim.point)),
+            "created": len(created), "closed": len(closed), "calls": len(calls),
+        }
+        machine = branch.meta.get("machine") or ""
+        if not self.cluster:
+            head["ix"] = {"p": INDEX_PREFIX, "id": execution_id, "machine": machine, "expires": repr(change.now + ttl)}
+        body = "" if change.frame is None else deflate_text(compact({"f": change.frame, "o": change.record.open}))
+        args: list[Any] = [json.dumps(head), body, deflate_text(compact(change.output)),
+                           deflate_text(compact(change.events))]
+        args += [compact({**c.fields, "ttl": max(1, int(c.ttl))}) for c in created]
+        for _, reason, point in closed:
+            args += [reason, compact(about.get(point))]
+        for name, call in calls:
+            args += [name, f"{change.now!r}|{call}"]
+        reply = [_text(value) for value in self._send(change, self._branch, keys, args, ttl)]
+        if reply[0] != "ok":
+            raise CommitConflict(reply[0])
         if self.cluster:
-            self._put_in_index(listed, change.now, ttl)
-        return record.version
+            self._index(keys=self._index_keys(), args=[INDEX_PREFIX, "extend", execution_id, machine,
+                                                       repr(change.now + ttl), ttl])
+        return {reply[i]: int(reply[i + 1]) for i in range(1, len(reply), 2)}
 
     def _put_in_index(self, listed: dict, now: float, ttl: int) -> None:
         args = [INDEX_PREFIX, "put", listed["id"], listed["machine"], listed["status"], listed["start"],
@@ -320,7 +519,7 @@ class Store:
 
     def _pipeline(self, fill) -> list:
         """Run a pipeline built by ``fill`` (see ``pipelines``: Redis may have lost the scripts)."""
-        return pipelines.run(self.redis, fill, (self._keep, self._commit))
+        return pipelines.run(self.redis, fill, (self._keep, self._commit, self._branch))
 
     # -- the execution index ---------------------------------------------------
 
@@ -408,14 +607,24 @@ class Store:
               force: bool = False) -> Claim:
         """Claim a continuation under a lease; ``force`` also claims an expired one (for timeouts)."""
         key = self.continuation_key(tag, key_hash)
-        prefix = f"{PREFIX}:{{{tag}}}:x:"
-        args = [now, now + lease_seconds, token, prefix, "force" if force else ""]
+        prefix = f"{PREFIX}:{{{tag}}}:"
+        args = [now, now + lease_seconds, token, prefix, "force" if force else "", EVENT_BLOCK, POINT_BLOCK]
         reply = self._claim(keys=[key], args=args)
-        if _text(reply[0]) != "ok":
+        status = _text(reply[0])
+        if status not in ("ok", "branch"):
             detail = [_text(v) for v in reply] + ["", "", ""]
             raise ClaimRefused(detail[0], detail[1] or None, detail[2], detail[3])
         execution_id, point = _text(reply[1]), _text(reply[2])
-        return Claim(key, token, point, unpack_record(execution_id, reply[3]))
+        if status == "ok":
+            return Claim(key, token, point, unpack_record(execution_id, reply[3]), execution_id)
+        version, _, body = reply[5].partition(b"|")
+        stored = inflate(body)
+        events, points = int(reply[7]), int(reply[8])
+        branch = BranchClaim(
+            index=int(reply[3]), version=int(version), frame=stored["f"], open=stored["o"], meta=json.loads(reply[4]),
+            left=int(reply[6]), events=(events - EVENT_BLOCK, events), points=(points - POINT_BLOCK, points),
+            transitions=int(reply[9]))
+        return Claim(key, token, point, None, execution_id, branch)
 
     def release(self, claim: Claim) -> None:
         """Give a claim back unused, so the continuation can be answered at once."""

@@ -1,6 +1,10 @@
--- KEYS: the continuation.  ARGV: now, lease until, claim token, execution key prefix, "force" or "".
+-- KEYS: the continuation.  ARGV: now, lease until, claim token, the execution's key prefix ("asl:{t}:"),
+-- "force" or "", event IDs and point IDs to reserve for a branch.
 -- Refusals: {reason, execution, detail, extra}: answered-at time and answer digest of a redeemed
 -- continuation, the close reason of a closed one, the lease end of a busy one.
+-- Claimed: {'ok', execution, point, record} or, when the point is in a branch stored apart (see
+-- ``Store.claim``): {'branch', execution, point, branch index, meta, branch, branches open,
+-- events, points, transitions}, the events and points counters after reserving the run's IDs.
 local c = redis.call('HMGET', KEYS[1], 'status', 'expiresAt', 'lease', 'exec', 'answeredAt', 'reason', 'point',
                      'digest')
 if not c[1] then return {'missing'} end
@@ -8,7 +12,18 @@ if c[1] == 'redeemed' then return {'redeemed', c[4], c[5] or '', c[8] or ''} end
 if c[1] == 'closed' then return {'closed', c[4], c[6] or ''} end
 if tonumber(c[2]) <= tonumber(ARGV[1]) and ARGV[5] ~= 'force' then return {'expired', c[4]} end
 if c[1] == 'claimed' and tonumber(c[3]) > tonumber(ARGV[1]) then return {'busy', c[4], c[3]} end
-local x = redis.call('GET', ARGV[4] .. c[4])
+local split = ARGV[4] .. 'f:' .. c[4]
+local at = redis.call('HGET', split, 'p' .. c[7])
+if at then
+  local got = redis.call('HMGET', split, 'm', 'b' .. at, 'n', 'tr')
+  if got[2] then
+    local events = redis.call('HINCRBY', split, 'ev', ARGV[6])
+    local points = redis.call('HINCRBY', split, 'sq', ARGV[7])
+    redis.call('HSET', KEYS[1], 'status', 'claimed', 'lease', ARGV[2], 'claim', ARGV[3])
+    return {'branch', c[4], c[7], at, got[1], got[2], got[3], tostring(events), tostring(points), got[4]}
+  end
+end
+local x = redis.call('GET', ARGV[4] .. 'x:' .. c[4])
 if not x then return {'expired', c[4]} end
 redis.call('HSET', KEYS[1], 'status', 'claimed', 'lease', ARGV[2], 'claim', ARGV[3])
 return {'ok', c[4], c[7], x}

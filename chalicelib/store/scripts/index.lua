@@ -41,3 +41,17 @@ local function ix_put(p, id, machine, status, start, expires, now, ttl)
   ix_keep(p .. 'machines', ttl)
   ix_trim(p, now, 10)
 end
+
+-- Keep a listed execution listed until at least ``expires`` (a branch's commit kept its records longer).
+local function ix_extend(p, id, machine, expires, ttl)
+  local member = id .. '|' .. machine
+  local listed = redis.call('ZSCORE', p .. 'exp', member)
+  if listed and tonumber(listed) < tonumber(expires) then
+    redis.call('ZADD', p .. 'exp', expires, member)
+    local latest = redis.call('ZSCORE', p .. 'machines', machine)
+    if not latest or tonumber(latest) < tonumber(expires) then redis.call('ZADD', p .. 'machines', expires, machine) end
+    for _, status in ipairs(STATUSES) do ix_keep(p .. 'l:' .. status .. ':' .. machine, ttl) end
+    ix_keep(p .. 'exp', ttl)
+    ix_keep(p .. 'machines', ttl)
+  end
+end

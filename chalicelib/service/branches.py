@@ -1,0 +1,157 @@
+"""Answering a point in a branch stored apart (see ``fanout``): that branch alone is read, run and written.
+
+The claim brings the branch, what its run needs besides it (the root's state and variables, the
+context, the deadline) and a block of event and point IDs reserved for the run, so branches of one
+execution answered at the same moment run and commit side by side without conflicting. The branch's
+commit (``Store.commit_branch``) checks only the branch's own version and stores its new frame, or
+its output once it ended, and counts it off the branches still open.
+
+The whole execution is assembled and run on, with this branch's run in its place, when the branch
+cannot be committed alone: it is the last one open and ended (the join), it failed (the Parallel or
+Map fails, or counts a tolerated failure), it ended in a Map that has iterations left to start, or
+its run stopped short (budget, deadline, an inline wait). A branch that changed between the claim
+and the commit (two points in one branch answered at once) is answered again on the whole execution.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from ..asl.clock import iso_timestamp
+from ..asl.engine import UnknownSuspension, frame_waits
+from ..asl.interpreter import proceed, resume_branch
+from ..store import BranchCommit, Claim, CommitConflict, ExecutionRecord
+from . import fanout
+from .errors import ServiceError
+from .runs import CONTINUATIONS_SHOWN, RunOutcome, Runs
+from .waits import asked, asked_in
+
+#: IDs a branch's run keeps clear of the end of its reserved block: one step may take a few.
+_ID_MARGIN = (1024, 16)
+
+
+class Branches:
+    def __init__(self, runs: Runs):
+        self.runs = runs
+        self.settings = runs.settings
+        self.clock = runs.clock
+
+    def resume(self, claim: Claim, answer: dict, outcome: str = "redeemed", digest: str = "") -> tuple[dict, float]:
+        """Answer the claimed point in its branch; the document as a holder's answer reads it, and when
+        the answer was committed (see ``Runs.resume``)."""
+        branch = claim.branch
+        meta = branch.meta
+        compiled = self.runs.definition(meta["definition"])
+        summary = json.dumps({**answer, "at": iso_timestamp(self.clock.now())}, separators=(",", ":"))
+        label = fanout.branch_label(meta, branch.index)
+        as_read = json.dumps(branch.frame, sort_keys=True)
+        frame = branch.frame
+        before = asked_in(frame, label)
+        snapshot = {"version": meta["version"], "status": "SUSPENDED", "events": branch.events[0],
+                    "seq": branch.points[0], "transitions": branch.transitions, "started": meta["started"],
+                    "timeoutAt": meta["timeoutAt"], "context": meta["context"], "root": meta["root"]}
+        ceilings = (branch.events[1] - _ID_MARGIN[0], branch.points[1] - _ID_MARGIN[1])
+
+        def step(options):
+            if "error" in answer:
+                return resume_branch(compiled, snapshot, branch.index, frame, claim.point, error=answer["error"],
+                                     cause=answer.get("cause"), **options)
+            return resume_branch(compiled, snapshot, branch.index, frame, claim.point, answer.get("result"),
+                                 **options)
+
+        try:
+            ran = self.runs.run(claim.execution_id, step, before=before, id_ceilings=ceilings)
+        except UnknownSuspension:
+            raise ServiceError(410, "ContinuationExpired", "The execution no longer waits at this point.",
+                               executionId=claim.execution_id) from None
+        self.runs.note_event(ran, answer, claim.point)
+        ended = ran.result == "succeeded"
+        if ran.result == "blocked" or (ended and not meta["more"]):
+            commit = self._commit(claim, ran, frame, snapshot, outcome, digest, summary, label)
+            try:
+                waiting = self._write(commit, compiled, ran)
+            except CommitConflict as conflict:
+                if conflict.reason == "lost":
+                    raise ServiceError(409, "ContinuationAlreadyRedeemed",
+                                       "The continuation was redeemed by another request.",
+                                       executionId=claim.execution_id) from None
+                if conflict.reason != "last":  # the branch changed since the claim: answer it on the whole
+                    return self._again(claim, answer, outcome, digest)
+            else:
+                if waiting is None:  # a task-token call made after the commit may have moved it on
+                    return self.runs.document(self.runs.reload(claim.execution_id)), commit.now
+                return fanout.waiting_document(claim.execution_id, waiting, CONTINUATIONS_SHOWN), commit.now
+        return self._join(claim, answer, ran, frame, snapshot, as_read, outcome, digest, summary)
+
+    def _commit(self, claim: Claim, ran: RunOutcome, frame: dict, snapshot: dict, outcome: str, digest: str,
+                summary: str, label: str) -> BranchCommit:
+        branch, now = claim.branch, self.clock.now()
+        waits = list(frame_waits(frame, label, inline=False)) if ran.result == "blocked" else []
+        open_now, created, closed, timers = self.runs.continuations(
+            claim.execution_id, waits, branch.open, claim.point, ran, now, branch.meta["timeoutAt"])
+        states_before = Counter(ran.waits_before[point]["state"] for point in branch.open if point in ran.waits_before)
+        states_now = Counter(wait["state"] for _, wait in waits if wait["id"] in open_now)
+        deadlines = [now] + [expires for _, expires in open_now.values()] + [wait.get("due", now) for _, wait in waits]
+        record = ExecutionRecord(id=claim.execution_id, version=0, status="SUSPENDED",
+                                 definition_hash=branch.meta["definition"], document={}, snapshot=None, open=open_now)
+        ended = ran.result != "blocked"
+        return BranchCommit(
+            record=record, ttl=int(max(deadlines) - now) + self.settings.retention_seconds, events=ran.events,
+            claim=claim, answer=summary, digest=digest, outcome=outcome, about=ran.waits_before, created=created,
+            closed=closed, now=now, timers=timers, frame=None if ended else frame,
+            output=frame.get("output") if ended else None,
+            opened=[point for point in open_now if point not in branch.open],
+            left=[point for point in branch.open if point not in open_now],
+            waiting={state: states_now[state] - states_before[state] for state in states_now | states_before},
+            used=(snapshot["events"], snapshot["seq"], snapshot["transitions"] - branch.transitions))
+
+    def _write(self, commit: BranchCommit, compiled, ran: RunOutcome) -> dict[str, int] | None:
+        """Commit the branch with its task-token calls, then make them; None when calls were made."""
+        commit.definition = (compiled.hash, compiled.text)
+        effects = self.runs.calls.add_to(commit, ran.effects, ran.tokens)
+        waiting = self.runs.commit(commit)
+        if effects:
+            self.runs.calls.perform(commit.record, effects, ran.tokens)
+            return None
+        return waiting
+
+    def _join(self, claim: Claim, answer: dict, ran: RunOutcome, frame: dict, snapshot: dict, as_read: str,
+              outcome: str, digest: str, summary: str) -> tuple[dict, float]:
+        """Run the whole execution on with this branch's run in its place, and commit it whole."""
+        branch = claim.branch
+        record = self.runs.reload(claim.execution_id)
+        whole = record.snapshot
+        group = (whole or {}).get("root", {}).get("group") if whole else None
+        slot = dict(fanout.group_slots(group)).get(branch.index) if group else None
+        if slot is None or json.dumps(slot, sort_keys=True) != as_read:  # it changed meanwhile
+            return self._again(claim, answer, outcome, digest, record)
+        compiled = self.runs.definition(record.definition_hash)
+        before = asked(whole)
+        fanout.put_branch(group, branch.index, frame)
+        # the IDs reserved for this run and not used go back unless another run reserved after them
+        # (the commit checks that none did since the record was read)
+        for counter, (_, reserved_to) in (("events", branch.events), ("seq", branch.points)):
+            whole[counter] = snapshot[counter] if whole[counter] == reserved_to else whole[counter]
+        whole["transitions"] = whole.get("transitions", 0) + snapshot["transitions"] - branch.transitions
+        rest = self.runs.run(record.id, lambda options: proceed(compiled, whole, copy_snapshot=False, **options),
+                             before=before)
+        joined = RunOutcome(rest.result, ran.events + rest.events, {**ran.tokens, **rest.tokens}, before,
+                            ran.effects + rest.effects)
+        commit = self.runs.next_commit(record, compiled, joined, claim=claim, answer=summary)
+        commit.outcome, commit.digest = outcome, digest
+        try:
+            self.runs.write(commit, compiled, joined)
+        except CommitConflict as conflict:
+            if conflict.reason == "lost":
+                raise ServiceError(409, "ContinuationAlreadyRedeemed",
+                                   "The continuation was redeemed by another request.",
+                                   executionId=record.id) from None
+            return self._again(claim, answer, outcome, digest)
+        self.runs.after_commit(record)
+        return self.runs.document(record), commit.now
+
+    def _again(self, claim: Claim, answer: dict, outcome: str, digest: str,
+               record: ExecutionRecord | None = None) -> tuple[dict, float]:
+        """Answer on the whole execution, read again (as any answer whose commit conflicted)."""
+        record = record or self.runs.reload(claim.execution_id)
+        return self.runs.resume(record, claim.point, answer, claim=claim, outcome=outcome, digest=digest)

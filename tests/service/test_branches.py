@@ -1,0 +1,172 @@
+"""Executions whose root Parallel or Map is stored branch by branch: an answer reads and writes its own
+branch, answers to different branches do not conflict, and the join runs once, with the last one."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chalicelib.approvals import make_service
+from chalicelib.asl import VirtualClock
+from chalicelib.config import settings
+from chalicelib.service import ServiceError
+from chalicelib.store import Store
+from chalicelib.store.records import compact, deflate_text
+
+START = 1_800_000_000.0
+
+
+def each(items_path="$.items", concurrency=0, steps=("Ask",)):
+    """A Map whose iterations suspend at each of ``steps`` in turn, then pass their answers on."""
+    states = {}
+    for position, step in enumerate(steps):
+        last = position == len(steps) - 1
+        states[step] = {"Type": "Task", "Resource": "module:suspend", "Parameters": {"item.$": "$.item"},
+                        "ResultPath": f"$.{step}", **({"End": True} if last else {"Next": steps[position + 1]})}
+    return {"StartAt": "Each", "States": {"Each": {
+        "Type": "Map", "ItemsPath": items_path, "MaxConcurrency": concurrency, "End": True,
+        "ItemSelector": {"item.$": "$$.Map.Item.Value"},
+        "ItemProcessor": {"StartAt": steps[0], "States": states}}}}
+
+
+@pytest.fixture
+def service(store_redis):
+    return make_service(settings(), Store(store_redis), clock=VirtualClock(START), base_url="http://test")
+
+
+def start(service, definition, items):
+    document = service.start(json.dumps(definition), {"items": items}, state_machine=None, trusted=True)
+    assert document["status"] == "SUSPENDED"
+    return document
+
+
+def version(service, store_redis, execution_id) -> bytes:
+    return store_redis.get(service.store.execution_key(execution_id)).partition(b"|")[0]
+
+
+def by_item(document):
+    return {c["parameters"]["item"]: c["id"] for c in document["continuations"]}
+
+
+def test_an_answer_to_one_iteration_leaves_the_record_and_the_other_iterations_as_they_were(service, store_redis):
+    document = start(service, each(), list(range(5)))
+    execution_id = document["executionId"]
+    split_key = service.store.split_key(execution_id)
+    before_record = version(service, store_redis, execution_id)
+    others = {name: store_redis.hget(split_key, name) for name in (b"b0", b"b1", b"b3", b"b4")}
+    answered = service.redeem(by_item(document)[2], result={"ok": 2})
+    assert (answered["status"], answered["waitingAt"]) == ("SUSPENDED", ["Ask"] * 4)
+    assert version(service, store_redis, execution_id) == before_record
+    assert {name: store_redis.hget(split_key, name) for name in others} == others
+    assert store_redis.hget(split_key, "b2") is None and store_redis.hget(split_key, "n") == b"4"
+    # read whole, the execution is as it would be in one record
+    described = service.describe(execution_id)
+    assert (described["continuationsCount"], sorted(c["parameters"]["item"] for c in described["continuations"])) \
+        == (4, [0, 1, 3, 4])
+    ids = [event["id"] for event in described["history"]]
+    assert ids == list(range(1, len(ids) + 1))  # answered one at a time, the event IDs have no gaps
+
+
+def test_the_join_runs_once_with_the_last_answer_and_the_branches_are_gone(service, store_redis):
+    document = start(service, each(), list(range(4)))
+    execution_id = document["executionId"]
+    points = by_item(document)
+    for item in (3, 0, 2):
+        assert service.redeem(points[item], result={"ok": item})["status"] == "SUSPENDED"
+    done = service.redeem(points[1], result={"ok": 1})
+    assert done["status"] == "SUCCEEDED"
+    assert done["output"] == [{"item": n, "Ask": {"ok": n}} for n in range(4)]
+    assert not store_redis.exists(service.store.split_key(execution_id), service.store.split_history_key(execution_id))
+    history = service.describe(execution_id)["history"]
+    types = [event["type"] for event in history]
+    assert (types.count("MapStateSucceeded"), types.count("ExecutionSucceeded"), types.count("ExecutionResumed")) \
+        == (1, 1, 4)
+    ids = [event["id"] for event in history]
+    assert ids == list(range(1, len(ids) + 1))
+
+
+def test_answers_to_different_iterations_claimed_at_once_both_commit_without_a_conflict(service, store_redis):
+    document = start(service, each(), list(range(3)))
+    execution_id = document["executionId"]
+    points = by_item(document)
+    first, second = service.claim(points[0]), service.claim(points[1])  # both held at the same moment
+    assert first.branch is not None and second.branch is not None
+    assert first.branch.events[1] <= second.branch.events[0]  # each run has IDs of its own
+    service.redemptions.resume_claimed(second, {"result": {"ok": 1}})
+    service.redemptions.resume_claimed(first, {"result": {"ok": 0}})
+    assert store_redis.hget(service.store.split_key(execution_id), "n") == b"1"
+    done = service.redeem(points[2], result={"ok": 2})
+    assert done["output"] == [{"item": n, "Ask": {"ok": n}} for n in range(3)]
+    ids = [event["id"] for event in service.describe(execution_id)["history"]]
+    assert len(ids) == len(set(ids)) and ids == sorted(ids)
+
+
+def test_an_iteration_that_suspends_again_keeps_its_place(service, store_redis):
+    document = start(service, each(steps=("Ask", "Confirm")), ["a", "b"])
+    points = by_item(document)
+    again = service.redeem(points["a"], result={"ok": True})
+    assert (again["status"], sorted(again["waitingAt"])) == ("SUSPENDED", ["Ask", "Confirm"])
+    described = service.describe(document["executionId"])
+    confirm = [c for c in described["continuations"] if c["state"] == "Confirm"]
+    assert [c["parameters"] for c in confirm] == [{"item": "a"}]
+    assert service.redeem(confirm[0]["id"], result={"sure": True})["waitingAt"] == ["Ask"]
+    assert service.redeem(points["b"], result={"ok": "b"})["waitingAt"] == ["Confirm"]
+    [last] = service.describe(document["executionId"])["continuations"]
+    done = service.redeem(last["id"], result={"sure": False})
+    assert done["output"] == [{"item": "a", "Ask": {"ok": True}, "Confirm": {"sure": True}},
+                              {"item": "b", "Ask": {"ok": "b"}, "Confirm": {"sure": False}}]
+
+
+def test_a_failed_branch_fails_the_parallel_and_closes_the_others(service):
+    definition = {"StartAt": "All", "States": {"All": {"Type": "Parallel", "End": True, "Branches": [
+        {"StartAt": name, "States": {name: {"Type": "Task", "Resource": "module:suspend", "End": True}}}
+        for name in ("A", "B", "C")]}}}
+    document = service.start(definition, {}, state_machine=None, trusted=True)
+    points = {c["state"]: c["id"] for c in document["continuations"]}
+    assert service.redeem(points["A"], result={"a": 1})["status"] == "SUSPENDED"
+    failed = service.redeem(points["B"], error="Rejected", cause="no")
+    assert (failed["status"], failed["error"]) == ("FAILED", "Rejected")
+    with pytest.raises(ServiceError) as closed:
+        service.redeem(points["C"], result={})
+    assert closed.value.code == "ContinuationExpired"
+
+
+def test_a_map_with_iterations_left_starts_the_next_one_when_one_ends(service):
+    document = start(service, each(concurrency=2), [0, 1, 2])
+    assert sorted(by_item(document)) == [0, 1]
+    answered = service.redeem(by_item(document)[0], result={"ok": 0})
+    assert answered["status"] == "SUSPENDED"
+    described = service.describe(document["executionId"])
+    assert sorted(c["parameters"]["item"] for c in described["continuations"]) == [1, 2]
+    for item, ident in by_item(described).items():
+        last = service.redeem(ident, result={"ok": item})
+    assert last["output"] == [{"item": n, "Ask": {"ok": n}} for n in range(3)]
+
+
+def test_an_execution_stored_whole_before_branches_were_stored_apart_resumes_and_is_then_split(service, store_redis):
+    document = start(service, each(), list(range(3)))
+    execution_id = document["executionId"]
+    record = service.runs.load(execution_id)  # whole, as a record was stored before the split existed
+    key = service.store.execution_key(execution_id)
+    version_text = store_redis.get(key).partition(b"|")[0]
+    body = "".join(['{"d":', compact(record.document), ',"f":', compact(record.definition_hash),
+                    ',"o":', compact(record.open), ',"s":', compact(record.snapshot),
+                    ',"h":', compact(record.history), "}"])
+    store_redis.delete(service.store.split_key(execution_id))
+    store_redis.set(key, version_text + b"|2" + deflate_text(body), keepttl=True)
+    points = by_item(document)
+    assert service.redeem(points[1], result={"ok": 1})["status"] == "SUSPENDED"
+    assert store_redis.hget(service.store.split_key(execution_id), "n") == b"2"  # stored apart from now on
+    service.redeem(points[0], result={"ok": 0})
+    assert service.redeem(points[2], result={"ok": 2})["output"] == [{"item": n, "Ask": {"ok": n}} for n in range(3)]
+
+
+def test_the_same_answer_again_to_an_iteration_is_a_replay(service):
+    document = start(service, each(), [0, 1])
+    point = by_item(document)[0]
+    first = service.redeem(point, result={"ok": 0})
+    again = service.redeem(point, result={"ok": 0})
+    assert (again["replay"], again["answeredAt"], again["status"]) == (True, first["answeredAt"], "SUSPENDED")
+    with pytest.raises(ServiceError) as other:
+        service.redeem(point, result={"ok": "other"})
+    assert other.value.code == "ContinuationAlreadyRedeemed"
