@@ -117,11 +117,16 @@ admission.install(app)  # then the headers: bytes HTTP allows, and a Host the st
 
 @app.lambda_function(name="continue_execution")
 def continue_execution(event, context):
-    """Runs an execution on after a request's budget ran out (invoked asynchronously).
+    """Runs an execution on after a request's budget ran out, or one worker of a map run (a Distributed
+    Map's children), invoked asynchronously.
 
     It stops with time to spare and invokes itself again for what is left.
     """
-    runtime.continue_in_background(event["executionId"], context.get_remaining_time_in_millis() / 1000 - 10)
+    seconds = context.get_remaining_time_in_millis() / 1000 - 10
+    if "mapRun" in event:
+        runtime.work_in_background(event["mapRun"], seconds)
+    else:
+        runtime.continue_in_background(event["executionId"], seconds)
     return {"ok": True}
 
 

@@ -55,6 +55,9 @@ class Settings:
     aws_account_id: str
     aws_access_keys: dict[str, str]  # access key ID -> secret: the protocol then needs SigV4 (or x-api-key)
     activity_poll_seconds: float  # how long GetActivityTask waits for a task: under the stage's request timeout
+    map_max_concurrency: int  # a Distributed Map's children at once when its MaxConcurrency is unset or 0
+    map_chunk_size: int  # children a map run's worker claims at a time
+    local_map_workers: int  # threads that run map runs' workers under chalice local
 
 
 def settings() -> Settings:
@@ -92,6 +95,9 @@ def settings() -> Settings:
         aws_access_keys=_access_keys(env.get("AWS_ACCESS_KEYS", "")),
         # AWS waits 60 s; API Gateway answers 504 after 29 s, so a deployed stage waits 25 s by default
         activity_poll_seconds=min(max(_float("ACTIVITY_POLL_SECONDS", 25.0 if deployed else 60.0), 0.0), 60.0),
+        map_max_concurrency=min(max(1, _int("MAP_MAX_CONCURRENCY", 1000)), 10_000),
+        map_chunk_size=max(1, _int("MAP_CHUNK_SIZE", 10)),
+        local_map_workers=max(1, _int("LOCAL_MAP_WORKERS", 4)),
     )
 
 

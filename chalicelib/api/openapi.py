@@ -111,6 +111,19 @@ SCHEMAS: dict[str, dict] = {
             "due": TIMESTAMP,
         },
     },
+    "MapRun": {
+        "type": "object",
+        "required": ["mapRunArn", "state", "branch", "status", "counts"],
+        "additionalProperties": False,
+        "properties": {
+            "mapRunArn": STRING,
+            "state": STRING,
+            "branch": _nullable(STRING),
+            "status": {"enum": ["STARTING", "RUNNING", "SUCCEEDED", "FAILED", "ABORTED"]},
+            "counts": {"type": "object", "description": (
+                "Children by status: pending, running, succeeded, failed, timedOut, aborted, and total.")},
+        },
+    },
     "Execution": {
         "type": "object",
         "description": "The execution document.",
@@ -137,6 +150,10 @@ SCHEMAS: dict[str, dict] = {
             "continuationsNext": {**STRING, "description": "The URL of that next page."},
             "timers": {"type": "array", "items": _ref("Timer")},
             "parent": {"type": "object", "description": "For a child execution: the parent and its waiting task."},
+            "mapRun": {"type": "object", "description": (
+                "For a child execution of a Distributed Map: its map run (runId) and its index in the run.")},
+            "mapRuns": {"type": "array", "items": _ref("MapRun"), "description": (
+                "The Distributed Maps it waits on: each map run's ARN and its children's counters.")},
             "alreadyExisted": {"type": "boolean", "description": (
                 "On a start: true when an execution with this name, state machine and input already existed "
                 "and this is it.")},

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import re
 import threading
 import time
@@ -106,23 +107,67 @@ def base_url(request, config: Settings) -> str:
     return f"{proto}://{host}{prefix}"
 
 
+def _continue_function() -> str | None:
+    """The asynchronous function that runs work on after a request, when deployed."""
+    function = os.environ.get("CONTINUE_FUNCTION_NAME")
+    return function if function and os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else None
+
+
+def _invoke_async(function: str, payload: dict) -> None:
+    import boto3
+
+    boto3.client("lambda").invoke(FunctionName=function, InvocationType="Event",
+                                  Payload=json.dumps(payload).encode())
+
+
 def dispatcher(config: Settings) -> Callable[[str], None]:
     """How a RUNNING execution goes on after the request: Lambda async or a thread."""
-
-    function = os.environ.get("CONTINUE_FUNCTION_NAME")
-    if function and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-        def invoke(execution_id: str) -> None:
-            import boto3
-
-            boto3.client("lambda").invoke(FunctionName=function, InvocationType="Event",
-                                          Payload=json.dumps({"executionId": execution_id}).encode())
-
-        return invoke
+    function = _continue_function()
+    if function:
+        return lambda execution_id: _invoke_async(function, {"executionId": execution_id})
 
     def in_thread(execution_id: str) -> None:
         threading.Thread(target=continue_in_background, args=(execution_id,), daemon=True).start()
 
     return in_thread
+
+
+def worker_dispatcher(config: Settings) -> Callable[[str], None]:
+    """How a map run's worker runs: an asynchronous invocation of the continue function, or one of
+    ``LOCAL_MAP_WORKERS`` threads under ``chalice local`` (workers beyond them wait their turn)."""
+    function = _continue_function()
+    if function:
+        return lambda run_id: _invoke_async(function, {"mapRun": run_id})
+    return lambda run_id: _local_workers(config.local_map_workers).put(run_id)
+
+
+_worker_queue: "queue.Queue[str] | None" = None
+_worker_lock = threading.Lock()
+
+
+def _local_workers(threads: int) -> "queue.Queue[str]":
+    """The queue the local worker threads take map runs' workers from (started on first use)."""
+    global _worker_queue
+    with _worker_lock:
+        if _worker_queue is None:
+            _worker_queue = queue.Queue()
+            for number in range(threads):
+                threading.Thread(target=_take_workers, args=(_worker_queue,), name=f"map-worker-{number}",
+                                 daemon=True).start()
+    return _worker_queue
+
+
+def _take_workers(work: "queue.Queue[str]") -> None:
+    while True:
+        work_in_background(work.get())
+
+
+def work_in_background(run_id: str, seconds: float | None = None) -> None:
+    """Be one worker of a map run (a local thread; the continue_execution function when deployed)."""
+    try:
+        make_service(None).work_map_run(run_id, seconds)
+    except Exception:  # noqa: BLE001 - a worker must not die silently; the run's sweep replaces it
+        log.exception("a worker of map run %s failed", run_id)
 
 
 def continue_in_background(execution_id: str, seconds: float | None = None) -> None:
@@ -136,6 +181,7 @@ def continue_in_background(execution_id: str, seconds: float | None = None) -> N
 def make_service(request) -> Service:
     config = settings()
     return approval_service(config, store_for(config), dispatch=dispatcher(config),
+                            dispatch_worker=worker_dispatcher(config),
                             base_url=base_url(request, config) if request is not None else (config.public_base_url or ""))
 
 

@@ -10,6 +10,7 @@ use (``chalicelib.service``): the same executions, continuations, names and hist
 - ``sfn_machines``: the state machine registry and tags;
 - ``sfn_activities``: the activity registry and the workers' GetActivityTask;
 - ``sfn_history``: GetExecutionHistory, ListExecutions, StartSyncExecution;
+- ``sfn_map_runs``: DescribeMapRun, ListMapRuns;
 - ``sigv4``: the Signature Version 4 check (``authorization`` applies it).
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from chalice import Response
 
 from ..config import settings
 from ..service import ServiceError
-from . import sfn_activities, sfn_history, sfn_machines
+from . import sfn_activities, sfn_history, sfn_machines, sfn_map_runs
 from .http import STORE_ERRORS
 from .runtime import make_service
 from .sfn_protocol import AwsError, Protocol, read_params, translate
@@ -67,6 +68,7 @@ OPERATIONS: dict[str, Callable[[Protocol, dict], dict]] = {
     **sfn_machines.OPERATIONS,
     **sfn_history.OPERATIONS,
     **sfn_activities.OPERATIONS,
+    **sfn_map_runs.OPERATIONS,
 }
 
 

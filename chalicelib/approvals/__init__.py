@@ -22,9 +22,11 @@ from .questions import ApprovalQuestions
 
 
 def make_service(settings: Settings, store: Store, *, base_url: str = "", clock=None, handlers=None,
-                 dispatch: Callable[[str], None] | None = None) -> Service:
+                 dispatch: Callable[[str], None] | None = None,
+                 dispatch_worker: Callable[[str], None] | None = None) -> Service:
     """A service whose questions have pages and decision links at ``base_url`` and can be emailed."""
     clock = clock or SystemClock()
     return Service(settings, store, clock=clock, handlers=handlers, dispatch=dispatch,
+                   dispatch_worker=dispatch_worker,
                    questions=ApprovalQuestions(base_url, settings.signing_secret),
                    resolvers=[ApprovalEmails(settings, base_url, clock)])

@@ -529,6 +529,7 @@ class Map(State):
             "maxConcurrency": group["concurrency"], "toleratedFailureCount": group["toleratedCount"],
             "toleratedFailurePercentage": group["toleratedPercentage"],
             "resultWriter": None if writer is None else writer.request(group["selector_input"], frame, runner),
+            "batched": self.dist.batcher is not None,
         }
         context = runner.task_context(DISTRIBUTED_MAP, self.name, frame)
         try:

@@ -8,6 +8,7 @@
 - ``machines``: state machines by name, shipped and registered;
 - ``timers``: durable time (Waits, timeouts, heartbeats, children that ended);
 - ``children``: ``states:startExecution`` tasks; ``catalog``: the shipped ``state_machines/``;
+- ``map_runs``: a Distributed Map's children as child executions, run in chunks by workers;
 - ``events``: executions started and resumed by events (``patterns``: EventBridge's event patterns);
 - ``activities``: activity tasks, queued for workers that poll for them;
 - ``calls``: the outbox of task-token calls; ``names``: who holds an execution name;
@@ -30,6 +31,7 @@ from .events import Events
 from .executions import Executions
 from .holders import PRIVATE_OUTPUT
 from .machines import StateMachines
+from .map_runs import MapRuns
 from .listing import list_executions
 from .questions import Questions
 from .redemption import Redemptions, answer_digest
@@ -46,12 +48,16 @@ class Service:
 
     def __init__(self, settings: Settings, store: Store, *, clock=None, handlers=None,
                  dispatch: Callable[[str], None] | None = None, questions: Questions | None = None,
-                 resolvers: Iterable = ()):
+                 resolvers: Iterable = (), dispatch_worker: Callable[[str], None] | None = None):
+        """``dispatch`` runs an execution on elsewhere, ``dispatch_worker`` one worker of a map run."""
         self.runs = Runs(settings, store, clock=clock, handlers=handlers, dispatch=dispatch,
                          questions=questions, resolvers=resolvers)
         self.executions = Executions(self.runs)
         self.redemptions = Redemptions(self.runs)
-        self.timers = Timers(self.runs, self.executions, self.redemptions)
+        self.map_runs = self.runs.map_runs = MapRuns(self.runs, self.executions, self.redemptions)
+        if dispatch_worker is not None:
+            self.map_runs.dispatch_worker = dispatch_worker
+        self.timers = Timers(self.runs, self.executions, self.redemptions, self.map_runs)
         self.machines = StateMachines(settings, store, self.runs.clock)
         self.runs.start_child = self.executions.start
         self.runs.on_finished = self.timers.child_finished
@@ -90,6 +96,10 @@ class Service:
 
     def continue_running(self, execution_id: str, seconds: float | None = None) -> dict | None:
         return self.executions.continue_running(execution_id, seconds)
+
+    def work_map_run(self, run_id: str, seconds: float | None = None) -> int:
+        """Be one worker of a map run (see ``map_runs``): how many children it ran."""
+        return self.map_runs.work(run_id, seconds)
 
     def definition_of(self, execution_id: str) -> dict:
         return self.executions.definition_of(execution_id)

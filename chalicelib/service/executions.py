@@ -16,7 +16,7 @@ from .ids import new_execution_id
 from .listing import MAX_LIMIT, decode_token, encode_token, invalid
 from .runs import CONTINUATIONS_SHOWN, MAX_COMMIT_ATTEMPTS, Runs
 from .statuses import FINISHED
-from .waits import asked
+from .waits import asked, timer_member
 
 
 def _cursor(token: str | None, execution_id: str, name: str) -> int:
@@ -57,8 +57,9 @@ class Executions:
         self.settings = runs.settings
 
     def start(self, definition: Any, input: Any, *, state_machine: str | None, trusted: bool,
-              name: str | None = None, parent: dict | None = None) -> dict:
-        """Start an execution; ``parent`` links a child execution to the parent's waiting task."""
+              name: str | None = None, parent: dict | None = None, map_run: dict | None = None) -> dict:
+        """Start an execution; ``parent`` links a child execution to the parent's waiting task,
+        ``map_run`` a map run's child to its run (``{"runId", "index"}``)."""
         compiled = compile_definition(definition, trusted=trusted,
                                       allowed_resources=self.settings.allowed_resources)
         execution_id = new_execution_id()
@@ -85,6 +86,8 @@ class Executions:
         )
         if parent is not None:
             record.document["parent"] = parent
+        if map_run is not None:
+            record.document["mapRun"] = map_run
         self.runs.write(self.runs.next_commit(record, compiled, outcome, create=True), compiled, outcome)
         if record.status == "RUNNING":
             self.runs.dispatch(execution_id)
@@ -178,7 +181,8 @@ class Executions:
             record.document.update(status=status, stopDate=ended, error=error, cause=cause)
             record.snapshot, record.open = None, {}
             commit = Commit(record=record, ttl=self.settings.retention_seconds, closed=closed, about=about,
-                            now=now,
+                            now=now, timers=[(timer_member("mapchild", record.id), now)]
+                            if record.document.get("mapRun") else [],
                             events=[{"type": event, "timestamp": ended, "error": error,
                                      "cause": cause}])
             try:

@@ -91,6 +91,7 @@ class Runs:
         self.start_child: Callable[..., dict] | None = None
         self.events = None  # the ``events`` part, set by Service: it resolves ``module:event``
         self.activities = None  # the ``activities`` part, set by Service: it resolves activity ARNs
+        self.map_runs = None  # the ``map_runs`` part, set by Service: it runs Distributed Maps
         self.on_finished: Callable[[ExecutionRecord], None] = lambda record: None
 
     # -- reading ----------------------------------------------------------------
@@ -151,6 +152,8 @@ class Runs:
         resolvers = [r.at_base(base) if hasattr(r, "at_base") else r for r in self.resolvers]
         events = [] if self.events is None else [EventWaits(self.events, execution_id)]
         activities = [] if self.activities is None else [self.activities.resolver(execution_id)]
+        if self.map_runs is not None:
+            activities.append(self.map_runs.starter(execution_id))
         return Resolvers([ChildExecutions(self.start_child, execution_id), *events, *activities, *resolvers,
                           handlers])
 
@@ -237,6 +240,8 @@ class Runs:
             parent = record.document.get("parent")
             if parent and not create:  # a child that ended later than its start: resume the parent
                 timers.append((timer_member("child", parent["executionId"], parent["point"]), now))
+            if record.document.get("mapRun") and not create:  # a map run's child: its run records it
+                timers.append((timer_member("mapchild", record.id), now))
         else:
             record.snapshot = result["snapshot"]
             if create and record.snapshot.get("timeoutAt"):
@@ -362,10 +367,12 @@ class Runs:
         more, ``continuationsNextToken`` and ``continuationsNext`` lead to the rest.
         """
         document = dict(record.document)
-        continuations, timers = [], []
+        continuations, timers, map_runs = [], [], []
         count = 0
         if record.snapshot is not None:
             for branch, wait in iter_waits(record.snapshot):
+                if wait["kind"] == "map-run" and self.map_runs is not None:
+                    map_runs.append(self.map_runs.summary(wait, branch or None))
                 if wait["kind"] == "timer":
                     timers.append({"state": wait["state"], "branch": branch or None,
                                    "purpose": wait["purpose"], "due": iso_timestamp(wait["due"])})
@@ -399,6 +406,8 @@ class Runs:
                                              f"?nextToken={token}{size}")
         if timers:
             document["timers"] = timers
+        if map_runs:
+            document["mapRuns"] = map_runs
         return self.tokens.revealed(record, document)
 
 

@@ -9,6 +9,7 @@ from ..store import ExecutionRecord
 from .children import outcome as child_outcome
 from .errors import ServiceError
 from .executions import Executions
+from .map_runs import MapRuns
 from .redemption import Redemptions
 from .runs import Runs
 from .statuses import FINISHED
@@ -18,7 +19,8 @@ log = logging.getLogger(__name__)
 
 
 class Timers:
-    def __init__(self, runs: Runs, executions: Executions, redemptions: Redemptions):
+    def __init__(self, runs: Runs, executions: Executions, redemptions: Redemptions, map_runs: MapRuns):
+        self.map_runs = map_runs
         self.runs = runs
         self.executions = executions
         self.redemptions = redemptions
@@ -57,6 +59,10 @@ class Timers:
 
     def fire(self, kind: str, execution_id: str, point: str) -> bool | float:
         """Carry out one due timer: True when done, False to retry, or a later due time."""
+        if kind == "mapchild":  # a map run's child ended: its run records it
+            return self.map_runs.collect(execution_id)
+        if kind == "maprun":  # a map run's sweep (it also notices a parent that no longer waits)
+            return self.map_runs.sweep(execution_id, point)
         now = self.clock.now()
         record = self.runs.load(execution_id)
         if record is None or record.status in FINISHED or record.snapshot is None:
@@ -98,7 +104,14 @@ class Timers:
                                              "timeout" if kind == "timeout" else "heartbeat-timeout")
 
     def child_finished(self, child: ExecutionRecord) -> None:
-        """A child ended: resume its waiting parent at once if we can (its timer retries otherwise)."""
+        """A child ended: resume its waiting parent, or record it in its map run, at once if we can
+        (its timer does it otherwise)."""
+        if child.document.get("mapRun"):
+            try:
+                self.map_runs.collect(child.id)
+            except Exception:  # noqa: BLE001 - the timer will do it
+                log.warning("recording map run child %s failed; the timer will retry", child.id, exc_info=True)
+            return
         parent = child.document.get("parent")
         if not parent:
             return

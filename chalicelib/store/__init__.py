@@ -9,7 +9,8 @@
   the execution index's (index, index_put, page);
 - ``store``: the keys and the operations on them;
 - ``machines``: the registry of state machines created through the Step Functions API;
-- ``activities``: the registry of activities and their task queues.
+- ``activities``: the registry of activities and their task queues;
+- ``map_runs``: a Distributed Map's runs: their children's inputs, leases, counters and results.
 
 May import: ``chalicelib.config`` and the Redis client library. Nothing here knows
 of ASL, HTTP or the service: it stores what it is given.

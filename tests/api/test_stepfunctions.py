@@ -898,6 +898,34 @@ def test_list_executions_by_machine_and_status_in_pages(sfn, client):
     assert code_of(sfn.list_executions, nextToken="bad") == "InvalidToken"
 
 
+def test_describe_map_run_and_list_map_runs(sfn, machines, client):
+    """A Distributed Map's run through boto3: its children run on the app's worker threads."""
+    import time
+
+    (machines / "fanout.json").write_text(json.dumps({"StartAt": "Map", "States": {"Map": {
+        "Type": "Map", "Label": "Each", "End": True, "ToleratedFailurePercentage": 10,
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                          "StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}}}}))
+    arn = sfn.start_execution(stateMachineArn=machine_arn("fanout"), name="fan-1", input="[1, 2, 3]")["executionArn"]
+    deadline = time.monotonic() + 60
+    while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert json.loads(described["output"]) == [1, 2, 3]
+    [listed] = sfn.list_map_runs(executionArn=arn)["mapRuns"]
+    assert listed["executionArn"] == arn
+    assert listed["mapRunArn"].startswith(f"arn:aws:states:{REGION}:{ACCOUNT}:mapRun:fanout/Each:")
+    run = sfn.describe_map_run(mapRunArn=listed["mapRunArn"])
+    assert (run["status"], run["executionArn"], run["toleratedFailurePercentage"]) == ("SUCCEEDED", arn, 10.0)
+    assert run["executionCounts"]["succeeded"] == run["itemCounts"]["total"] == 3
+    assert run["maxConcurrency"] == 1000 and run["stopDate"] >= run["startDate"]
+    assert code_of(sfn.describe_map_run, mapRunArn="not-an-arn") == "InvalidArn"
+    assert code_of(sfn.describe_map_run, mapRunArn=listed["mapRunArn"] + "x") == "ResourceNotFound"
+    assert code_of(sfn.list_map_runs, executionArn=arn + "-missing") == "ExecutionDoesNotExist"
+    assert code_of(sfn.list_map_runs, executionArn="arn:aws:states:x") == "InvalidArn"
+    assert code_of(sfn.list_map_runs, executionArn=arn, nextToken="bad") == "InvalidToken"
+
+
 def test_start_sync_execution(sync, machines, client):
     sfn = sync
     (machines / "quick.json").write_text(json.dumps({"StartAt": "Add", "States": {

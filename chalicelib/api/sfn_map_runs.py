@@ -1,0 +1,53 @@
+"""The Step Functions API's map runs: DescribeMapRun and ListMapRuns (see ``chalicelib/service/map_runs.py``)."""
+from __future__ import annotations
+
+from ..service.map_runs import run_id_of
+from .sfn_protocol import AwsError, Protocol, epoch
+
+
+def _described(found: dict) -> dict:
+    return {**found, "startDate": epoch(found["startDate"]),
+            **({"stopDate": epoch(found["stopDate"])} if found.get("stopDate") else {"stopDate": None}),
+            "redriveCount": 0}
+
+
+def describe_map_run(protocol: Protocol, params: dict) -> dict:
+    arn = params["mapRunArn"]
+    run_id = run_id_of(arn)
+    if run_id is None or not arn.startswith(protocol.arns.prefix + "mapRun:"):
+        raise AwsError("InvalidArn", f"Invalid Arn: '{arn}'")
+    found = protocol.service.map_runs.describe(run_id)
+    if found is None or found["mapRunArn"] != arn:
+        raise AwsError("ResourceNotFound", f"Map Run Does Not Exist: '{arn}'")
+    out = _described(found)
+    if out["stopDate"] is None:
+        del out["stopDate"]
+    return out
+
+
+def list_map_runs(protocol: Protocol, params: dict) -> dict:
+    """The execution's map runs, oldest first (an execution has few: one per Distributed Map run)."""
+    document = protocol.execution(params["executionArn"])
+    runs = protocol.service.map_runs.of_execution(document["executionId"])
+    limit = params.get("maxResults") or 100
+    start = 0
+    if "nextToken" in params:
+        if not params["nextToken"].isdigit() or int(params["nextToken"]) > len(runs):
+            raise AwsError("InvalidToken", "Invalid Token: the nextToken is not one this service gave.")
+        start = int(params["nextToken"])
+    page = runs[start:start + limit]
+    out: dict = {"mapRuns": [{"executionArn": found["executionArn"], "mapRunArn": found["mapRunArn"],
+                              "stateMachineArn": found["mapRunArn"].replace(":mapRun:", ":stateMachine:", 1)
+                                                                  .rsplit(":", 1)[0],
+                              "startDate": epoch(found["startDate"]),
+                              **({"stopDate": epoch(found["stopDate"])} if found.get("stopDate") else {})}
+                             for found in page]}
+    if start + limit < len(runs):
+        out["nextToken"] = str(start + limit)
+    return out
+
+
+OPERATIONS = {
+    "DescribeMapRun": describe_map_run,
+    "ListMapRuns": list_map_runs,
+}
