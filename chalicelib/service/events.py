@@ -11,9 +11,10 @@
   state's input as a ``module:suspend`` answer is: the event's ``detail`` (or, with
   ``"Answer": "event"``, the whole event) with ``eventName`` set to its ``detail-type``.
 * **Delivery**: an event is given to every open wait of its correlation value that takes
-  it; one that started nothing and found no wait is buffered (``EVENT_BUFFER_SECONDS``,
-  default the continuation TTL) and given, in arrival order, to the first wait that opens
-  and takes it. A wait opens with the commit that stores it: registering it is the task's
+  it (but those of the executions it started: it is their input); one that started nothing
+  and found no wait is buffered (``EVENT_BUFFER_SECONDS``, default the continuation TTL;
+  at most ``MAX_BUFFERED`` per correlation value) and given, in arrival order, to the first
+  wait that opens and takes it. A wait opens with the commit that stores it: registering it is the task's
   call, kept in the execution's outbox (see ``calls``), so it is made after that commit and
   made again if its maker died. An event ID seen before is not delivered again.
 * **History**: the ``ExecutionResumed`` of a task an event answered names that event (``event``:
@@ -39,6 +40,9 @@ from .waits import open_wait
 RESOURCE = "module:event"
 KIND = "event"
 MAX_ATTEMPTS = 50
+#: Events one correlation value may keep for waits not yet open: each delivery reads them all, so a
+#: sender cannot make every later event of the key slower without bound.
+MAX_BUFFERED = 1000
 ENVELOPE = ("id", "source", "detail-type", "detail", "time", "account", "region", "resources", "version")
 
 
@@ -193,6 +197,11 @@ def waits_for(payload: Any, context: TaskContext) -> dict:
             "answer": shape}
 
 
+def _expired(entry: str, now: float) -> bool:
+    """A buffered entry (``<expiresAt>|<event JSON>``) whose time is over."""
+    return float(entry.partition("|")[0]) <= now
+
+
 def execution_name(machine: str, event_id: str) -> str:
     """The name of the execution an event starts: the same for the same event and state machine."""
     return "event-" + hashlib.sha256(f"{machine}\0{event_id}".encode()).hexdigest()[:40]
@@ -249,7 +258,8 @@ class Events:
         value = correlation_of(event)
         if value is None or isinstance(value, (dict, list)):
             return result
-        outcome, did = self._offer(event, value, may_buffer=not started)
+        outcome, did = self._offer(event, value, may_buffer=not started,
+                                   starting={execution["executionId"] for execution in started})
         if outcome == "duplicate":
             result["duplicate"] = True
         result["buffered"] = did == "buffered"
@@ -285,17 +295,25 @@ class Events:
                             **({"alreadyExisted": True} if document.get("alreadyExisted") else {})})
         return started
 
-    def _offer(self, event: dict, value: Any, may_buffer: bool) -> tuple[str, str]:
+    def _offer(self, event: dict, value: Any, may_buffer: bool, starting: set[str]) -> tuple[str, str]:
+        """Give ``event`` to the open waits that take it (not those of the executions it ``starting``: it
+        is their input, not an answer), or buffer it."""
         for _ in range(MAX_ATTEMPTS):
             now = self.clock.now()
-            version, waits, _ = self.store.read(value)
+            version, waits, buffered = self.store.read(value)
             matching = [wait for wait, accepts in waits.items()
-                        if accepts.get("pattern") is None or patterns.matches(accepts["pattern"], event)]
+                        if wait.partition("|")[0] not in starting
+                        and (accepts.get("pattern") is None or patterns.matches(accepts["pattern"], event))]
             taking = [wait for wait in matching if self._waiting(wait)]
             gone = [wait for wait in matching if wait not in taking]  # timed out, aborted: drop them
             entry = f"{now + self.buffer_seconds!r}|" + json.dumps(event, separators=(",", ":"))
             outcome, did = self.store.offer(value, event["id"], version, taking,
-                                            entry if taking or may_buffer else "", self.buffer_seconds, gone)
+                                            entry if taking or may_buffer else "", self.buffer_seconds,
+                                            MAX_BUFFERED, gone, [e for e in buffered if _expired(e, now)])
+            if outcome == "full":
+                raise ServiceError(429, "EventBufferFull",
+                                   f"{MAX_BUFFERED} events of this correlation key already wait for a task to "
+                                   "take them; send it again once one has.", retryAfterSeconds=60)
             if outcome != "retry":
                 return outcome, did
         raise ServiceError(409, "EventBusy", "The event's correlation key is changing too often; try again.",
@@ -345,11 +363,11 @@ class Events:
             version, _, buffered = self.store.read(value)
             expired, taking = [], ""
             for entry in buffered:
-                expires, _, text = entry.partition("|")
-                if float(expires) <= now:
+                if _expired(entry, now):
                     expired.append(entry)
                     continue
-                if waits["pattern"] is None or patterns.matches(waits["pattern"], json.loads(text)):
+                event = json.loads(entry.partition("|")[2])
+                if waits["pattern"] is None or patterns.matches(waits["pattern"], event):
                     taking = entry
                     break
             outcome, entry = self.store.open(value, member, accepts, version, taking, expired,

@@ -32,22 +32,32 @@ end
 """
 
 _OFFER = _KEEP + """
--- KEYS: waits, buffer, seen, version. ARGV: event id, version read, buffered entry or '', ttl, how many
--- waits take the event, those waits, then waits no longer open (dropped). Returns {'duplicate', what it
--- did} | {'retry'} | {'done', what it did}.
+-- KEYS: waits, buffer, seen, version. ARGV: event id, version read, buffered entry or '', ttl, most entries
+-- the buffer may hold, how many waits take the event, how many waits are no longer open, then those waits
+-- (they take the event), those no longer open (dropped), and expired buffered entries (dropped). Returns
+-- {'duplicate', what it did} | {'retry'} | {'full'} | {'done', what it did}.
 local prior = redis.call('HGET', KEYS[3], ARGV[1])
 if prior then return {'duplicate', prior} end
 if (redis.call('GET', KEYS[4]) or '0') ~= ARGV[2] then return {'retry'} end
 local ttl = tonumber(ARGV[4])
-local count = tonumber(ARGV[5])
+local count = tonumber(ARGV[6])
+local first_gone = 8 + count
+local first_expired = first_gone + tonumber(ARGV[7])
 local changed = false
-for i = 6 + count, #ARGV do
+for i = first_expired, #ARGV do
+  if redis.call('LREM', KEYS[2], 1, ARGV[i]) == 1 then changed = true end
+end
+if count == 0 and ARGV[3] ~= '' and redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[5]) then
+  if changed then redis.call('INCR', KEYS[4]) end
+  return {'full'}
+end
+for i = first_gone, first_expired - 1 do
   if redis.call('HDEL', KEYS[1], ARGV[i]) == 1 then changed = true end
 end
 local outcome = 'none'
 if count > 0 then
   local taken = {}
-  for i = 6, 5 + count do
+  for i = 8, 7 + count do
     if redis.call('HDEL', KEYS[1], ARGV[i]) ~= 1 then return {'retry'} end
     redis.call('HSET', KEYS[1], '=' .. ARGV[i], ARGV[3])
     taken[#taken + 1] = ARGV[i]
@@ -128,15 +138,18 @@ class EventStore:
         return _text(version) or "0", open_waits, [_text(entry) for entry in buffered]
 
     def offer(self, value: Any, event_id: str, version: str, taking: list[str], buffered: str,
-              ttl: int, gone: list[str] = ()) -> tuple[str, str]:
-        """Give an event to ``taking`` waits, or buffer it (``buffered``, '' for neither); drop the
-        registered waits that are ``gone`` (their task no longer waits).
+              ttl: int, max_buffered: int, gone: list[str] = (), expired: list[str] = ()) -> tuple[str, str]:
+        """Give an event to ``taking`` waits, or buffer it (``buffered``, '' for neither) unless the buffer
+        holds ``max_buffered`` entries; drop the registered waits that are ``gone`` (their task no longer
+        waits) and the ``expired`` buffered entries.
 
-        (``done`` | ``duplicate`` | ``retry``, what the delivery did: ``resumed:<waits>``,
-        ``buffered`` or ``none``; for a duplicate, what the first delivery did)."""
+        (``done`` | ``duplicate`` | ``retry`` | ``full``, what the delivery did: ``resumed:<waits>``,
+        ``buffered`` or ``none``; for a duplicate, what the first delivery did; ``full``: nothing, the
+        event is not remembered)."""
         keys = self.keys(value)
         reply = self._offer(keys=[keys["w"], keys["b"], keys["s"], keys["v"]],
-                            args=[event_id, version, buffered, max(1, int(ttl)), len(taking), *taking, *gone])
+                            args=[event_id, version, buffered, max(1, int(ttl)), max_buffered, len(taking),
+                                  len(gone), *taking, *gone, *expired])
         return _text(reply[0]), _text(reply[1]) if len(reply) > 1 else ""
 
     def open(self, value: Any, wait: str, accepts: dict, version: str, taking: str, expired: list[str],

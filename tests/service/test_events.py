@@ -119,6 +119,17 @@ def test_events_before_the_start_wait_in_arrival_order(service):
     assert service.describe(second)["output"]["decision"]["eventName"] == "Order Rejected"  # the first to come
 
 
+def test_the_event_that_starts_an_execution_answers_none_of_its_waits(service):
+    """Confirmed and Accepted come before the order is placed: its start takes both, and the Placed event
+    (the execution's input) is not given to the WaitForDelivery that then waits, which takes any event."""
+    publish(service, order("Confirmed", "o-3"), order("Accepted", "o-3"))
+    [placed] = publish(service, order("Placed", "o-3"))
+    assert placed["resumed"] == [] and placed["buffered"] is False
+    document = service.describe(placed["started"][0]["executionId"])
+    assert document["status"] == "SUSPENDED" and document["continuations"][0]["state"] == "WaitForDelivery"
+    assert received(document) == [("WaitForConfirmation", "Order Confirmed"), ("WaitForDecision", "Order Accepted")]
+
+
 def test_a_duplicate_event_is_delivered_once(service):
     [first] = publish(service, order("Placed", event_id="e-1"))
     [again] = publish(service, order("Placed", event_id="e-1"))
@@ -296,3 +307,26 @@ def test_events_are_kept_event_buffer_seconds_by_default_the_continuation_ttl(re
     clock.advance(2)
     late = started(service, car("Car Announced", "late"))
     assert service.describe(late)["continuations"][0]["state"] == "WaitForInspection"  # expired at 60 s
+
+
+def test_a_correlation_key_keeps_at_most_max_buffered_events(service, clock, monkeypatch):
+    """Past the bound an event is refused (EventBufferFull) and not remembered, so its resend is taken once
+    there is room: when a wait takes a buffered event, or the old ones expire."""
+    from chalicelib.service import events
+
+    monkeypatch.setattr(events, "MAX_BUFFERED", 2)
+    first, second, third = publish(service, order("Confirmed", "busy", event_id="b-1"),
+                                   order("Accepted", "busy", event_id="b-2"), order("Delivered", "busy", event_id="b-3"))
+    assert first["buffered"] and second["buffered"]
+    assert third == {"eventId": "b-3", "error": "EventBufferFull", "message": third["message"]}
+    assert len(EventStore(service.store.redis).read("busy")[2]) == 2
+    execution = started(service, order("Placed", "busy"))  # its waits take b-1 then b-2: room again
+    [again] = publish(service, order("Delivered", "busy", event_id="b-3"))
+    assert again.get("duplicate") is None and [r["state"] for r in again["resumed"]] == ["WaitForDelivery"]
+    assert service.describe(execution)["status"] == "SUCCEEDED"
+
+    publish(service, order("Shipped", "full", event_id="f-1"), order("Shipped", "full", event_id="f-2"))
+    assert publish(service, order("Shipped", "full", event_id="f-3"))[0]["error"] == "EventBufferFull"
+    clock.advance(3601)  # the two expire: dropped by the next event, which is kept
+    assert publish(service, order("Shipped", "full", event_id="f-3"))[0]["buffered"] is True
+    assert [json.loads(e.partition("|")[2])["id"] for e in EventStore(service.store.redis).read("full")[2]] == ["f-3"]
