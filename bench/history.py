@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from chalicelib.asl import SystemClock, load, run  # noqa: E402
 from chalicelib.asl.history import EventLog  # noqa: E402
 from chalicelib.store.records import ExecutionRecord, pack_record  # noqa: E402
+from bench.timing import best  # noqa: E402
 
 HISTORY_LIMIT = 1000
 
@@ -34,16 +34,6 @@ def loop(limit: int) -> dict:
                                                  "Next": "Done"}], "Default": "Increment"},
         "Increment": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 1)"}, "Next": "Check"},
         "Done": {"Type": "Succeed"}}}
-
-
-def best(work, repeat: int) -> float:
-    work()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def main() -> None:

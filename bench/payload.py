@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from chalicelib.asl import VirtualClock, load, limits, run  # noqa: E402
+from bench.timing import best  # noqa: E402
 
 
 def chain(length: int = 1000) -> dict:
@@ -31,16 +31,6 @@ def chain(length: int = 1000) -> dict:
 def payload() -> dict:
     rows = [{"id": i, "name": f"item {i}", "tags": ["a", "b"], "note": "x" * 40} for i in range(2_650)]
     return {"rows": rows}
-
-
-def best(work, repeat: int) -> float:
-    work()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def main() -> None:

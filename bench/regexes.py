@@ -29,6 +29,7 @@ sys.path.insert(0, ROOT)
 from chalicelib import run  # noqa: E402
 from chalicelib.asl import VirtualClock, regexes  # noqa: E402
 from chalicelib.asl.limits import MAX_PAYLOAD_BYTES  # noqa: E402
+from bench.timing import best  # noqa: E402
 
 SIZES = [10, 20, 25, 28, 100, 1_000, 5_000]
 #: (name, pattern, text of N characters)
@@ -60,16 +61,6 @@ def old_engine(pattern: str, text: str, cap: float, repeat: int) -> float | None
     except subprocess.TimeoutExpired:
         return None
     return float(done.stdout)
-
-
-def best(work, repeat: int) -> float:
-    work()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def seconds(value: float | None, cap: float) -> str:

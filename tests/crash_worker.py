@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 
@@ -80,6 +82,23 @@ class RecordingClient:
                 log.write(json.dumps(entry) + "\n")
             return dict(self.ANSWERS[operation])
         return call
+
+
+def kill_at(boundary: str, *arguments: str, environment: dict) -> float:
+    """Run ``python -m tests.crash_worker <arguments>`` with ``environment`` added until it prints
+    ``boundary``, then SIGKILL it; ``time.monotonic()`` when the boundary was reached."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    worker = subprocess.Popen([sys.executable, "-m", "tests.crash_worker", *arguments], cwd=root,
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, **environment})
+    try:
+        assert worker.stdout.readline().strip() == boundary
+        reached = time.monotonic()
+        worker.send_signal(signal.SIGKILL)
+        assert worker.wait(10) == -signal.SIGKILL
+        return reached
+    finally:
+        worker.kill()
+        worker.stdout.close()
 
 
 def record_aws_calls() -> None:

@@ -19,6 +19,7 @@ from app import app
 
 from ..conftest import ROOT
 from ..redis_servers import RedisServer, persistent
+from ..crash_worker import kill_at
 
 SOCKET_TIMEOUT = 0.5  # REDIS_SOCKET_TIMEOUT of the app under test
 LEASE = 1  # LEASE_SECONDS: how long a claimed continuation stays refused to others
@@ -172,17 +173,7 @@ def test_a_worker_killed_between_claim_and_commit_loses_no_answer(api, server):
     run = Run(api)
     document = run.documents[0]
     ident = document["continuations"][0]["id"]
-    worker = subprocess.Popen([sys.executable, "-m", "tests.crash_worker", "claim", ident], cwd=ROOT,
-                              stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "REDIS_URL": server.url, "LEASE_SECONDS": str(LEASE)})
-    try:
-        assert worker.stdout.readline().strip() == "claimed"
-        claimed = time.monotonic()
-        worker.send_signal(signal.SIGKILL)
-        assert worker.wait(10) == -signal.SIGKILL
-    finally:
-        worker.kill()
-        worker.stdout.close()
+    claimed = kill_at("claimed", "claim", ident, environment={"REDIS_URL": server.url, "LEASE_SECONDS": str(LEASE)})
     # while the dead worker's lease holds: busy (not "already redeemed"), and nothing has moved
     refusals = 0
     while True:

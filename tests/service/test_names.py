@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 
 from ..conftest import REDIS_URL, ROOT
+from ..crash_worker import kill_at
 
 JSON = {"Content-Type": "application/json"}
 
@@ -112,16 +112,7 @@ LEASE = 1  # LEASE_SECONDS of the worker and of the app under test
 
 def start_and_kill(boundary: str, name: str) -> None:
     """A worker process starts incsquare named ``name`` and is SIGKILLed at ``boundary`` (tests/crash_worker.py)."""
-    worker = subprocess.Popen([sys.executable, "-m", "tests.crash_worker", "start", boundary, name], cwd=ROOT,
-                              stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "REDIS_URL": REDIS_URL, "LEASE_SECONDS": str(LEASE)})
-    try:
-        assert worker.stdout.readline().strip() == boundary
-        worker.send_signal(signal.SIGKILL)
-        assert worker.wait(10) == -signal.SIGKILL
-    finally:
-        worker.kill()
-        worker.stdout.close()
+    kill_at(boundary, "start", boundary, name, environment={"REDIS_URL": REDIS_URL, "LEASE_SECONDS": str(LEASE)})
 
 
 def test_a_start_killed_after_its_commit_keeps_its_name(client, redis_client, monkeypatch):

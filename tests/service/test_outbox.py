@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,8 +24,7 @@ from chalicelib.approvals import make_service as approval_service
 from chalicelib.asl.clock import VirtualClock
 from chalicelib.config import settings
 
-from ..conftest import ROOT
-from ..crash_worker import record_aws_calls
+from ..crash_worker import kill_at, record_aws_calls
 from .test_faults import LEASE, api, call, server  # noqa: F401 - fixtures
 
 TARGETS = ["email", "http", "child", "lambda", "sqs", "sns"]
@@ -120,17 +115,9 @@ def sweeper(at: float):
     return approval_service(config, runtime.store_for(config), clock=VirtualClock(at))
 
 
-def kill_at(boundary: str, target: str, name: str, targets: dict, server) -> None:
-    worker = subprocess.Popen([sys.executable, "-m", "tests.crash_worker", "effect", boundary, target, name,
-                               targets["url"]], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, **targets["environment"], "REDIS_URL": server.url})
-    try:
-        assert worker.stdout.readline().strip() == boundary
-        worker.send_signal(signal.SIGKILL)
-        assert worker.wait(10) == -signal.SIGKILL
-    finally:
-        worker.kill()
-        worker.stdout.close()
+def kill_worker_at(boundary: str, target: str, name: str, targets: dict, server) -> None:
+    kill_at(boundary, "effect", boundary, target, name, targets["url"],
+            environment={**targets["environment"], "REDIS_URL": server.url})
 
 
 @pytest.mark.parametrize("boundary", BOUNDARIES)
@@ -138,7 +125,7 @@ def kill_at(boundary: str, target: str, name: str, targets: dict, server) -> Non
 def test_a_worker_killed_around_a_call_leaves_no_execution_without_its_effect(api, server, targets, target,
                                                                            boundary):
     name = f"outbox-{target}-{boundary}"
-    kill_at(boundary, target, name, targets, server)
+    kill_worker_at(boundary, target, name, targets, server)
     before = calls_made(target, targets, api)
     [pending] = outbox_keys()
     redis = runtime.make_service(None).store.redis
@@ -172,7 +159,7 @@ def test_a_worker_killed_around_a_call_leaves_no_execution_without_its_effect(ap
 
 
 def test_a_get_of_the_execution_finishes_a_call_whose_maker_died(api, server, targets):
-    kill_at("committed", "http", "outbox-get", targets, server)
+    kill_worker_at("committed", "http", "outbox-get", targets, server)
     assert targets["http"] == []
     time.sleep(LEASE + 0.2)
     document = call(api, "get", "/executions/outbox-get")[1]

@@ -2,10 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -19,7 +15,8 @@ from chalicelib.approvals import make_service as approval_service
 from chalicelib.service import ServiceError
 from chalicelib.store import TIMERS_KEY, Store
 
-from ..conftest import REDIS_URL, ROOT
+from ..conftest import REDIS_URL
+from ..crash_worker import kill_at
 
 
 START = 1_800_000_000.0  # 2027-01-15T08:00:00Z
@@ -436,17 +433,8 @@ def test_a_running_execution_whose_process_died_after_its_commit_is_handed_out_a
     """The start's process is SIGKILLed right after its first commit, before it hands the RUNNING
     execution to the background: the execution's ``running`` timer hands it out once no commit
     came for ``stalled_after`` (and not before), and is dropped once the execution has ended."""
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_worker", "start", "committed", "stranded", json.dumps(COUNT_TO_100)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "REDIS_URL": REDIS_URL, "REQUEST_MAX_TRANSITIONS": "20"})
-    try:
-        assert worker.stdout.readline().strip() == "committed"
-        worker.send_signal(signal.SIGKILL)
-        assert worker.wait(10) == -signal.SIGKILL
-    finally:
-        worker.kill()
-        worker.stdout.close()
+    kill_at("committed", "start", "committed", "stranded", json.dumps(COUNT_TO_100),
+            environment={"REDIS_URL": REDIS_URL, "REQUEST_MAX_TRANSITIONS": "20"})
 
     clock = VirtualClock(time.time())
     dispatched: list[str] = []
