@@ -1,7 +1,8 @@
-"""Command line: python -m chalicelib run|resume|validate|tick|events ...
+"""Command line: python -m chalicelib run|resume|validate|tick|events|worker ...
 
 Run a state machine, resume a suspended one from the JSON that run printed,
-validate a definition, fire the service's due timers, or publish events to a running service.
+validate a definition, fire the service's due timers, publish events to a running service,
+or run activity workers.
 """
 from __future__ import annotations
 
@@ -190,6 +191,38 @@ def cmd_events(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run workers until SIGTERM or SIGINT: the function named, or the module's ``@worker`` functions."""
+    import importlib
+    import logging
+
+    from .workers import REGISTERED, run_workers
+
+    module_name, _, attribute = args.function.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"cannot import {module_name}: {exc}") from None
+    if attribute:
+        fn = getattr(module, attribute, None)
+        if not callable(fn):
+            raise UsageError(f"{module_name} has no function {attribute!r}")
+        activity = args.activity or next((name for name, each in REGISTERED.items() if each is fn), None)
+        if activity is None:
+            raise UsageError(f"give --activity: {args.function} is not registered with @worker")
+        pairs = [(activity, fn)]
+    else:
+        pairs = [(name, fn) for name, fn in REGISTERED.items() if args.activity in (None, name)]
+        if not pairs:
+            raise UsageError(f"{module_name} registers no worker" + (f" for {args.activity}" if args.activity else ""))
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(threadName)s %(message)s")
+    run_workers(pairs, endpoint_url=args.endpoint_url, concurrency=args.concurrency, worker_name=args.worker_name,
+                heartbeat_seconds=args.heartbeat)
+    return 0
+
+
 JSON_HELP = "JSON text, or @FILE to read it from FILE"
 
 
@@ -249,6 +282,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--api-key", help="the x-api-key to send (default: $API_KEY)")
     s.add_argument("--speed", type=float, default=1.0, help="multiply every delay by this (0: no delays)")
     s.set_defaults(func=cmd_events)
+
+    p = commands.add_parser(
+        "worker", help="run activity workers (boto3; this service or AWS Step Functions)",
+        description="Poll an activity for tasks and run FUNCTION on each task's input until SIGTERM or SIGINT, "
+                    "which let the tasks running finish. The function's result (JSON) is the task's output; "
+                    "an exception fails the task with its class name as the error.",
+        epilog="Example: python -m chalicelib worker --activity add mymodule:add --endpoint-url "
+               "http://127.0.0.1:8000 --concurrency 4")
+    p.add_argument("function", help="module:function, or a module whose @worker functions all run")
+    p.add_argument("--activity", help="the activity's name or ARN (default: the one @worker registered)")
+    p.add_argument("--endpoint-url", help="the service (default: AWS, or $AWS_ENDPOINT_URL_SFN)")
+    p.add_argument("--concurrency", type=int, default=1, help="tasks run at once, one thread each (default: 1)")
+    p.add_argument("--worker-name", help="the workerName polls send (default: host-pid, -N per thread)")
+    p.add_argument("--heartbeat", type=float, default=10.0, metavar="SECONDS",
+                   help="send a heartbeat every SECONDS while a task runs (default: 10)")
+    p.set_defaults(func=cmd_worker)
     return top
 
 

@@ -17,6 +17,7 @@ ALLOWED = {
     "service": {"asl", "resources", "store", "config"},
     "approvals": {"service", "asl", "store", "config"},
     "api": {"approvals", "service", "resources", "asl", "store", "config"},
+    "workers": set(),  # activity workers: boto3 only, so they run against AWS Step Functions too
 }
 #: Above every room: the package's library API and the command line.
 TOP = {"chalicelib", "chalicelib.__main__"}
