@@ -359,7 +359,11 @@ SCHEMAS["EventOutcome"] = {
                               "properties": {"executionId": STRING, "point": STRING, "state": STRING}}},
         "buffered": {"type": "boolean", "description": "Kept until a task waiting for it opens."},
         "duplicate": {"type": "boolean", "description": "Its id came before: nothing was delivered again."},
-        "error": STRING, "message": STRING,
+        "error": {"type": "string", "description": (
+            "Why it was not delivered: EventBufferFull (its correlation key keeps 1,000 events no task has "
+            "taken), EventBusy (its key or task changed too often: send it again), InvalidStartRules (a "
+            "rules file cannot be used), or an error of starting an execution.")},
+        "message": STRING,
     },
 }
 SCHEMAS["EventsResult"] = {
