@@ -262,13 +262,14 @@ SYNC_CAUSE = ("The execution did not end within the request: it waits for an ans
 
 def start_sync_execution(protocol: Protocol, params: dict) -> dict:
     """Start and answer the outcome. An execution that suspends or outlives the request's budget is
-    stopped as TIMED_OUT (States.Timeout), as an express execution that runs past its limit."""
+    stopped as TIMED_OUT (States.Timeout), as an express execution that runs past its limit; it is
+    never handed to the background, so nothing runs on after the answer."""
     [machine] = protocol.arns.parse(params["stateMachineArn"], "stateMachine", 1)
     name = params.get("name")
     if name is not None:
         check_name(name)
     input = parse_json_field(params.get("input", "{}"), "InvalidExecutionInput", "execution input")
-    document = protocol.start(machine, params["stateMachineArn"], input, name)
+    document = protocol.start(machine, params["stateMachineArn"], input, name, dispatch=False)
     if document["status"] in ("SUSPENDED", "RUNNING"):
         try:
             document = protocol.service.executions.stop(

@@ -195,13 +195,14 @@ class Protocol:
             raise AwsError("ExecutionDoesNotExist", f"Execution Does Not Exist: '{arn}'")
         return document
 
-    def start(self, machine: str, arn: str, input: Any, name: str | None) -> dict:
-        """Start the state machine ``machine`` (shipped or registered) as ``StartExecution`` does."""
+    def start(self, machine: str, arn: str, input: Any, name: str | None, dispatch: bool = True) -> dict:
+        """Start the state machine ``machine`` (shipped or registered) as ``StartExecution`` does
+        (``dispatch``: see ``Executions.start``)."""
         found = self.service.machines.definition(machine)
         if found is None:
             raise AwsError("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{arn}'")
         text, trusted = found
-        return self.service.start(text, input, state_machine=machine, trusted=trusted, name=name)
+        return self.service.start(text, input, state_machine=machine, trusted=trusted, name=name, dispatch=dispatch)
 
     def start_execution(self, params: dict) -> dict:
         [machine] = self.arns.parse(params["stateMachineArn"], "stateMachine", 1)

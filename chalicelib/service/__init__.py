@@ -83,9 +83,9 @@ class Service:
     # -- executions -------------------------------------------------------------
 
     def start(self, definition: Any, input: Any, *, state_machine: str | None, trusted: bool,
-              name: str | None = None, parent: dict | None = None) -> dict:
+              name: str | None = None, parent: dict | None = None, dispatch: bool = True) -> dict:
         return self.executions.start(definition, input, state_machine=state_machine, trusted=trusted,
-                                     name=name, parent=parent)
+                                     name=name, parent=parent, dispatch=dispatch)
 
     def describe(self, execution_id: str, with_history: bool = True, **page) -> dict:
         """``page``: ``limit``, ``next_token``, ``history_limit``, ``history_token`` (see ``Executions.describe``)."""

@@ -57,9 +57,13 @@ class Executions:
         self.settings = runs.settings
 
     def start(self, definition: Any, input: Any, *, state_machine: str | None, trusted: bool,
-              name: str | None = None, parent: dict | None = None, map_run: dict | None = None) -> dict:
+              name: str | None = None, parent: dict | None = None, map_run: dict | None = None,
+              dispatch: bool = True) -> dict:
         """Start an execution; ``parent`` links a child execution to the parent's waiting task,
-        ``map_run`` a map run's child to its run (``{"runId", "index"}``)."""
+        ``map_run`` a map run's child to its run (``{"runId", "index"}``).
+
+        ``dispatch=False``: an execution still RUNNING after the request's budget is not handed to
+        the background (the caller ends it: a synchronous start that ran out of time)."""
         compiled = compile_definition(definition, trusted=trusted,
                                       allowed_resources=self.settings.allowed_resources)
         execution_id = new_execution_id()
@@ -89,7 +93,7 @@ class Executions:
         if map_run is not None:
             record.document["mapRun"] = map_run
         self.runs.write(self.runs.next_commit(record, compiled, outcome, create=True), compiled, outcome)
-        if record.status == "RUNNING":
+        if record.status == "RUNNING" and dispatch:
             self.runs.dispatch(execution_id)
         return self.runs.document(record)
 

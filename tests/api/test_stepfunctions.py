@@ -825,10 +825,15 @@ def test_get_execution_history_names_the_events_as_aws(sfn, client):
     assert json.loads(scheduled["parameters"])["token"] == rest_document(client, "told")["history"][2][
         "parameters"]["token"]
     assert json.loads(events[-1]["executionSucceededEventDetails"]["output"]) == {"done": 1}
-    # the same events as the REST history, at the same instants
+    # the same events as the REST history: each at the instant of one of its events, in the same order
     rest = rest_document(client, "told")["history"]
     assert epoch(events[0]["timestamp"]) == pytest.approx(epoch_of_iso(rest[0]["timestamp"]), abs=0.001)
     assert epoch(events[-1]["timestamp"]) == pytest.approx(epoch_of_iso(rest[-1]["timestamp"]), abs=0.001)
+    at = 0
+    for event in events:
+        while at < len(rest) and abs(epoch_of_iso(rest[at]["timestamp"]) - epoch(event["timestamp"])) > 0.001:
+            at += 1
+        assert at < len(rest), (event, rest)
 
 
 def test_history_in_reverse_in_pages_and_without_data(sfn, client):
@@ -926,6 +931,41 @@ def test_describe_map_run_and_list_map_runs(sfn, machines, client):
     assert code_of(sfn.list_map_runs, executionArn=arn, nextToken="bad") == "InvalidToken"
 
 
+def test_list_executions_reads_the_machine_index_whatever_else_is_stored(sfn):
+    """A page of one machine's executions costs the same Redis commands with 1 or 41 executions of another
+    machine stored, and none of them is SCAN or KEYS: it reads the per-machine index, not every execution."""
+    from bench.service import Recorder, instrument
+    from chalicelib.config import settings
+    from chalicelib.store.connection import get_redis
+
+    for i in range(3):
+        sfn.start_execution(stateMachineArn=machine_arn("incsquare"), name=f"indexed-{i}", input='{"value": 1}')
+    sfn.start_execution(stateMachineArn=machine_arn("worker"), name="other-0")
+    redis = get_redis(settings())
+    pool, recorder = redis.connection_pool, Recorder()
+    connection_class = pool.connection_class
+
+    def page() -> tuple[list[str], list]:
+        trips = recorder.record()
+        listed = sfn.list_executions(stateMachineArn=machine_arn("incsquare"), statusFilter="RUNNING", maxResults=2)
+        recorder.stop()
+        return [e["name"] for e in listed["executions"]], trips
+
+    instrument(redis, recorder)
+    try:
+        page()  # connects
+        names, few = page()
+        for i in range(1, 41):
+            sfn.start_execution(stateMachineArn=machine_arn("worker"), name=f"other-{i}")
+        again, many = page()
+    finally:
+        pool.connection_class = connection_class
+        pool.reset()
+    assert names == again == ["indexed-2", "indexed-1"]
+    assert few == many and few, (few, many)
+    assert not {"SCAN", "KEYS", "SSCAN", "HSCAN", "ZSCAN"} & {command for trip in many for command in trip}
+
+
 def test_start_sync_execution(sync, machines, client):
     sfn = sync
     (machines / "quick.json").write_text(json.dumps({"StartAt": "Add", "States": {
@@ -947,6 +987,42 @@ def test_start_sync_execution(sync, machines, client):
     assert code_of(sfn.start_sync_execution, stateMachineArn=machine_arn("quick"), name="no/slash") == "InvalidName"
     assert code_of(sfn.start_sync_execution, stateMachineArn=machine_arn("quick"), input="[1,") \
         == "InvalidExecutionInput"
+
+
+CHAIN = {"StartAt": "S0", "States": {**{f"S{i}": {"Type": "Pass", "Next": f"S{i + 1}"} for i in range(11)},
+                                     "S11": {"Type": "Pass", "End": True}}}
+
+
+def test_a_synchronous_start_that_outlives_the_budget_or_waits_on_a_timer_is_timed_out(
+        sync, machines, client, monkeypatch):
+    """12 states with a budget of 5 transitions a request: TIMED_OUT after 6 states, and nothing runs on in
+    the background (a REST start of the same machine, handed to the background, ends SUCCEEDED)."""
+    from chalicelib.api import runtime
+
+    (machines / "chain.json").write_text(json.dumps(CHAIN))
+    (machines / "later.json").write_text(json.dumps({"StartAt": "W", "States": {
+        "W": {"Type": "Wait", "Seconds": 3600, "End": True}}}))
+    monkeypatch.setenv("REQUEST_MAX_TRANSITIONS", "5")
+    handed: list[str] = []  # executions handed to the background
+    monkeypatch.setattr(runtime, "dispatcher", lambda config: handed.append)
+    out = sync.start_sync_execution(stateMachineArn=machine_arn("chain"), name="sync-long", input='{"n": 1}')
+    assert (out["status"], out["error"]) == ("TIMED_OUT", "States.Timeout") and "output" not in out
+    document = rest_document(client, "sync-long")
+    assert document["status"] == "TIMED_OUT"
+    # the first state, then 5 transitions
+    assert [e["state"] for e in document["history"] if e["type"] == "StateEntered"] == [f"S{i}" for i in range(6)]
+    assert handed == []
+    waited = sync.start_sync_execution(stateMachineArn=machine_arn("later"), name="sync-later")
+    assert (waited["status"], waited["error"]) == ("TIMED_OUT", "States.Timeout")
+    assert rest_document(client, "sync-later")["status"] == "TIMED_OUT"
+    assert handed == []
+    # the same machine started over REST goes on in the background and ends
+    response = client.http.post("/executions", headers={"Content-Type": "application/json"},
+                                body=json.dumps({"stateMachine": "chain", "name": "rest-long", "input": {"n": 1}}))
+    assert json.loads(response.body)["status"] == "RUNNING"
+    [execution_id] = handed
+    runtime.continue_in_background(execution_id)
+    assert rest_document(client, "rest-long")["status"] == "SUCCEEDED"
 
 
 def test_the_context_object_names_the_execution_by_the_arn_the_api_answers(client, machines, answers, monkeypatch):
