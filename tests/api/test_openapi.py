@@ -96,6 +96,31 @@ def test_every_route_documents_its_errors_with_the_error_body():
                 assert "#/components/schemas/Error" in json.dumps(body), (method, path, status)
 
 
+def test_post_slash_documents_the_step_functions_api(client):
+    """POST / names in X-Amz-Target the operations the server serves and no other Step Functions operation,
+    the JSON 1.0 media type for the request and its answers, and AWS's error shape for the errors."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("stepfunctions")
+    post = json.loads(client.http.get("/openapi.json").body)["paths"]["/"]["post"]
+    [target] = [p for p in post["parameters"] if p["name"] == "X-Amz-Target"]
+    assert target["in"] == "header" and target["required"] is False
+    named = set(target["schema"]["enum"])
+    served = set()
+    for operation in model.operation_names:
+        response = client.http.post("/", body="{}", headers={
+            "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": f"AWSStepFunctions.{operation}"})
+        if json.loads(response.body).get("__type") != "UnknownOperationException":
+            served.add(f"AWSStepFunctions.{operation}")
+    assert len(served) >= 19
+    assert named == served | {"AWSEvents.PutEvents"}
+    assert "application/x-amz-json-1.0" in post["requestBody"]["content"]
+    for status in ("200", "400", "403", "503"):
+        schema = post["responses"][status]["content"]["application/x-amz-json-1.0"]["schema"]
+        if status != "200":
+            assert schema == {"$ref": "#/components/schemas/AwsError"}, status
+
+
 # -- what the generated requests found ---------------------------------------------------------
 
 def post_json(client, path: str, body: str, **headers):

@@ -343,6 +343,42 @@ def test_an_answer_that_does_not_fit_the_question_is_invalid_output(sfn, client)
     assert sfn.describe_execution(executionArn=started["executionArn"])["status"] != "FAILED"
 
 
+@pytest.mark.parametrize("task,output,expected", [
+    # module:suspend without ResultPath: deep-merged into the task's input, then OutputPath
+    ({"Resource": "module:suspend", "OutputPath": "$.order"}, {"order": {"ok": True}},
+     {"id": 7, "lines": [1, 2], "ok": True}),
+    # module:suspend with a ResultPath: the task's result, placed there
+    ({"Resource": "module:suspend", "ResultPath": "$.answer"}, {"ok": True},
+     {"order": {"id": 7, "lines": [1, 2]}, "answer": {"ok": True}}),
+    # .waitForTaskToken: the task's result: ResultSelector, ResultPath, OutputPath
+    ({"Resource": "module:increment.waitForTaskToken", "Parameters": {"value": 1, "token.$": "$$.Task.Token"},
+      "ResultSelector": {"seen.$": "$.ok"}, "ResultPath": "$.order.result", "OutputPath": "$.order"},
+     {"ok": True, "dropped": 1}, {"id": 7, "lines": [1, 2], "result": {"seen": True}}),
+    # .waitForTaskToken without ResultPath: the output replaces the input
+    ({"Resource": "module:increment.waitForTaskToken", "Parameters": {"value": 1, "token.$": "$$.Task.Token"}},
+     {"ok": True}, {"ok": True}),
+])
+def test_what_send_task_success_output_does_for_each_kind_of_task(sfn, client, machines, task, output, expected):
+    (machines / "kind.json").write_text(json.dumps({"StartAt": "T", "States": {
+        "T": {"Type": "Task", "End": True, **task}}}))
+    started = sfn.start_execution(stateMachineArn=machine_arn("kind"), name="of-a-kind",
+                                  input=json.dumps({"order": {"id": 7, "lines": [1, 2]}}))
+    sfn.send_task_success(taskToken=token_of(client, "of-a-kind"), output=json.dumps(output))
+    done = sfn.describe_execution(executionArn=started["executionArn"])
+    assert (done["status"], json.loads(done["output"])) == ("SUCCEEDED", expected)
+
+
+def test_an_event_wait_is_an_invalid_token(sfn, client, machines):
+    (machines / "awaits.json").write_text(json.dumps({"StartAt": "W", "States": {
+        "W": {"Type": "Task", "Resource": "module:event", "Parameters": {"CorrelationKey": "k-1"}, "End": True}}}))
+    sfn.start_execution(stateMachineArn=machine_arn("awaits"), name="awaiting")
+    [waiting] = rest_document(client, "awaiting")["continuations"]
+    assert waiting["kind"] == "event"
+    assert code_of(sfn.send_task_success, taskToken=waiting["id"], output="{}") == "InvalidToken"
+    assert code_of(sfn.send_task_failure, taskToken=waiting["id"]) == "InvalidToken"
+    assert rest_document(client, "awaiting")["status"] == "SUSPENDED"
+
+
 def test_a_child_continuation_is_an_invalid_token(sfn, client):
     sfn.start_execution(stateMachineArn=machine_arn("purchase"), name="parent",
                         input=json.dumps({"item": "chair", "requester": "ria", "reason": "broken"}))

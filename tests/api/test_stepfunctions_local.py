@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -12,11 +13,12 @@ import pytest
 import redis
 from botocore.exceptions import ClientError
 
-from ..conftest import REDIS_URL
+from ..conftest import REDIS_URL, ROOT
 from ..local_server import call, chalice_local
 from .aws_clients import assert_answers_fit, machine_arn, over_http
 
 KEYS = {"AKIDLOCAL": "local-secret"}
+README_URL = "http://127.0.0.1:8000"  # the endpoint README's commands name
 
 
 @pytest.fixture(scope="module")
@@ -27,16 +29,25 @@ def server(tmp_path_factory):
         yield base
 
 
-def aws(server: str, *args: str, key: str = "AKIDLOCAL", secret: str = "local-secret") -> tuple[int, dict, str]:
-    """Run the AWS CLI (``aws stepfunctions ... --endpoint-url``); (exit status, parsed JSON output, stderr)."""
-    cli = os.path.join(os.path.dirname(sys.executable), "aws")
+def cli_env(key: str = "AKIDLOCAL", secret: str = "local-secret", **settings: str) -> dict:
+    """The AWS CLI's environment: these credentials, region us-east-1, no profile or config file."""
     env = {**os.environ, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret,
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull,
-           "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_MAX_ATTEMPTS": "1"}
+           "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_MAX_ATTEMPTS": "1", **settings}
     env.pop("AWS_PROFILE", None)
-    done = subprocess.run([cli, "stepfunctions", "--endpoint-url", server, "--output", "json", *args],
-                          capture_output=True, text=True, env=env, timeout=60)
+    return env
+
+
+def run_cli(args: list[str], env: dict) -> tuple[int, dict, str]:
+    """Run the AWS CLI (the ``awscli`` package's ``aws``); (exit status, parsed JSON output, stderr)."""
+    cli = os.path.join(os.path.dirname(sys.executable), "aws")
+    done = subprocess.run([cli, *args], capture_output=True, text=True, env=env, timeout=60)
     return done.returncode, json.loads(done.stdout) if done.stdout.strip() else {}, done.stderr
+
+
+def aws(server: str, *args: str, key: str = "AKIDLOCAL", secret: str = "local-secret") -> tuple[int, dict, str]:
+    """``aws stepfunctions --endpoint-url SERVER --output json ARGS...``."""
+    return run_cli(["stepfunctions", "--endpoint-url", server, "--output", "json", *args], cli_env(key, secret))
 
 
 def test_the_aws_cli_starts_describes_and_answers_an_execution(server):
@@ -83,15 +94,52 @@ def test_boto3_with_endpoint_url_over_http(server):
 
 def test_a_worker_is_pointed_here_by_the_sdk_endpoint_setting_alone(server):
     """``AWS_ENDPOINT_URL_SFN``, the SDKs' own setting: no ``--endpoint-url`` in the command."""
-    cli = os.path.join(os.path.dirname(sys.executable), "aws")
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "AKIDLOCAL", "AWS_SECRET_ACCESS_KEY": "local-secret",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull,
-           "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_ENDPOINT_URL_SFN": server}
     _, document = call("POST", f"{server}/executions",
                        json.dumps({"stateMachine": "incsquare", "input": {"value": 3}}).encode())
     token = document["continuations"][0]["id"]
-    done = subprocess.run([cli, "stepfunctions", "send-task-failure", f"--task-token={token}", "--error", "Nope"],
-                          capture_output=True, text=True, env=env, timeout=60)
-    assert done.returncode == 0, done.stderr
+    status, _, err = run_cli(["stepfunctions", "send-task-failure", f"--task-token={token}", "--error", "Nope"],
+                             cli_env(AWS_ENDPOINT_URL_SFN=server))
+    assert status == 0, err
     _, after = call("GET", f"{server}/executions/{document['executionId']}")
     assert (after["status"], after["error"]) == ("FAILED", "Nope")
+
+
+# -- the README's commands, against the server as `make run` starts it ------------------------------
+
+@pytest.fixture(scope="module")
+def dev_server(tmp_path_factory):
+    """``make run``'s server as it is: the ``dev`` stage, nothing configured, so no credentials checked."""
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    with chalice_local(tmp_path_factory.mktemp("sfn-dev") / "chalice-local.log") as base:
+        yield base
+
+
+def readme_commands() -> list[list[str]]:
+    """The commands of the first ``sh`` block of README's "Use it from the AWS CLI / boto3"."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+        section = handle.read().split("## Use it from the AWS CLI / boto3", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [shlex.split(line) for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def test_the_readme_commands_run_as_written_against_make_run(dev_server):
+    commands = readme_commands()
+    assert [words[:4] for words in commands] == [["aws", "stepfunctions", "--endpoint-url", README_URL]] * 4
+    outputs = []
+    for words in commands:
+        args = [dev_server if word == README_URL else word for word in words[1:]]
+        if "send-task-success" in args:  # the token the README writes K...: the one the execution waits on
+            _, document = call("GET", f"{dev_server}/executions/order-17")
+            token = document["continuations"][0]["id"]
+            args = [f"--task-token={token}" if word == "--task-token=K..." else word for word in args]
+            assert f"--task-token={token}" in args
+        status, output, err = run_cli(args, cli_env("x", "x"))
+        assert status == 0, (args, err)
+        outputs.append(output)
+    listed, started, described, answered = outputs
+    assert "approval" in [machine["name"] for machine in listed["stateMachines"]]
+    assert started["executionArn"] == described["executionArn"] \
+        == "arn:aws:states:us-east-1:000000000000:execution:approval:order-17"
+    assert described["status"] == "RUNNING" and answered == {}
+    _, document = call("GET", f"{dev_server}/executions/order-17")
+    assert (document["status"], document["output"]["outcome"]) == ("SUCCEEDED", "approved")
