@@ -885,6 +885,9 @@ def test_history_in_reverse_in_pages_and_without_data(sfn, client):
         executionArn=started["executionArn"], PaginationConfig={"PageSize": 2}))
     assert len(pages) == (len(everything) + 1) // 2
     assert [e for page in pages for e in page["events"]] == everything
+    backwards_in_pages = sfn.get_paginator("get_execution_history").paginate(
+        executionArn=started["executionArn"], reverseOrder=True, PaginationConfig={"PageSize": 3})
+    assert [e for page in backwards_in_pages for e in page["events"]] == backwards
     bare = sfn.get_execution_history(executionArn=started["executionArn"], includeExecutionData=False)["events"]
     assert "input" not in bare[0]["executionStartedEventDetails"]
     assert "input" in everything[0]["executionStartedEventDetails"]

@@ -122,6 +122,18 @@ def readme_commands() -> list[list[str]]:
     return [shlex.split(line) for line in block.replace("\\\n", " ").splitlines() if line.strip()]
 
 
+def test_the_readme_boto3_example_runs_as_written_against_make_run(dev_server, capsys):
+    """README's first ``python`` block of the section, with its endpoint URL pointed at the server."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+        section = handle.read().split("## Use it from the AWS CLI / boto3", 1)[1]
+    block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert f'endpoint_url="{README_URL}"' in block
+    exec(compile(block.replace(README_URL, dev_server), "README.md", "exec"), {})
+    assert capsys.readouterr().out == "RUNNING\n"
+    _, document = call("GET", f"{dev_server}/executions/try-1")
+    assert (document["status"], document["stateMachine"], document["input"]) == ("SUSPENDED", "incsquare", {"value": 6})
+
+
 def test_the_readme_commands_run_as_written_against_make_run(dev_server):
     commands = readme_commands()
     assert [words[:4] for words in commands] == [["aws", "stepfunctions", "--endpoint-url", README_URL]] * 4
