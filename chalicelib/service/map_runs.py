@@ -40,6 +40,7 @@ from ..store.map_runs import MapRunStore
 from .calls import idempotency_key
 from .children import description
 from .definitions import compile_definition
+from .errors import ServiceError
 from .statuses import FINISHED
 from .waits import timer_member
 
@@ -233,6 +234,25 @@ class MapRuns:
     def _end(self, run_id: str, state: str, error: str = "", cause: str = "") -> None:
         if self.store.end(run_id, state, iso_timestamp(self.clock.now()), error, cause):
             self.join(run_id)
+            if state != "SUCCEEDED":
+                self._stop_children(run_id)
+
+    def _stop_children(self, run_id: str) -> None:
+        """Stop the STANDARD children of a run that ended without them (failed, or its parent stopped
+        waiting): those started and not ended, waiting for a person say, end ABORTED."""
+        meta = self.store.get(run_id)
+        if json.loads(meta["config"])["executionType"] != "STANDARD":
+            return
+        ended = self.store.ended(run_id)
+        for index in range(min(int(meta["cursor"]), int(meta["total"]))):
+            child_id = None if index in ended else self.executions.find(f"{run_id}-{index}")
+            if child_id is None:
+                continue
+            try:
+                self.executions.stop(child_id, "ABORTED", "States.Aborted", "Its map run ended.",
+                                     "ExecutionAborted", "aborted")
+            except ServiceError:
+                pass  # it ended meanwhile, or is no longer stored
 
     def join(self, run_id: str) -> bool:
         """Resume the parent with what the ended run gives (again, harmlessly, after a lost try).
@@ -287,7 +307,8 @@ class MapRuns:
                     "error": RUNTIME, "cause": "The map run is no longer stored."}, "redeemed")
             return True
         if not waiting:
-            self.store.end(run_id, "ABORTED", iso_timestamp(self.clock.now()))
+            if self.store.end(run_id, "ABORTED", iso_timestamp(self.clock.now())):
+                self._stop_children(run_id)
             return True
         if meta["state"] != "RUNNING":
             return self.join(run_id)

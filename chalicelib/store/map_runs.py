@@ -96,5 +96,9 @@ class MapRunStore:
     def results(self, run_id: str) -> dict[int, str]:
         return {int(k): _text(v) for k, v in self.redis.hgetall(self._key("mr", run_id)).items()}
 
+    def ended(self, run_id: str) -> set[int]:
+        """The indexes of the children whose end is recorded."""
+        return {int(k) for k in self.redis.hkeys(self._key("mr", run_id))}
+
     def runs_of(self, execution_id: str) -> list[str]:
         return [_text(value) for value in self.redis.zrange(self._key("me", execution_id), 0, -1)]

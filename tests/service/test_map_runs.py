@@ -304,3 +304,77 @@ def test_a_worker_killed_mid_run_loses_no_child(redis_client, monkeypatch):
     counts = {int(k): int(v) for k, v in redis_client.hgetall(COUNTS).items()}
     # Item 5's child died with its worker before its commit, so it ran again; every other child ran once.
     assert counts == {n: 2 if n == 5 else 1 for n in range(60)}
+
+
+class Died(BaseException):
+    """Stands for the process dying (a crash is no exception the service could catch)."""
+
+
+def test_the_run_starts_after_the_parents_commit_even_if_its_maker_dies(redis_client, monkeypatch):
+    """The run's start is a call of the parent's outbox: the parent is stored first; a process that dies
+    before it has started the run leaves the call there, and the timer sweep makes it once its lease ended."""
+    from chalicelib.service.map_runs import MapRuns
+
+    service = make_service()
+    stored_before: list[str] = []
+
+    def dies(self, execution_id, *args):
+        stored_before.append(self.runs.load(execution_id).status)
+        raise Died()
+
+    with monkeypatch.context() as patched:
+        patched.setattr(MapRuns, "start", dies)
+        with pytest.raises(Died):
+            service.start(map_definition(COUNT_CHILD), [{"n": 1}, {"n": 2}], state_machine=None, trusted=True)
+    assert stored_before == ["SUSPENDED"]  # the parent was committed before the run was started
+    [listed] = service.list_executions(limit=10)["executions"]
+    assert service.map_runs.of_execution(listed["executionId"]) == []  # no run, no child yet
+    later = VirtualClock(time.time() + service.settings.lease_seconds + 1)
+    pool = Workers(2)
+    pool.service = make_service(clock=later, dispatch_worker=pool)
+    assert pool.service.tick()["calls"] == 1
+    document = finished(pool.service, listed["executionId"])
+    pool.pool.shutdown(wait=True)
+    assert pool.failures == []
+    assert document["output"] == [{"n": 1, "twice": 2}, {"n": 2, "twice": 4}]
+
+
+ASK_OR_FAIL = processor({
+    "Which": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericEquals": 1, "Next": "Bad"}],
+              "Default": "Ask"},
+    "Ask": {"Type": "Task", "Resource": "module:suspend", "End": True},
+    "Bad": {"Type": "Fail", "Error": "Item.Bad", "Cause": "bad item"}}, "Which")
+
+
+def children_of(service, parent: str) -> dict[str, str]:
+    listed = service.list_executions(limit=100)["executions"]
+    return {item["name"]: item["status"] for item in listed if item["executionId"] != parent}
+
+
+def test_a_failed_run_stops_its_children_that_still_wait(workers):
+    started = workers.service.start(map_definition(ASK_OR_FAIL, MaxConcurrency=1), [{"n": 0}, {"n": 1}, {"n": 2}],
+                                    state_machine=None, trusted=True)
+    parent = started["executionId"]
+    document = finished(workers.service, parent)
+    assert (document["status"], document["error"]) == ("FAILED", "Item.Bad")
+    # Item 0 waited for a person: stopped with its run. Item 2 never ran.
+    assert children_of(workers.service, parent) == {f"{parent}-p1-0": "ABORTED", f"{parent}-p1-1": "FAILED"}
+    [described] = workers.service.map_runs.of_execution(parent)
+    counts = described["executionCounts"]
+    assert (counts["failed"], counts["aborted"], counts["pending"], counts["running"]) == (1, 2, 0, 0)
+
+
+def test_a_stopped_parent_stops_its_run_and_children(workers):
+    ask = processor({"Ask": {"Type": "Task", "Resource": "module:suspend", "End": True}}, "Ask")
+    started = workers.service.start(map_definition(ask), [{"n": 0}, {"n": 1}], state_machine=None, trusted=True)
+    parent = started["executionId"]
+    deadline = time.monotonic() + 60
+    while list(children_of(workers.service, parent).values()) != ["SUSPENDED", "SUSPENDED"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    workers.service.abort(parent)
+    later = VirtualClock(time.time() + workers.service.settings.lease_seconds + 1)
+    make_service(clock=later).tick()  # the run's timer: its parent no longer waits
+    assert set(children_of(workers.service, parent).values()) == {"ABORTED"}
+    [described] = workers.service.map_runs.of_execution(parent)
+    assert described["status"] == "ABORTED" and described["executionCounts"]["aborted"] == 2
