@@ -3,7 +3,7 @@
 Run from the project root, against a Redis server whose database may be flushed::
 
     REDIS_URL=redis://127.0.0.1:6379/0 python bench/concurrent_answers.py [--points 1000] [--processes 8]
-        [--shape map|parallel]
+        [--shape map|parallel] [--rounds 5]
 
 The script FLUSHES the database of ``REDIS_URL`` when it starts and again when it ends.
 
@@ -13,17 +13,21 @@ Parallel of N branches), every one waiting at a ``module:suspend`` task:
 
 1. in order: this process answers every point of the first one, one after the other;
 2. at once: ``--processes`` worker processes (spawned clean, each with its own Redis
-   client and service) wait on a barrier, then answer the points of the second one
+   client and service, warmed by reading the execution once, as a running server has
+   its definition compiled) wait on a barrier, then answer the points of the second one
    between them (interleaved, so neighbours go to different processes).
 
 An answer that fails (``503 Busy``: the commit attempts ran out; ``409 ContinuationBusy``:
 another attempt holds the point's lease) is tried again after a short pause and counted.
-Every commit that lost to another writer (``CommitConflict``) is counted in the process
-that made it. Then both executions are checked: SUCCEEDED, each point's output holding
+Every commit that lost to another writer (``CommitConflict``: of the whole execution, or of
+one branch stored apart) is counted in the process that made it; a branch that ended last and
+so handed its answer to the join is counted apart (``joins``). Then both executions are checked: SUCCEEDED, each point's output holding
 its own answer, and every continuation answered exactly once (one success per ID). It
 prints the total time of each, their ratio (target: at once no slower than in order),
 the failed first tries, retries and commit conflicts; the exit status is 1 if a check
-failed.
+failed. With ``--rounds`` R it does all of this R times, on fresh executions, and also prints
+the median of each total and the ratio of the medians: on a machine shared with other work
+one round's two totals can be measured under different loads.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import statistics
 import sys
 import time
 from collections import Counter
@@ -82,16 +87,18 @@ def make():
     config = settings()
     store = Store(get_redis(config), history_limit=config.history_limit)
     counts = Counter()
-    commit = store.commit
 
-    def counted(change):
-        try:
-            return commit(change)
-        except CommitConflict:
-            counts["conflicts"] += 1
-            raise
+    def counting(commit):
+        def counted(change, *args):
+            try:
+                return commit(change, *args)
+            except CommitConflict as conflict:
+                # a branch that ended last hands its answer to the join: that is no conflict
+                counts["joins" if conflict.reason == "last" else "conflicts"] += 1
+                raise
+        return counted
 
-    store.commit = counted
+    store.commit, store.commit_branch = counting(store.commit), counting(store.commit_branch)
     return make_service(config, store, base_url="http://bench"), counts
 
 
@@ -115,9 +122,10 @@ def answer_all(service, counts: Counter, points: list[tuple[str, int]]) -> None:
             counts["gave up"] += 1
 
 
-def worker(points: list[tuple[str, int]], barrier, results) -> None:
+def worker(execution_id: str, points: list[tuple[str, int]], barrier, results) -> None:
     service, counts = make()
-    service.store.redis.ping()  # connected before the barrier
+    # connected, and warm as a running server is (the definition compiled, the code paths imported)
+    service.runs.definition(service.runs.load(execution_id).definition_hash)
     barrier.wait()
     began = time.perf_counter()
     answer_all(service, counts, points)
@@ -180,7 +188,7 @@ def _measure(points: int, processes: int, shape: str) -> Result:
 
         context = multiprocessing.get_context("spawn")
         barrier, results = context.Barrier(processes + 1), context.Queue()
-        workers = [context.Process(target=worker, args=(at_once[k::processes], barrier, results))
+        workers = [context.Process(target=worker, args=(second["executionId"], at_once[k::processes], barrier, results))
                    for k in range(processes)]
         for process in workers:
             process.start()
@@ -207,26 +215,34 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=1000)
     parser.add_argument("--processes", type=int, default=8)
     parser.add_argument("--shape", choices=("map", "parallel"), default="map")
+    parser.add_argument("--rounds", type=int, default=1, help="times to measure both, on fresh executions")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, Redis at {os.environ['REDIS_URL']} (flushed at start and end); "
           f"a {args.shape} of {args.points:,} suspended points, answered in order by one process and at once by "
           f"{args.processes}")
-    result = measure(args.points, args.processes, args.shape)
-    print()
-    for name, seconds, tally in (("in order, 1 process", result.order_seconds, result.in_order),
-                                 (f"at once, {args.processes} processes", result.once_seconds, result.at_once)):
-        extra = ", ".join(f"{k} {v:,}" for k, v in sorted(tally.items())
-                          if k not in ("ok", "conflicts", "retries", "failed first tries"))
-        print(f"{name:24}: {seconds:8.2f} s, {args.points / seconds:7.1f} answers/s, applied {tally['ok']:,}; "
-              f"failed first tries {tally['failed first tries']:,}, retries {tally['retries']:,}, "
-              f"commit conflicts {tally['conflicts']:,}" + (f" ({extra})" if extra else ""))
-    ratio = result.once_seconds / result.order_seconds
-    print(f"\nat once / in order: {ratio:.2f} (target <= 1: {'met' if ratio <= 1 else 'NOT MET'}); "
-          f"failed redemptions (first tries) {result.at_once['failed first tries']:,} (target 0)")
-    print(f"checks: {'all passed' if not result.failures else 'FAILED'}")
-    for failure in result.failures:
+    results = [measure(args.points, args.processes, args.shape) for _ in range(args.rounds)]
+    failures = []
+    for round_number, result in enumerate(results, 1):
+        print(f"\nround {round_number}")
+        for name, seconds, tally in (("in order, 1 process", result.order_seconds, result.in_order),
+                                     (f"at once, {args.processes} processes", result.once_seconds, result.at_once)):
+            extra = ", ".join(f"{k} {v:,}" for k, v in sorted(tally.items())
+                              if k not in ("ok", "conflicts", "retries", "failed first tries", "joins"))
+            print(f"{name:24}: {seconds:8.2f} s, {args.points / seconds:7.1f} answers/s, applied {tally['ok']:,}; "
+                  f"failed first tries {tally['failed first tries']:,}, retries {tally['retries']:,}, "
+                  f"commit conflicts {tally['conflicts']:,}, joins {tally['joins']:,}" + (f" ({extra})" if extra else ""))
+        print(f"at once / in order: {result.once_seconds / result.order_seconds:.2f}")
+        failures += result.failures
+    order = statistics.median(r.order_seconds for r in results)
+    once = statistics.median(r.once_seconds for r in results)
+    failed = sum(r.at_once["failed first tries"] for r in results)
+    print(f"\nmedians over {len(results)} round(s): in order {order:.2f} s, at once {once:.2f} s; at once / in order: "
+          f"{once / order:.2f} (target <= 1: {'met' if once <= order else 'NOT MET'}); failed redemptions (first "
+          f"tries) {failed:,} (target 0); commit conflicts {sum(r.at_once['conflicts'] for r in results):,}")
+    print(f"checks: {'all passed' if not failures else 'FAILED'}")
+    for failure in failures:
         print(f"  {failure}")
-    sys.exit(1 if result.failures else 0)
+    sys.exit(1 if failures else 0)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ For each N it starts, through the service (``make_service``, as the app builds i
 real Redis, one execution of a Map over N items whose iterations all suspend at a
 ``module:suspend`` task (``MaxConcurrency`` N, so all N points are open at once), then
 redeems ``--redemptions`` of its continuations, spread over the iterations, one after
-the other. For each redemption it records the time ``Service.redeem`` takes, the bytes
+the other; the sizes take turns (one redemption of each size, then the next round), so
+all of them are measured under the same load of the machine. For each redemption it records the time ``Service.redeem`` takes, the bytes
 sent to Redis (every command and argument, counted on the connections of the client the
 service uses) and the round trips. It prints the start's cost (paid once), the median
 and p90 per redemption, and each figure as a ratio to N's first size, measured in the
@@ -82,7 +83,8 @@ def all_continuations(service, document: dict) -> list[dict]:
     return listed
 
 
-def measure(service, recorder: Recorder, size: int, redemptions: int) -> Curve:
+def start(service, recorder: Recorder, size: int, redemptions: int) -> tuple[Curve, list[dict]]:
+    """Start the Map of ``size``; its curve (the start's cost) and the points to redeem."""
     definition = json.dumps(map_definition(size))
     items = [{"n": n, "label": f"item {n}"} for n in range(size)]
     recorder.record()
@@ -94,18 +96,29 @@ def measure(service, recorder: Recorder, size: int, redemptions: int) -> Curve:
     open_points = all_continuations(service, document)
     assert document["status"] == "SUSPENDED" and len(open_points) == size, (document["status"], len(open_points))
     step = max(1, size // redemptions)
-    chosen = open_points[::step][:redemptions]
-    curve = Curve(size, start_seconds, start_bytes, [], [], [])
-    for point in chosen:
-        trips = recorder.record()
-        began = time.perf_counter()
-        answered = service.redeem(point["id"], result={"approved": True})
-        curve.times.append(time.perf_counter() - began)
-        curve.sent.append(recorder.bytes_sent)
-        curve.trips.append(len(trips))
-        recorder.stop()
-        assert answered["status"] in ("SUSPENDED", "SUCCEEDED"), answered["status"]
-    return curve
+    return Curve(size, start_seconds, start_bytes, [], [], []), open_points[::step][:redemptions]
+
+
+def redeem(service, recorder: Recorder, curve: Curve, point: dict) -> None:
+    trips = recorder.record()
+    began = time.perf_counter()
+    answered = service.redeem(point["id"], result={"approved": True})
+    curve.times.append(time.perf_counter() - began)
+    curve.sent.append(recorder.bytes_sent)
+    curve.trips.append(len(trips))
+    recorder.stop()
+    assert answered["status"] in ("SUSPENDED", "SUCCEEDED"), answered["status"]
+
+
+def measure(service, recorder: Recorder, sizes: list[int], redemptions: int) -> list[Curve]:
+    """Start one Map of each size, then redeem their points taking turns, one size after the other, so
+    every size is measured under the same load of the machine."""
+    started = [start(service, recorder, size, min(size, redemptions)) for size in sizes]
+    for turn in range(redemptions):
+        for curve, points in started:
+            if turn < len(points):
+                redeem(service, recorder, curve, points[turn])
+    return [curve for curve, _ in started]
 
 
 def report(curves: list[Curve]) -> None:
@@ -146,8 +159,8 @@ def main() -> None:
           f"{config.redis_url} (flushed at start and end); Map of N suspended iterations, "
           f"{args.redemptions} redemptions per N (fewer when N is smaller), one process")
     try:
-        measure(service, recorder, 10, 3)  # warm-up: definitions compiled, scripts loaded
-        curves = [measure(service, recorder, size, min(size, args.redemptions)) for size in sizes]
+        measure(service, recorder, [10], 3)  # warm-up: definitions compiled, scripts loaded
+        curves = measure(service, recorder, sizes, args.redemptions)
     finally:
         redis.flushdb()
     print()

@@ -4,6 +4,8 @@
 - ``executions``: start, run on in the background, stop, describe;
 - ``listing``: executions a page at a time, newest first, filtered (the store keeps the index);
 - ``redemption``: claim and answer continuations, heartbeats, what a continuation asks;
+- ``fanout``: the root Parallel's or Map's open branches stored apart, and put back together;
+  ``branches``: answering a point in one of them by reading and writing that branch alone;
 - ``holders``: what the holder of one continuation ID is told (never the execution document);
 - ``machines``: state machines by name, shipped and registered;
 - ``timers``: durable time (Waits, timeouts, heartbeats, children that ended);

@@ -322,7 +322,7 @@ class Runs:
         if isinstance(commit, BranchCommit):  # the name and its holder were noted when the branches were split
             name = commit.claim.branch.meta.get("name")
             commit.name = tuple(name) if name else None
-            return self.store.commit_branch(commit)
+            return self.store.commit_branch(commit, CONTINUATIONS_SHOWN)
         commit.name = self.name_of(record, commit.now)
         root = (record.snapshot or {}).get("root") or {}
         state = self.definition(record.definition_hash).machine.states.get(root["at"]) if root.get("group") else None

@@ -15,6 +15,7 @@ one execution lives in one slot and each multi-key change is one Lua script)::
                               "<since>|<call JSON>" (see ``take_call``)
     asl:{t}:f:<executionId>   hash: the open branches of its root Parallel or Map, stored apart (below)
     asl:{t}:e:<executionId>   list: compressed chunks of history events those branches' commits added
+    asl:{t}:w:<executionId>   sorted set: the states those branches' open points wait at, scored by how many
     asl:timers                sorted set: due timers, member "<kind>|<executionId>|<point>", score = due time
     asl:{ix}:...              the execution index (``GET /executions``), in its own slot; see ``page``
                               and ``scripts/index.lua``
@@ -41,7 +42,6 @@ a commit costs what it adds, not what the execution did before.
                  for its run (``EVENT_BLOCK``, ``POINT_BLOCK``), its commit gives back what it did not
                  use if nobody reserved after it, so IDs stay unique and have gaps only when branches
                  ran at the same moment
-    w<state>     how many open points wait at that state; ``ws`` the JSON list of those states
     m            JSON: what a branch's run needs besides its frame: ``root`` (the root frame's state
                  and variables), ``context``, ``timeoutAt``, ``started``, ``version`` (the snapshot's),
                  ``definition``, ``machine``, ``more`` (a Map with iterations not started yet),
@@ -52,7 +52,7 @@ branch stored apart (in ``root.group.frames`` of a Parallel, ``root.group.active
 ``open`` holds no point of those branches. ``load`` reads the record, the hash and the list in one
 script; the service puts them back together (``fanout.assemble``), so a snapshot is always read
 whole, in the layout ``chalicelib/asl/engine.py`` documents. Every commit of the whole execution
-checks the branches' ``v``, ``ev`` and ``sq`` as it read them, removes both keys, and writes them
+checks the branches' ``v``, ``ev`` and ``sq`` as it read them, removes the three keys, and writes them
 again when the execution still waits for enough branches. Records stored before branches were
 stored apart have neither key and are read, resumed and committed as they always were.
 
@@ -227,14 +227,11 @@ def split_fields(split: SplitWrite, guard: list[str] | None) -> list:
     version = str(int(guard[0]) + 1 if guard else 1)
     events, points, transitions = split.counters
     fields: list = ["v", version, "ev", str(events), "sq", str(points), "tr", str(transitions),
-                    "n", str(len(split.branches)), "m", compact(split.meta),
-                    "ws", compact(sorted(split.waiting))]
+                    "n", str(len(split.branches)), "m", compact(split.meta)]
     for index, branch in split.branches.items():
         fields += [f"b{index}", version.encode() + b"|" + deflate_text(compact(branch))]
         for point in branch["o"]:
             fields += [f"p{point}", str(index)]
-    for state, count in split.waiting.items():
-        fields += [f"w{state}", str(count)]
     return fields
 
 
@@ -309,6 +306,10 @@ class Store:
     @staticmethod
     def split_history_key(execution_id: str) -> str:
         return f"{PREFIX}:{{{execution_id[:4]}}}:e:{execution_id}"
+
+    @staticmethod
+    def split_waiting_key(execution_id: str) -> str:
+        return f"{PREFIX}:{{{execution_id[:4]}}}:w:{execution_id}"
 
     @staticmethod
     def calls_key(execution_id: str) -> str:
@@ -386,7 +387,7 @@ class Store:
             spill, history = history[:-INLINE_EVENTS], history[-INLINE_EVENTS:]
         history = pinned + history  # ExecutionStarted stays in the record, ahead of everything
         keys = [self.execution_key(record.id), self.history_key(record.id), self.split_key(record.id),
-                self.split_history_key(record.id)]
+                self.split_history_key(record.id), self.split_waiting_key(record.id)]
         if change.claim is not None:
             keys.append(change.claim.continuation_key)
         created = change.created or []
@@ -418,6 +419,8 @@ class Store:
         split = change.split
         stored_apart = [] if split is None else split_fields(split, record.split_guard)
         head["split"] = len(stored_apart) // 2
+        waiting = [] if split is None else [x for state, count in split.waiting.items() for x in (state, str(count))]
+        head["waiting"] = len(waiting) // 2
         listed = _listing(record, change.now, ttl)
         if not self.cluster:
             head["ix"] = listed
@@ -431,7 +434,7 @@ class Store:
             args += [reason, compact(about.get(point))]
         for name, call in calls:
             args += [name, f"{change.now!r}|{call}"]
-        args += stored_apart
+        args += stored_apart + waiting
         reply = self._send(change, self._commit, keys, args, ttl)
         status = _text(reply[0])
         if status != "ok":
@@ -466,16 +469,16 @@ class Store:
             self._known_definitions.add(definition[0])
         return replies[-1]
 
-    def commit_branch(self, change: BranchCommit) -> dict[str, int]:
+    def commit_branch(self, change: BranchCommit, shown: int = 100) -> dict[str, int]:
         """Apply the change to one branch stored apart; where the execution's points wait now (state ->
-        how many), or raise CommitConflict (``last``: the branch ended and is the last one open, so
+        how many, for at most ``shown`` states), or raise CommitConflict (``last``: the branch ended and is the last one open, so
         the join is for a commit of the whole execution). One round trip, as ``commit``."""
         claim, execution_id = change.claim, change.record.id
         branch = claim.branch
         tag = execution_id[:4]
         created, closed, calls = change.created or [], change.closed or [], change.calls or []
         keys = [self.split_key(execution_id), self.split_history_key(execution_id), self.execution_key(execution_id),
-                self.history_key(execution_id), claim.continuation_key]
+                self.history_key(execution_id), self.split_waiting_key(execution_id), claim.continuation_key]
         keys += [self.continuation_key(tag, c.key_hash) for c in created]
         keys += [self.continuation_key(tag, key_hash) for key_hash, _, _ in closed]
         if calls:
@@ -489,7 +492,7 @@ class Store:
             "points": [str(points), str(branch.points[1])],
             "opened": change.opened, "left": change.left,
             "waiting": [x for state, delta in change.waiting.items() if delta for x in (state, delta)],
-            "chunks": self.history_limit, "ttl": ttl, "now": str(change.now), "outcome": change.outcome,
+            "chunks": self.history_limit, "shown": shown, "ttl": ttl, "now": str(change.now), "outcome": change.outcome,
             "answer": change.answer, "digest": change.digest, "about": compact(about.get(claim.point)),
             "created": len(created), "closed": len(closed), "calls": len(calls),
         }
@@ -510,7 +513,8 @@ class Store:
         if self.cluster:
             self._index(keys=self._index_keys(), args=[INDEX_PREFIX, "extend", execution_id, machine,
                                                        repr(change.now + ttl), ttl])
-        return {reply[i]: int(reply[i + 1]) for i in range(1, len(reply), 2)}
+        flat = json.loads(reply[1]) or []  # Lua encodes an empty list as {}
+        return {flat[i]: int(float(flat[i + 1])) for i in range(0, len(flat), 2)}
 
     def _put_in_index(self, listed: dict, now: float, ttl: int) -> None:
         args = [INDEX_PREFIX, "put", listed["id"], listed["machine"], listed["status"], listed["start"],

@@ -76,7 +76,8 @@ def test_the_join_runs_once_with_the_last_answer_and_the_branches_are_gone(servi
     done = service.redeem(points[1], result={"ok": 1})
     assert done["status"] == "SUCCEEDED"
     assert done["output"] == [{"item": n, "Ask": {"ok": n}} for n in range(4)]
-    assert not store_redis.exists(service.store.split_key(execution_id), service.store.split_history_key(execution_id))
+    assert not store_redis.exists(service.store.split_key(execution_id), service.store.split_history_key(execution_id),
+                                  service.store.split_waiting_key(execution_id))
     history = service.describe(execution_id)["history"]
     types = [event["type"] for event in history]
     assert (types.count("MapStateSucceeded"), types.count("ExecutionSucceeded"), types.count("ExecutionResumed")) \

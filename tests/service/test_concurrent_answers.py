@@ -13,6 +13,9 @@ def test_answers_to_one_execution_from_several_processes_are_each_applied_once(r
     assert result.failures == []
     assert result.in_order["ok"] == result.at_once["ok"] == 24
     assert result.at_once["gave up"] == 0
+    # each iteration or branch is stored apart: answers to different ones do not conflict
+    assert result.at_once["conflicts"] == result.in_order["conflicts"] == 0
+    assert result.at_once["joins"] == result.in_order["joins"] == 1  # the last one ran the join
 
 
 def test_the_budgets_are_raised_only_while_measuring(redis_client, monkeypatch):

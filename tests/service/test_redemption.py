@@ -121,8 +121,9 @@ def test_keys_of_one_execution_share_a_cluster_hash_tag(service, store_redis):
     document = start(service, "parallel-approval", {})
     tag = "{" + document["executionId"][:4] + "}"
     execution_keys = [k for k in keys_of(store_redis) if not k.startswith(("asl:d:", "asl:{ix}:"))]
-    # the execution, its two branches stored apart, and their two continuations (the index has its own tag)
-    assert sorted(key.split(":")[2] for key in execution_keys) == ["c", "c", "f", "x"]
+    # the execution, its two branches stored apart (and the states they wait at), and their two
+    # continuations (the index has its own tag)
+    assert sorted(key.split(":")[2] for key in execution_keys) == ["c", "c", "f", "w", "x"]
     assert all(tag in key for key in execution_keys)
     assert all(c["id"].startswith(document["executionId"][:4]) for c in document["continuations"])
 

@@ -1,12 +1,14 @@
 -- The commit of one branch of a split execution (see ``Store.commit_branch``); starts with
 -- continuations.lua and, on a single server, index.lua.
--- KEYS: split branches (hash), their history list, execution, its history list, claimed continuation,
+-- KEYS: split branches (hash), their history list, execution, its history list, the states the branches'
+--       points wait at (sorted set: state -> how many), claimed continuation,
 --       created continuations..., closed continuations..., [the execution's pending calls]
 -- ARGV: header JSON, the branch ('' once it ended), its output (once it ended), history chunk,
 --       created continuations (JSON)..., closed ones (reason, about)..., pending calls (field, value)...
 -- Refused without a change: 'gone' (the branch is not stored apart now), 'conflict' (it changed since
 -- it was read), 'lost' (the claim is no longer ours), 'last' (it ended and is the last one open: the
--- join runs in a commit of the whole execution). Else {'ok', state, count, ...}: where points wait now.
+-- join runs in a commit of the whole execution). Else {'ok', JSON [state, count, ...]}: where points wait
+-- now (at most ``head.shown`` states), as one string.
 local head = cjson.decode(ARGV[1])
 local f = KEYS[1]
 local field = 'b' .. head.index
@@ -14,7 +16,7 @@ local current = redis.call('HGET', f, field)
 if not current then return {'gone'} end
 local ver = tonumber(string.match(current, '^(%d+)|'))
 if ver ~= head.ver then return {'conflict'} end
-if redis.call('HGET', KEYS[5], 'claim') ~= head.claim then return {'lost'} end
+if redis.call('HGET', KEYS[6], 'claim') ~= head.claim then return {'lost'} end
 if head.done and tonumber(redis.call('HGET', f, 'n')) <= 1 then return {'last'} end
 if head.done then
   redis.call('HDEL', f, field)
@@ -30,26 +32,15 @@ if redis.call('HGET', f, 'ev') == head.events[2] then redis.call('HSET', f, 'ev'
 if redis.call('HGET', f, 'sq') == head.points[2] then redis.call('HSET', f, 'sq', head.points[1]) end
 for _, point in ipairs(head.left) do redis.call('HDEL', f, 'p' .. point) end
 for _, point in ipairs(head.opened) do redis.call('HSET', f, 'p' .. point, head.index) end
-local states = cjson.decode(redis.call('HGET', f, 'ws') or '[]')
-local known = {}
-for _, state in ipairs(states) do known[state] = true end
-for i = 1, #head.waiting, 2 do
-  local state = head.waiting[i]
-  redis.call('HINCRBY', f, 'w' .. state, head.waiting[i + 1])
-  if not known[state] then states[#states + 1] = state; known[state] = true end
-end
-if #head.waiting > 0 then redis.call('HSET', f, 'ws', cjson.encode(states)) end
+for i = 1, #head.waiting, 2 do redis.call('ZINCRBY', KEYS[5], head.waiting[i + 1], head.waiting[i]) end
+if #head.waiting > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', 0) end
 redis.call('RPUSH', KEYS[2], ARGV[4])
 redis.call('LTRIM', KEYS[2], -head.chunks, -1)
-apply_continuations(head, 5, 5, head.ttl, true)
-for n = 1, 4 do keep_at_least(KEYS[n], head.ttl) end
+apply_continuations(head, 6, 5, head.ttl, true)
+for n = 1, 5 do keep_at_least(KEYS[n], head.ttl) end
 if head.ix then
   local ix = head.ix
   ix_extend(ix.p, ix.id, ix.machine, ix.expires, head.ttl)
 end
-local out = {'ok'}
-for _, state in ipairs(states) do
-  local count = tonumber(redis.call('HGET', f, 'w' .. state) or '0')
-  if count > 0 then out[#out + 1] = state; out[#out + 1] = tostring(count) end
-end
-return out
+local waiting = redis.call('ZRANGE', KEYS[5], 0, head.shown - 1, 'WITHSCORES')
+return {'ok', cjson.encode(waiting)}
