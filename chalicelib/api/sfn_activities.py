@@ -7,12 +7,10 @@ asked for (``ActivityAlreadyExists``). ``GetActivityTask`` waits up to the stage
 """
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from ..service import ServiceError
-from .sfn_machines import _decode_token
-from .sfn_protocol import AwsError, Protocol, check_name
+from .sfn_protocol import AwsError, Protocol, after_name, check_name, next_token, page_size
 
 MAX_TAGS = 50
 
@@ -59,10 +57,7 @@ def delete_activity(protocol: Protocol, params: dict) -> dict:
 
 
 def list_activities(protocol: Protocol, params: dict) -> dict:
-    limit = params.get("maxResults") or 100
-    if not 1 <= limit <= 1000:
-        raise AwsError("ValidationException", "maxResults must be from 0 to 1000.")
-    names, more = protocol.service.activities.names(_decode_token(params.get("nextToken")), limit)
+    names, more = protocol.service.activities.names(after_name(params), page_size(params))
     items = []
     for name in names:
         activity = protocol.service.activities.get(name)
@@ -71,7 +66,7 @@ def list_activities(protocol: Protocol, params: dict) -> dict:
                           "creationDate": activity.created})
     out: dict[str, Any] = {"activities": items}
     if more and names:
-        out["nextToken"] = base64.urlsafe_b64encode(names[-1].encode()).decode()
+        out["nextToken"] = next_token(names[-1])
     return out
 
 

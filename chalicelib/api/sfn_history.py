@@ -13,13 +13,12 @@ event's ``eventId``, ``source`` and ``detailType`` as its ``TaskSucceeded`` outp
 """
 from __future__ import annotations
 
-import base64
-import json
 from typing import Any, Iterator
 
 from ..service import ServiceError
 from ..service.listing import MAX_LIMIT
-from .sfn_protocol import STATUSES, AwsError, Protocol, check_name, epoch, json_text, parse_json_field
+from .sfn_protocol import (STATUSES, AwsError, Protocol, check_name, epoch, invalid_token, json_text, next_token,
+                           page_of, page_size, parse_json_field, read_token)
 
 #: The execution document's statuses an AWS status filter covers (a suspended execution is RUNNING).
 FILTERS = {"RUNNING": ("RUNNING", "SUSPENDED"), "SUCCEEDED": ("SUCCEEDED",), "FAILED": ("FAILED",),
@@ -169,21 +168,6 @@ class Events:
         return out
 
 
-def _page(items: list, params: dict, default: int = 100) -> tuple[list, str | None]:
-    limit = params.get("maxResults") or default
-    if not 1 <= limit <= 1000:
-        raise AwsError("ValidationException", "maxResults must be from 0 to 1000.")
-    token = params.get("nextToken")
-    start = 0
-    if token is not None:
-        try:
-            start = int(base64.urlsafe_b64decode(token.encode()).decode())
-        except ValueError:
-            raise AwsError("InvalidToken", "Invalid Token: the nextToken is not one this service gave.") from None
-    end = start + limit
-    return items[start:end], (base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(items) else None)
-
-
 def get_execution_history(protocol: Protocol, params: dict) -> dict:
     document = protocol.execution(params["executionArn"])
     described = protocol.service.describe(document["executionId"])
@@ -192,22 +176,8 @@ def get_execution_history(protocol: Protocol, params: dict) -> dict:
         described["history"])
     if params.get("reverseOrder"):
         events.reverse()
-    page, token = _page(events, params)
+    page, token = page_of(events, params)
     return {"events": page, **({"nextToken": token} if token else {})}
-
-
-def _encode(value: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).decode()
-
-
-def _decode(token: str) -> dict:
-    try:
-        value = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except ValueError:
-        value = None
-    if not isinstance(value, dict) or not isinstance(value.get("s"), int):
-        raise AwsError("InvalidToken", "Invalid Token: the nextToken is not one this service gave.")
-    return value
 
 
 def list_executions(protocol: Protocol, params: dict) -> dict:
@@ -219,13 +189,11 @@ def list_executions(protocol: Protocol, params: dict) -> dict:
         if protocol.service.machines.get(machine) is None and machine != "inline":
             raise AwsError("StateMachineDoesNotExist",
                            f"State Machine Does Not Exist: '{params['stateMachineArn']}'")
-    limit = params.get("maxResults") or 100
-    if not 1 <= limit <= min(1000, MAX_LIMIT):
-        raise AwsError("ValidationException", "maxResults must be from 0 to 1000.")
+    limit = page_size(params, most=min(1000, MAX_LIMIT))
     statuses = FILTERS[params["statusFilter"]] if "statusFilter" in params else (None,)
-    where = _decode(params["nextToken"]) if "nextToken" in params else {"s": 0}
-    if where["s"] >= len(statuses) or ("t" in where and not isinstance(where["t"], str)):
-        raise AwsError("InvalidToken", "Invalid Token: the nextToken is not one this service gave.")
+    # the token: the step (which status of the filter) and the service's own token within it
+    where = read_token(params, lambda w: isinstance(w, dict) and type(w.get("s")) is int
+                       and 0 <= w["s"] < len(statuses) and isinstance(w.get("t", ""), str)) or {"s": 0}
     items: list[dict] = []
     step, token = where["s"], where.get("t")
     while step < len(statuses) and len(items) < limit:
@@ -234,7 +202,7 @@ def list_executions(protocol: Protocol, params: dict) -> dict:
                                                     limit=limit - len(items), next_token=token)
         except ServiceError as error:
             if error.code == "InvalidRequest":
-                raise AwsError("InvalidToken", "Invalid Token: the nextToken is not one this service gave.") from None
+                raise invalid_token() from None
             raise
         items += page["executions"]
         token = page["nextToken"]
@@ -242,7 +210,7 @@ def list_executions(protocol: Protocol, params: dict) -> dict:
             step += 1
     out: dict[str, Any] = {"executions": [_listed(protocol, item) for item in items]}
     if step < len(statuses):
-        out["nextToken"] = _encode({"s": step, **({"t": token} if token else {})})
+        out["nextToken"] = next_token({"s": step, **({"t": token} if token else {})})
     return out
 
 

@@ -7,14 +7,13 @@ after the machine was updated or deleted.
 """
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
 from ..asl import validate
 from ..service import ServiceError
 from ..service.machines import Machine
-from .sfn_protocol import AwsError, Protocol, check_name
+from .sfn_protocol import AwsError, Protocol, after_name, check_name, next_token, page_size
 
 MAX_TAGS = 50
 LOGGING = {"level": "OFF", "includeExecutionData": False}
@@ -102,23 +101,8 @@ def delete_state_machine(protocol: Protocol, params: dict) -> dict:
     return {}
 
 
-def _decode_token(token: str | None) -> str | None:
-    if token is None:
-        return None
-    try:
-        name = base64.urlsafe_b64decode(token.encode()).decode()
-    except (ValueError, UnicodeDecodeError):
-        name = ""
-    if not name or base64.urlsafe_b64encode(name.encode()).decode() != token:
-        raise AwsError("InvalidToken", "Invalid Token: the nextToken is not one this service gave.")
-    return name
-
-
 def list_state_machines(protocol: Protocol, params: dict) -> dict:
-    limit = params.get("maxResults") or 100
-    if not 1 <= limit <= 1000:
-        raise AwsError("ValidationException", "maxResults must be from 0 to 1000.")
-    names, more = protocol.service.machines.names(_decode_token(params.get("nextToken")), limit)
+    names, more = protocol.service.machines.names(after_name(params), page_size(params))
     items = []
     for name in names:
         machine = protocol.service.machines.get(name)
@@ -127,7 +111,7 @@ def list_state_machines(protocol: Protocol, params: dict) -> dict:
                           "type": machine.type, "creationDate": machine.created})
     out: dict[str, Any] = {"stateMachines": items}
     if more and names:
-        out["nextToken"] = base64.urlsafe_b64encode(names[-1].encode()).decode()
+        out["nextToken"] = next_token(names[-1])
     return out
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..service.map_runs import run_id_of
-from .sfn_protocol import AwsError, Protocol, epoch
+from .sfn_protocol import AwsError, Protocol, epoch, page_of
 
 
 def _described(found: dict) -> dict:
@@ -29,21 +29,15 @@ def list_map_runs(protocol: Protocol, params: dict) -> dict:
     """The execution's map runs, oldest first (an execution has few: one per Distributed Map run)."""
     document = protocol.execution(params["executionArn"])
     runs = protocol.service.map_runs.of_execution(document["executionId"])
-    limit = params.get("maxResults") or 100
-    start = 0
-    if "nextToken" in params:
-        if not params["nextToken"].isdigit() or int(params["nextToken"]) > len(runs):
-            raise AwsError("InvalidToken", "Invalid Token: the nextToken is not one this service gave.")
-        start = int(params["nextToken"])
-    page = runs[start:start + limit]
+    page, token = page_of(runs, params)
     out: dict = {"mapRuns": [{"executionArn": found["executionArn"], "mapRunArn": found["mapRunArn"],
                               "stateMachineArn": found["mapRunArn"].replace(":mapRun:", ":stateMachine:", 1)
                                                                   .rsplit(":", 1)[0],
                               "startDate": epoch(found["startDate"]),
                               **({"stopDate": epoch(found["stopDate"])} if found.get("stopDate") else {})}
                              for found in page]}
-    if start + limit < len(runs):
-        out["nextToken"] = str(start + limit)
+    if token is not None:
+        out["nextToken"] = token
     return out
 
 

@@ -1,5 +1,5 @@
-"""The Step Functions API's parts every operation uses: AWS's errors, the request check, ARNs, and the
-execution and task-token operations on the service (``Protocol``).
+"""The Step Functions API's parts every operation uses: AWS's errors, the request check, pages, ARNs,
+and the execution and task-token operations on the service (``Protocol``).
 
 * ARNs are AWS's, with the stage's region and account (``STATES_REGION``,
   ``STATES_ACCOUNT_ID``): ``arn:aws:states:<region>:<account>:stateMachine:<name>`` and
@@ -9,16 +9,19 @@ execution and task-token operations on the service (``Protocol``).
   /continuations/{id}`` does (a ``module:suspend`` task merges the output into its input),
   ``SendTaskFailure`` as ``.../failure``, ``SendTaskHeartbeat`` as ``.../heartbeat``.
   Unlike REST, sending a token that was already answered is ``TaskTimedOut``, as in AWS.
+* A listing's ``nextToken`` is where its next page starts, as JSON in base64url (``next_token``);
+  a token another listing gave, or none this service gave, is ``InvalidToken``.
 * Requests are checked against botocore's own model of the operation's input
   (required members, types, lengths); a failed check is ``ValidationException``.
 """
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from ..asl.limits import MAX_REQUEST_DEPTH
 from ..config import Settings
@@ -102,6 +105,52 @@ def read_params(request, operation: str, config: Settings, model=None) -> dict:
     if report.has_errors():
         raise AwsError("ValidationException", report.generate_report())
     return known
+
+
+# -- pages ---------------------------------------------------------------------------------------
+
+def page_size(params: dict, most: int = 1000) -> int:
+    """``maxResults``: absent or 0 is 100, as in AWS, and at most ``most``."""
+    limit = params.get("maxResults") or 100
+    if not 1 <= limit <= most:
+        raise AwsError("ValidationException", f"maxResults must be from 0 to {most}.")
+    return limit
+
+
+def next_token(where: Any) -> str:
+    """The ``nextToken`` of a page whose next one starts at ``where`` (JSON), as base64url text."""
+    return base64.urlsafe_b64encode(json_text(where).encode()).decode()
+
+
+def invalid_token() -> AwsError:
+    return AwsError("InvalidToken", "Invalid Token: the nextToken is not one this service gave.")
+
+
+def read_token(params: dict, fits: Callable[[Any], bool]) -> Any:
+    """Where the page the request's ``nextToken`` asks for starts (None without one): what
+    :func:`next_token` was given, if it ``fits`` this listing; else InvalidToken."""
+    token = params.get("nextToken")
+    if token is None:
+        return None
+    try:
+        where = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except ValueError:  # not base64, not UTF-8, not JSON
+        raise invalid_token() from None
+    if not fits(where):
+        raise invalid_token()
+    return where
+
+
+def after_name(params: dict) -> str | None:
+    """The name a page of names in order starts after (the last of the page before)."""
+    return read_token(params, lambda name: isinstance(name, str) and name != "")
+
+
+def page_of(items: list, params: dict) -> tuple[list, str | None]:
+    """A page of ``items``, held whole (its token: the position it starts at), and the next one's token."""
+    start = read_token(params, lambda at: type(at) is int and 0 <= at <= len(items)) or 0
+    end = start + page_size(params)
+    return items[start:end], (next_token(end) if end < len(items) else None)
 
 
 # -- ARNs, names, times --------------------------------------------------------------------------

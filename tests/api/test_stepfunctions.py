@@ -789,6 +789,26 @@ def test_listing_state_machines_in_pages(sfn, machines):
     assert code_of(sfn.list_state_machines, nextToken="%%%") == "InvalidToken"
 
 
+def test_a_next_token_is_good_only_for_the_listing_that_gave_it(sfn, client):
+    started = sfn.start_execution(stateMachineArn=machine_arn("worker"), name="tokens")
+    sfn.start_execution(stateMachineArn=machine_arn("worker"), name="tokens-2")
+    sfn.send_task_success(taskToken=token_of(client, "tokens"), output="{}")
+    tokens = {
+        "machines": sfn.list_state_machines(maxResults=1)["nextToken"],
+        "history": sfn.get_execution_history(executionArn=started["executionArn"], maxResults=1)["nextToken"],
+        "executions": sfn.list_executions(stateMachineArn=machine_arn("worker"), maxResults=1)["nextToken"],
+    }
+    calls = {
+        "machines": lambda token: sfn.list_state_machines(nextToken=token),
+        "history": lambda token: sfn.get_execution_history(executionArn=started["executionArn"], nextToken=token),
+        "executions": lambda token: sfn.list_executions(stateMachineArn=machine_arn("worker"), nextToken=token),
+    }
+    for listing, call in calls.items():
+        assert call(tokens[listing])["ResponseMetadata"]["HTTPStatusCode"] == 200
+        for other in set(tokens) - {listing}:
+            assert code_of(call, tokens[other]) == "InvalidToken", (listing, other)
+
+
 def test_errors_of_the_state_machine_operations(sfn):
     missing = machine_arn("missing")
     assert code_of(sfn.describe_state_machine, stateMachineArn=missing) == "StateMachineDoesNotExist"
