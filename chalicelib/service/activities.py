@@ -18,6 +18,7 @@ answer to its poll was lost on the way) is failed by those timeouts, and Retry a
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,8 @@ from .errors import ServiceError, busy
 from .runs import MAX_COMMIT_ATTEMPTS, Runs
 from .statuses import FINISHED
 from .waits import open_wait, timer_member
+
+log = logging.getLogger(__name__)
 
 KIND = "activity"
 DEFAULT_ENCRYPTION = {"type": "AWS_OWNED_KEY"}
@@ -100,9 +103,22 @@ class Activities:
             queued = self.store.pop(name, ends - time.monotonic())
             if queued is None:
                 return None
-            task = self._hand_off(*queued, worker)
+            try:
+                task = self._hand_off(*queued, worker)
+            except Exception:
+                self._put_back(name, *queued)
+                raise
             if task is not None:
                 return task
+
+    def _put_back(self, name: str, execution_id: str, point: str) -> None:
+        """A task popped whose hand-off failed before its commit goes back, next out (if Redis can be reached)."""
+        settings = self.runs.settings
+        try:
+            self.store.push(name, execution_id, point, settings.continuation_ttl + settings.retention_seconds,
+                            first=True)
+        except Exception:  # noqa: BLE001 - then only the task's timeouts end it
+            log.warning("could not queue task %s of %s again", point, execution_id, exc_info=True)
 
     def _hand_off(self, execution_id: str, point: str, worker: str | None) -> dict | None:
         """Mark a popped task started by ``worker`` (one commit); None when it no longer waits."""

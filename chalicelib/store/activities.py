@@ -27,10 +27,11 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 return {}
 """
-# KEYS: activity hash, queue. ARGV: task, ttl. Queues the task if the activity exists: 1, else 0.
+# KEYS: activity hash, queue. ARGV: task, ttl, LPUSH (last out) or RPUSH (next out).
+# Queues the task if the activity exists: 1, else 0.
 _PUSH = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call(ARGV[3], KEYS[2], ARGV[1])
 if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
 return 1
 """
@@ -87,10 +88,11 @@ class ActivityStore:
 
     # -- the queue ----------------------------------------------------------------
 
-    def push(self, name: str, execution_id: str, point: str, ttl: int) -> bool:
-        """Queue a task (False: there is no such activity)."""
+    def push(self, name: str, execution_id: str, point: str, ttl: int, *, first: bool = False) -> bool:
+        """Queue a task, last or (``first``) next out (False: there is no such activity)."""
         task = f"{execution_id}|{point}"
-        return bool(self._push(keys=[self.key(name), self.queue_key(name)], args=[task, max(1, int(ttl))]))
+        return bool(self._push(keys=[self.key(name), self.queue_key(name)],
+                               args=[task, max(1, int(ttl)), "RPUSH" if first else "LPUSH"]))
 
     def pop(self, name: str, seconds: float) -> tuple[str, str] | None:
         """The oldest queued task, waiting up to ``seconds`` for one: (executionId, point), or None.

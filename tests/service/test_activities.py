@@ -181,3 +181,45 @@ def test_the_registry_is_idempotent_by_name(service, clock):
     assert service.activities.names("add", 1) == (["other"], False)
     service.activities.delete("other")
     assert service.activities.get("other") is None and service.activities.names(None, 10) == (["add"], False)
+
+
+def test_tasks_in_parallel_branches_are_handed_out_once_each_and_join(service, clock):
+    """Branches of a root Parallel are stored apart: taking a task marks it started in its own branch."""
+    def branch(name: str) -> dict:
+        return {"StartAt": name, "States": {name: {"Type": "Task", "Resource": ARN + "add", "HeartbeatSeconds": 10,
+                                                   "TimeoutSeconds": 300, "End": True}}}
+
+    document = start(service, {"StartAt": "Both", "States": {"Both": {"Type": "Parallel", "End": True,
+                                                                      "Branches": [branch("A"), branch("B")]}}})
+    first = service.activities.take("add", "w1", 1)
+    second = service.activities.take("add", "w2", 1)
+    assert {first["taskToken"], second["taskToken"]} == {c["id"] for c in document["continuations"]}
+    record = service.runs.load(document["executionId"])
+    for point in record.open:  # each pushed again: neither is handed out a second time
+        service.activities.store.push("add", document["executionId"], point, 60)
+    assert service.activities.take("add", "w3", 0.3) is None
+    clock.advance(9)
+    service.heartbeat(first["taskToken"])
+    clock.advance(2)  # the second task's heartbeat lapsed (10 s since w2 took it), the first one's not
+    service.tick()
+    done = service.describe(document["executionId"])
+    assert (done["status"], done["error"]) == ("FAILED", "States.HeartbeatTimeout")  # the branch failed the Parallel
+    by_worker = {e["workerName"]: e["state"] for e in done["history"] if e["type"] == "ActivityStarted"}
+    [failed] = [e["state"] for e in done["history"] if e["type"] == "StateFailed" and e.get("state") in ("A", "B")]
+    assert failed == by_worker["w2"] and sorted(by_worker.values()) == ["A", "B"]
+
+
+def test_a_hand_off_that_fails_before_its_commit_puts_the_task_back(service, monkeypatch):
+    document = start(service, task())
+    later = start(service, task(), {"x": 0, "y": 0})
+    commit = service.runs.commit
+
+    def unreachable(change):
+        raise ConnectionError("the store went away")
+
+    monkeypatch.setattr(service.runs, "commit", unreachable)
+    with pytest.raises(ConnectionError):
+        service.activities.take("add", "w1", 1)
+    monkeypatch.setattr(service.runs, "commit", commit)
+    assert service.activities.take("add", "w1", 1)["taskToken"] == document["continuations"][0]["id"]  # still first
+    assert service.activities.take("add", "w1", 1)["taskToken"] == later["continuations"][0]["id"]
