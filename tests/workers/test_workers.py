@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 
 import pytest
@@ -234,3 +235,39 @@ def test_the_command_refuses_what_it_cannot_run_in_one_line(args, message):
                           env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_library_sends_heartbeats_while_a_task_runs(server):
+    sfn = client(server)
+    machine = state_machine(sfn, "slow", "slow", HeartbeatSeconds=60)
+    beats = threading.Event()
+    sent: list[str] = []
+
+    answered: list[int] = []
+
+    def counted(params, **_):
+        sent.append(params["taskToken"])
+
+    def heard(http_response, **_):  # after the service answered the heartbeat
+        answered.append(http_response.status_code)
+        if len(answered) == 3:
+            beats.set()
+
+    def slow(payload):
+        assert beats.wait(30)  # the function runs until three heartbeats were sent for its task
+        return "done"
+
+    running = Worker("slow", slow, endpoint_url=server, heartbeat_seconds=0.2)
+    running.sfn.meta.events.register("provide-client-params.sfn.SendTaskHeartbeat", counted)
+    running.sfn.meta.events.register("after-call.sfn.SendTaskHeartbeat", heard)
+    running.start()
+    execution = start(sfn, machine, {})
+    assert beats.wait(30)
+    running.stop()
+    running.join(10)
+    assert outcome(sfn, execution) == ("SUCCEEDED", "done")
+    name = execution.rsplit(":", 1)[1]
+    with urllib.request.urlopen(f"{server}/executions/{name}", timeout=10) as response:
+        history = json.loads(response.read())["history"]
+    [beat] = [event for event in history if event["type"] == "TaskHeartbeat"]
+    assert beat["heartbeats"] >= 3 and answered[:3] == [200, 200, 200] and len(set(sent)) == 1
