@@ -1,7 +1,7 @@
-"""Command line: python -m chalicelib run|resume|validate|tick|events|worker ...
+"""Command line: python -m chalicelib run|resume|validate|test-state|tick|events|worker ...
 
 Run a state machine, resume a suspended one from the JSON that run printed,
-validate a definition, fire the service's due timers, publish events to a running service,
+validate a definition, test one state, fire the service's due timers, publish events to a running service,
 or run activity workers.
 """
 from __future__ import annotations
@@ -130,6 +130,38 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_test_state(args: argparse.Namespace) -> int:
+    """One state run once, as TestState: prints status, output or error, nextState, inspectionData."""
+    from .asl.one_state import StateTestRefused, run_one_state
+    from .resources import default_handlers
+
+    definition = _read_json("@" + args.definition, "the definition")
+    mock = None
+    if args.mock_result is not None and args.mock_error is not None:
+        raise UsageError("give --mock-result or --mock-error, not both")
+    if args.mock_result is not None:
+        mock = {"result": _read_json(args.mock_result, "--mock-result")}
+    elif args.mock_error is not None:
+        mock = {"errorOutput": {"error": args.mock_error, "cause": args.mock_cause}}
+    elif args.mock_cause is not None:
+        raise UsageError("--mock-cause goes with --mock-error")
+    options: dict = {"state_name": args.state_name, "inspection_level": args.inspection_level, "mock": mock,
+                     "retrier_retry_count": args.retrier_retry_count}
+    if args.variables is not None:
+        options["variables"] = _read_json(args.variables, "--variables")
+    if args.context is not None:
+        options["context"] = _read_json(args.context, "--context")
+    try:
+        result = run_one_state(definition, _read_json(args.input, "--input"), handlers=default_handlers(),
+                               **options)
+    except InvalidDefinition as exc:
+        return _invalid(exc)
+    except StateTestRefused as exc:
+        raise UsageError(str(exc)) from None
+    _print(result)
+    return 1 if result["status"] == "FAILED" else 0
+
+
 def cmd_tick(args: argparse.Namespace) -> int:
     import time
 
@@ -230,7 +262,7 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="python -m chalicelib", description=__doc__.split("\n", 1)[1].strip(),
         epilog="Exit status: 0 when the execution succeeded or suspended, 1 when it failed or timed out "
-               "(or validate found problems), 2 on bad input or an invalid definition.")
+               "(or validate found problems, or the tested state FAILED), 2 on bad input or an invalid definition.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser(
@@ -264,6 +296,28 @@ def parser() -> argparse.ArgumentParser:
                             description="Print the problems found in a definition, one a line.")
     p.add_argument("definition", help="path of the ASL definition (JSON)")
     p.set_defaults(func=cmd_validate)
+
+    p = commands.add_parser(
+        "test-state", help="run one state once, as Step Functions' TestState, and print what it did",
+        description="Run one state once (a state's JSON, or a state machine and --state-name) and print its "
+                    "status (SUCCEEDED, FAILED, RETRIABLE, CAUGHT_ERROR), output or error and cause, nextState, "
+                    "and with --inspection-level DEBUG the data after each input and output step. Wait states "
+                    "take no time.",
+        epilog="Example: python -m chalicelib test-state state.json --input '{\"value\": 6}' "
+               "--inspection-level DEBUG --mock-result '{\"ok\": true}'")
+    p.add_argument("definition", help="path of the state's JSON, or of a state machine (with --state-name)")
+    p.add_argument("--input", default="{}", help=f"the state's input: {JSON_HELP} (default: {{}})")
+    p.add_argument("--state-name", help="the state to test in a state machine (at any depth)")
+    p.add_argument("--inspection-level", choices=("INFO", "DEBUG", "TRACE"), default="INFO",
+                   help="INFO: the outcome; DEBUG and TRACE: also inspectionData (default: %(default)s)")
+    p.add_argument("--mock-result", help=f"what the Task's resource, or the Parallel or Map, returns: {JSON_HELP}")
+    p.add_argument("--mock-error", help="the error the Task's resource, or the Parallel or Map, fails with")
+    p.add_argument("--mock-cause", help="the cause that goes with --mock-error")
+    p.add_argument("--variables", help=f"the variables in scope: {JSON_HELP} (an object)")
+    p.add_argument("--context", help=f"parts of the context object (with a mock only): {JSON_HELP}")
+    p.add_argument("--retrier-retry-count", type=int, default=0, metavar="N",
+                   help="retries already made by the Retrier that matches the error (default: 0)")
+    p.set_defaults(func=cmd_test_state)
 
     p = commands.add_parser("tick", help="fire the service's due timers (uses REDIS_URL)",
                             description="Fire the service's due timers once, or every SECONDS with --loop.")

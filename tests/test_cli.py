@@ -123,3 +123,43 @@ def test_help_is_plain_text(tmp_path, command):
     assert done.returncode == 0
     assert done.stdout.startswith("usage: python -m chalicelib")
     assert not re.search(r"``|`|:func:|:class:|::", done.stdout), done.stdout
+
+
+def test_test_state_runs_one_state_and_shows_each_step(tmp_path):
+    (tmp_path / "state.json").write_text(json.dumps({
+        "Type": "Task", "Resource": "module:increment", "InputPath": "$.payload", "ResultPath": "$.result",
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Recover"}], "Next": "Done"}))
+    done = cli("test-state", "state.json", "--input", '{"payload": {"value": 1}}', "--inspection-level", "DEBUG",
+               cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["status"], result["nextState"]) == ("SUCCEEDED", "Done")
+    assert result["output"] == {"payload": {"value": 1}, "result": {"value": 2}}
+    assert result["inspectionData"]["afterInputPath"] == {"value": 1}
+
+    done = cli("test-state", "state.json", "--input", '{"payload": {}}', "--mock-error", "Boom",
+               "--mock-cause", "mocked", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    caught = json.loads(done.stdout)
+    assert (caught["status"], caught["nextState"], caught["output"]) == (
+        "CAUGHT_ERROR", "Recover", {"Error": "Boom", "Cause": "mocked"})
+
+
+def test_test_state_of_a_machine_state_that_fails_exits_1(tmp_path):
+    done = cli("test-state", INCSQUARE, "--state-name", "Suspend", "--mock-result", '{"note": "hi"}',
+               cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "SUCCEEDED"
+    (tmp_path / "fail.json").write_text('{"Type": "Fail", "Error": "Nope"}')
+    done = cli("test-state", "fail.json", cwd=tmp_path)
+    assert done.returncode == 1 and json.loads(done.stdout) == {"status": "FAILED", "error": "Nope"}
+
+
+def test_test_state_refusals_are_one_line(tmp_path):
+    (tmp_path / "pass.json").write_text('{"Type": "Pass", "End": true}')
+    assert "only for a Task" in one_line_error(cli("test-state", "pass.json", "--mock-result", "1", cwd=tmp_path))
+    assert "not both" in one_line_error(cli("test-state", "pass.json", "--mock-result", "1", "--mock-error", "E",
+                                            cwd=tmp_path))
+    assert "not valid JSON" in one_line_error(cli("test-state", "pass.json", "--input", "{x", cwd=tmp_path))
+    done = cli("test-state", "pass.json", "--state-name", "X", cwd=tmp_path)
+    assert "whole state machine" in one_line_error(done)

@@ -11,6 +11,7 @@ use (``chalicelib.service``): the same executions, continuations, names and hist
 - ``sfn_activities``: the activity registry and the workers' GetActivityTask;
 - ``sfn_history``: GetExecutionHistory, ListExecutions, StartSyncExecution;
 - ``sfn_map_runs``: DescribeMapRun, ListMapRuns;
+- ``sfn_test_state``: TestState;
 - ``sigv4``: the Signature Version 4 check (``authorization`` applies it).
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ from chalice import Response
 
 from ..config import settings
 from ..service import ServiceError
-from . import sfn_activities, sfn_history, sfn_machines, sfn_map_runs
+from . import sfn_activities, sfn_history, sfn_machines, sfn_map_runs, sfn_test_state
 from .http import STORE_ERRORS
 from .runtime import make_service
 from .sfn_protocol import AwsError, Protocol, read_params, translate
@@ -69,6 +70,7 @@ OPERATIONS: dict[str, Callable[[Protocol, dict], dict]] = {
     **sfn_history.OPERATIONS,
     **sfn_activities.OPERATIONS,
     **sfn_map_runs.OPERATIONS,
+    **sfn_test_state.OPERATIONS,
 }
 
 

@@ -163,6 +163,8 @@ class Runner:
         self.outer: tuple[dict, ...] = ()
         #: How many Parallel branches or Map iterations the frame being run is inside.
         self._nesting = 0
+        #: A :class:`~chalicelib.asl.processing.Trace` of one frame's I/O steps (TestState), or None.
+        self.trace = None
 
     # -- the loop ---------------------------------------------------------------
 
@@ -171,7 +173,7 @@ class Runner:
         snap = self.snapshot
         try:
             outcome = self.run_frame(snap["root"], self.machine, "")
-            while outcome == "blocked" and self._wake_inline_waits():
+            while outcome == "blocked" and self.wake_inline_waits():
                 outcome = self.run_frame(snap["root"], self.machine, "")
         except OutOfBudget:
             snap["status"] = "RUNNING"
@@ -338,48 +340,45 @@ class Runner:
     def _handle_error(self, state: State, frame: dict, failure: StatesError):
         error, cause = failure.error, failure.cause
         self.emit(frame, "StateFailed", error=error, cause=cause)
-        if error not in errors.UNCATCHABLE:
-            for index, retrier in enumerate(state.retriers):
-                if not error_matches(retrier.error_equals, error):
-                    continue
-                retries = frame.setdefault("retries", {})
-                attempt = retries.get(str(index), 0)
-                if attempt < retrier.max_attempts:
-                    retries[str(index)] = attempt + 1
-                    delay = retrier.delay(attempt, self.rng.random())
-                    self.emit(frame, "StateRetryScheduled", error=error, delaySeconds=delay)
-                    if self.wait_until(frame, self.clock.now() + delay, purpose="retry"):
-                        return _RETRY
-                    return BLOCK
-                break
-            for catcher in state.catchers:
-                if error_matches(catcher.error_equals, error):
-                    details = {"Error": error}
-                    if cause is not None:
-                        details["Cause"] = cause
-                    try:
-                        output, assign = catcher.finish(frame["input"], details, frame, self)
-                        check_payload(output, state.name)
-                        if assign:
-                            check_payload(assign, state.name, "assigned variables")
-                            self.assign(frame, assign)
-                    except StatesError as failure:  # the Catcher's own Output or Assign failed
-                        error, cause = failure.error, failure.cause
-                        break
-                    except Exception as bug:  # never let a Python error escape as such
-                        error, cause = errors.RUNTIME, f"{type(bug).__name__}: {bug}"
-                        break
-                    self.count_steps(1)
-                    if assign:
-                        self.emit(frame, state.type + "StateExited", output=output, assignedVariables=assign)
-                    else:
-                        self.emit(frame, state.type + "StateExited", output=output)
-                    return Step("next", catcher.next, output)
+        retries = frame.get("retries") or {}
+        route, index = route_error(state, error, lambda index: retries.get(str(index), 0))
+        if route == "retry":
+            attempt = retries.get(str(index), 0)
+            frame.setdefault("retries", {})[str(index)] = attempt + 1
+            delay = state.retriers[index].delay(attempt, self.rng.random())
+            self.emit(frame, "StateRetryScheduled", error=error, delaySeconds=delay)
+            if self.wait_until(frame, self.clock.now() + delay, purpose="retry"):
+                return _RETRY
+            return BLOCK
+        if route == "catch":
+            catcher = state.catchers[index]
+            try:
+                output, assign = self.caught(state, catcher, frame, error, cause)
+            except StatesError as failure:  # the Catcher's own Output or Assign failed
+                error, cause = failure.error, failure.cause
+            except Exception as bug:  # never let a Python error escape as such
+                error, cause = errors.RUNTIME, f"{type(bug).__name__}: {bug}"
+            else:
+                self.count_steps(1)
+                if assign:
+                    self.emit(frame, state.type + "StateExited", output=output, assignedVariables=assign)
+                else:
+                    self.emit(frame, state.type + "StateExited", output=output)
+                return Step("next", catcher.next, output)
         frame.clear()
         frame["status"] = "failed"
         frame["error"] = error
         frame["cause"] = cause
         return _FAILED
+
+    def caught(self, state: State, catcher, frame: dict, error: str, cause: str | None) -> tuple[Any, dict | None]:
+        """A Catcher's output and assignments for an error it caught (the assignments applied)."""
+        output, assign = catcher.finish(frame["input"], error_output(error, cause), frame, self)
+        check_payload(output, state.name)
+        if assign:
+            check_payload(assign, state.name, "assigned variables")
+            self.assign(frame, assign)
+        return output, assign
 
     # -- time -------------------------------------------------------------------
 
@@ -413,7 +412,7 @@ class Runner:
             raise ExecutionTimedOut()
         self.clock.sleep(due - self.clock.now())
 
-    def _wake_inline_waits(self) -> bool:
+    def wake_inline_waits(self) -> bool:
         """Sleep until the first inline wait is due and answer those due by then; False if none."""
         waits = [wait for _, wait in _open_waits(self.snapshot) if wait.get("inline")]
         if not waits:
@@ -539,6 +538,29 @@ class Runner:
                 event["state"] = frame["at"]
             event.update(details)
             self.listener(event)
+
+
+def route_error(state: State, error: str | None, attempts: Callable[[int], int]) -> tuple[str, int]:
+    """Where an error goes: ("retry", i) when Retrier i matches it first and has attempts left
+    (``attempts(i)``: those made), else ("catch", i) when Catcher i is the first to match, else ("fail", -1)."""
+    if error not in errors.UNCATCHABLE:
+        for index, retrier in enumerate(state.retriers):
+            if error_matches(retrier.error_equals, error):
+                if attempts(index) < retrier.max_attempts:
+                    return "retry", index
+                break
+        for index, catcher in enumerate(state.catchers):
+            if error_matches(catcher.error_equals, error):
+                return "catch", index
+    return "fail", -1
+
+
+def error_output(error: str | None, cause: str | None) -> dict:
+    """What a Catcher places: ``{"Error": ..., "Cause": ...}`` (no Cause when there is none)."""
+    details = {"Error": error}
+    if cause is not None:
+        details["Cause"] = cause
+    return details
 
 
 _MOVES = frozenset({"next", "end"})

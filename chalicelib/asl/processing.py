@@ -52,6 +52,25 @@ _UNSET = object()
 _NAME = re.compile(r"^[^\W\d]\w*$")  # a JSONata/JSONPath variable name: letters, digits, underscores
 
 
+class Trace:
+    """What one frame's state made of its data at each I/O step, by AWS's names (``afterInputPath``,
+    ``afterParameters``, ``result``, ``afterResultSelector``, ``afterResultPath``, ``afterArguments``, ...):
+    TestState's ``inspectionData``. Set as ``runner.trace``; the processors note into it."""
+
+    __slots__ = ("frame", "data")
+
+    def __init__(self, frame: dict):
+        self.frame = frame
+        self.data: dict[str, Any] = {}
+
+
+def note(runner: "Runner", frame: dict, **steps: Any) -> None:
+    """Note I/O steps of ``frame`` into the runner's trace, when it traces that frame."""
+    trace = runner.trace
+    if trace is not None and trace.frame is frame:
+        trace.data.update(steps)
+
+
 def runtime_error(frame: dict, message: str) -> StatesError:
     return errors.state_failure(errors.RUNTIME, frame["at"], frame["eid"], message)
 
@@ -254,20 +273,29 @@ class PathIO:
     def effective_input(self, raw: Any, frame: dict, runner: "Runner") -> Any:
         """InputPath then Parameters."""
         if self._plain_input:
+            if runner.trace is not None:
+                note(runner, frame, afterInputPath=raw, afterParameters=raw)
             return raw
         value = self._select(self.input_path, raw, frame, runner)
+        note(runner, frame, afterInputPath=value)
         if self.parameters is not None:
             value = self.parameters.evaluate(value, runner.env(frame))
+        note(runner, frame, afterParameters=value)
         return value
 
     def finish(self, raw: Any, result: Any, frame: dict, runner: "Runner") -> Outcome:
         """ResultSelector, Assign, ResultPath and OutputPath applied to a result."""
         if self._plain_output:
+            if runner.trace is not None:
+                note(runner, frame, result=result, afterResultSelector=result, afterResultPath=result)
             return result, None
+        note(runner, frame, result=result)
         if self.result_selector is not None:
             result = self.result_selector.evaluate(result, runner.env(frame))
+        note(runner, frame, afterResultSelector=result)
         assign = None if self.assign is None else self.assign.evaluate(result, runner.env(frame))
         output = place_result(self.result_path, raw, result, frame)
+        note(runner, frame, afterResultPath=output)
         if self.output_path is not _UNSET:
             output = self._select(self.output_path, output, frame, runner)
         return output, assign
@@ -414,11 +442,13 @@ class JsonataIO:
     def effective_input(self, raw: Any, frame: dict, runner: "Runner") -> Any:
         """Arguments, or the state's input."""
         if self.arguments is None:
-            return raw
-        if self.arguments.constant:
-            return self.arguments.source
-        bindings = jsonata_bindings(frame, runner, self.arguments.uses_context)
-        return self.arguments.evaluate(bindings, frame)
+            value = raw
+        elif self.arguments.constant:
+            value = self.arguments.source
+        else:
+            value = self.arguments.evaluate(jsonata_bindings(frame, runner, self.arguments.uses_context), frame)
+        note(runner, frame, afterArguments=value)
+        return value
 
     def outcome(self, default: Any, frame: dict, runner: "Runner", **states: Any) -> Outcome:
         """Output (``default`` without one) and Assign, with ``states`` added to ``$states``."""
@@ -431,6 +461,7 @@ class JsonataIO:
 
     def finish(self, raw: Any, result: Any, frame: dict, runner: "Runner") -> Outcome:
         """Output (default: the result) and Assign, with ``$states.result`` for states that have one."""
+        note(runner, frame, result=result)
         if self.binds_result:
             return self.outcome(result, frame, runner, result=result)
         return self.outcome(result, frame, runner)
@@ -643,6 +674,7 @@ __all__ = [
     "JSONATA",
     "JSONPATH",
     "Catcher",
+    "Trace",
     "JsonataIO",
     "PathIO",
     "check_fields",

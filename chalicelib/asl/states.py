@@ -30,6 +30,7 @@ from .processing import (
     JSONATA,
     JSONPATH,
     check_fields,
+    note,
     processor,
     runtime_error,
     state_language,
@@ -443,7 +444,13 @@ class Map(State):
         return check_payload(self.item_selector.select(group["selector_input"], index, item, frame, runner),
                              self.name, "selected an item")
 
-    def _start(self, raw: Any, frame: dict, runner: "Runner") -> dict:
+    def item_input(self, group: dict, index: int, frame: dict, runner: "Runner") -> Any:
+        """The input of iteration ``index``: its item, through the ItemSelector unless already selected."""
+        items = group["items"]
+        return items[index] if group.get("selected") else self._select(group, index, items[index], frame, runner)
+
+    def start(self, raw: Any, frame: dict, runner: "Runner") -> dict:
+        """The group of a Map that starts: its items, concurrency and tolerated failures, nothing run yet."""
         value = self.io.effective_input(raw, frame, runner)
         if self.items is None:
             items = self.dist.read(value, frame, runner)
@@ -474,6 +481,12 @@ class Map(State):
         group.update(items=items, results=[None] * len(items), tolerated=tolerated,
                      toleratedCount=count, toleratedPercentage=percentage)
         runner.emit(frame, "MapStateStarted", length=len(items))
+        if runner.trace is not None:  # TestState's inspection data
+            note(runner, frame, afterItemsPath=items,
+                 afterItemSelector=[self.item_input(group, index, frame, runner) for index in range(len(items))],
+                 **({"maxConcurrency": concurrency} if self.max_concurrency is not None else {}),
+                 **({"toleratedFailureCount": count} if count is not None else {}),
+                 **({"toleratedFailurePercentage": percentage} if percentage is not None else {}))
         return group
 
     def run(self, frame: dict, runner: "Runner") -> Step:
@@ -490,7 +503,7 @@ class Map(State):
             if handler is not None:
                 return self._start_map_run(handler, raw, frame, runner)
         if group is None:
-            group = frame["group"] = self._start(raw, frame, runner)
+            group = frame["group"] = self.start(raw, frame, runner)
             if self.dist is not None and self.dist.writer is not None and self.dist.writer.resource:
                 frame.pop("group")
                 raise StatesError(errors.RUNTIME, f"No handler is configured for the resource "
@@ -504,9 +517,7 @@ class Map(State):
             runner.start_branches(1)
             index = group["next"]
             group["next"] = index + 1
-            item_input = items[index] if group.get("selected") else self._select(group, index, items[index],
-                                                                                  frame, runner)
-            child = runner.new_frame(self.processor.start_at, item_input)
+            child = runner.new_frame(self.processor.start_at, self.item_input(group, index, frame, runner))
             active[str(index)] = child
             self._advance(index, child, frame, group, runner, scopes)
         if active:
@@ -521,7 +532,7 @@ class Map(State):
 
     def _start_map_run(self, handler, raw: Any, frame: dict, runner: "Runner") -> Step:
         """Hand the children to the map-run handler, which answers when the last one has ended."""
-        group = self._start(raw, frame, runner)
+        group = self.start(raw, frame, runner)
         writer = self.dist.writer
         payload = {
             "state": self.name, "label": self.dist.label, "executionType": self.dist.execution_type,

@@ -14,6 +14,7 @@
 - ``events``: executions started and resumed by events (``patterns``: EventBridge's event patterns);
 - ``activities``: activity tasks, queued for workers that poll for them;
 - ``calls``: the outbox of task-token calls; ``names``: who holds an execution name;
+- ``state_tests``: one state run on its own (TestState);
 - ``definitions``, ``ids``, ``tokens``, ``waits``, ``errors``, ``questions``, ``statuses``: their parts.
 
 It knows nothing of HTTP or pages: whoever presents questions passes a
@@ -38,6 +39,7 @@ from .listing import list_executions
 from .questions import Questions
 from .redemption import Redemptions, answer_digest
 from .runs import Runs, continuation_expiry
+from .state_tests import run_state_test
 from .statuses import FINISHED, STATUSES
 from .timers import Timers
 
@@ -111,6 +113,11 @@ class Service:
         """A page of executions, newest first (see ``listing``)."""
         return list_executions(self.store, self.clock.now(), state_machine=state_machine, status=status,
                                next_token=next_token, **({} if limit is None else {"limit": limit}))
+
+    def test_state(self, definition: Any, input: Any, *, trusted: bool = False, **options) -> dict:
+        """TestState: one state run once (``chalicelib.asl.one_state``), calling the stage's task resources
+        unless ``mock`` stands in for them; an untrusted definition may call only the allowed ones."""
+        return run_state_test(self.runs, definition, input, trusted=trusted, **options)
 
     # -- continuations ----------------------------------------------------------
 

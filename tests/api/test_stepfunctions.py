@@ -1114,3 +1114,82 @@ def test_a_child_execution_arn_is_one_the_api_describes(sfn, client, machines):
     output = json.loads(sfn.describe_execution(executionArn=started["executionArn"])["output"])
     child = sfn.describe_execution(executionArn=output["ExecutionArn"])
     assert (child["stateMachineArn"], json.loads(child["input"])) == (machine_arn("incsquare"), {"value": 2})
+
+
+# -- TestState -------------------------------------------------------------------------------------
+
+TESTED_TASK = {"Type": "Task", "Resource": "module:increment", "InputPath": "$.payload",
+        "ResultSelector": {"next.$": "$.value"}, "ResultPath": "$.result", "Next": "Done",
+        "Retry": [{"ErrorEquals": ["Flaky"], "IntervalSeconds": 3, "MaxAttempts": 1}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "Recover"}]}
+
+
+def test_a_task_calls_its_resource_and_shows_each_step(sfn):
+    answer = sfn.test_state(definition=json.dumps(TESTED_TASK), roleArn="arn:aws:iam::000000000000:role/any",
+                            input=json.dumps({"payload": {"value": 41}}), inspectionLevel="DEBUG")
+    assert (answer["status"], answer["nextState"]) == ("SUCCEEDED", "Done")
+    assert json.loads(answer["output"]) == {"payload": {"value": 41}, "result": {"next": 42}}
+    data = {key: json.loads(value) for key, value in answer["inspectionData"].items()}
+    assert data == {"input": {"payload": {"value": 41}}, "afterInputPath": {"value": 41},
+                    "afterParameters": {"value": 41}, "result": {"value": 42}, "afterResultSelector": {"next": 42},
+                    "afterResultPath": {"payload": {"value": 41}, "result": {"next": 42}}}
+
+
+def test_mocked_results_and_errors(sfn):
+    mocked = sfn.test_state(definition=json.dumps(TESTED_TASK), input='{"payload": {}}',
+                            mock={"result": json.dumps({"value": 7})})
+    assert json.loads(mocked["output"]) == {"payload": {}, "result": {"next": 7}}
+    assert "inspectionData" not in mocked
+    retriable = sfn.test_state(definition=json.dumps(TESTED_TASK), input='{"payload": {}}', inspectionLevel="DEBUG",
+                               mock={"errorOutput": {"error": "Flaky", "cause": "later"}})
+    assert (retriable["status"], retriable["error"], retriable["cause"]) == ("RETRIABLE", "Flaky", "later")
+    assert retriable["inspectionData"]["errorDetails"] == {"retryIndex": 0, "retryBackoffIntervalSeconds": 3}
+    caught = sfn.test_state(definition=json.dumps(TESTED_TASK), input='{"payload": {}}', inspectionLevel="DEBUG",
+                            mock={"errorOutput": {"error": "Flaky", "cause": "later"}},
+                            stateConfiguration={"retrierRetryCount": 1})
+    assert (caught["status"], caught["nextState"]) == ("CAUGHT_ERROR", "Recover")
+    assert json.loads(caught["output"])["failure"] == {"Error": "Flaky", "Cause": "later"}
+    assert caught["inspectionData"]["errorDetails"] == {"catchIndex": 0}
+
+
+def test_a_state_of_a_machine_with_variables(sfn):
+    machine = {"StartAt": "Ask", "QueryLanguage": "JSONata", "States": {
+        "Ask": {"Type": "Pass", "Output": "{% $states.input.n + $base %}", "Assign": {"seen": True},
+                "Next": "Decide"},
+        "Decide": {"Type": "Choice", "Choices": [{"Condition": "{% $states.input > 10 %}", "Next": "Big"}],
+                   "Default": "Small"},
+        "Big": {"Type": "Succeed"}, "Small": {"Type": "Succeed"}}}
+    passed = sfn.test_state(definition=json.dumps(machine), stateName="Ask", input='{"n": 5}',
+                            variables='{"base": 10}', inspectionLevel="DEBUG")
+    assert (json.loads(passed["output"]), passed["nextState"]) == (15, "Decide")
+    assert json.loads(passed["inspectionData"]["variables"]) == {"base": 10, "seen": True}
+    decided = sfn.test_state(definition=json.dumps(machine), stateName="Decide", input="15")
+    assert (decided["status"], decided["nextState"]) == ("SUCCEEDED", "Big")
+
+
+def test_a_failing_state_answers_failed_not_an_error(sfn):
+    failed = sfn.test_state(definition=json.dumps({"Type": "Fail", "Error": "Nope", "Cause": "because"}))
+    assert (failed["status"], failed["error"], failed["cause"]) == ("FAILED", "Nope", "because")
+    assert "output" not in failed and "nextState" not in failed
+
+
+def test_what_cannot_be_tested_is_refused_with_aws_codes(sfn):
+    assert code_of(sfn.test_state, definition="{not json") == "InvalidDefinition"
+    assert code_of(sfn.test_state, definition=json.dumps({"Type": "Pass", "ResultPath": 3, "End": True})) \
+        == "InvalidDefinition"
+    assert code_of(sfn.test_state, definition=json.dumps({"Type": "Pass", "End": True}), input="{x") \
+        == "InvalidExecutionInput"
+    assert code_of(sfn.test_state, definition=json.dumps({"Type": "Pass", "End": True}),
+                   mock={"result": "1"}) == "ValidationException"
+    waits = {"Type": "Task", "Resource": "module:suspend", "End": True}
+    assert code_of(sfn.test_state, definition=json.dumps(waits)) == "ValidationException"
+    assert code_of(sfn.test_state, definition=json.dumps({"StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Succeed"}}})) == "ValidationException"
+
+
+def test_a_resource_the_stage_does_not_allow_is_refused_unless_mocked(sfn, monkeypatch):
+    monkeypatch.setenv("ALLOWED_RESOURCES", "module:*")
+    lambda_task = {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:000000000000:function:f", "End": True}
+    assert code_of(sfn.test_state, definition=json.dumps(lambda_task)) == "InvalidDefinition"
+    mocked = sfn.test_state(definition=json.dumps(lambda_task), mock={"result": '{"ok": 1}'})
+    assert json.loads(mocked["output"]) == {"ok": 1}

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from ..conftest import REDIS_URL, ROOT
 from ..local_server import call, chalice_local
-from .aws_clients import assert_answers_fit, machine_arn, over_http
+from .aws_clients import MODEL, assert_answers_fit, machine_arn, over_http, shape_problems
 
 KEYS = {"AKIDLOCAL": "local-secret"}
 README_URL = "http://127.0.0.1:8000"  # the endpoint README's commands name
@@ -155,3 +155,20 @@ def test_the_readme_commands_run_as_written_against_make_run(dev_server):
     assert described["status"] == "RUNNING" and answered == {}
     _, document = call("GET", f"{dev_server}/executions/order-17")
     assert (document["status"], document["output"]["outcome"]) == ("SUCCEEDED", "approved")
+
+
+def test_the_aws_cli_tests_one_state(server, monkeypatch):
+    # botocore sends TestState to "sync-<host>" (its hostPrefix); the setting AWS's docs name turns that off
+    monkeypatch.setenv("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
+    state = {"Type": "Task", "Resource": "module:increment", "ResultPath": "$.after", "Next": "Done"}
+    status, answer, err = aws(server, "test-state", "--definition", json.dumps(state), "--input", '{"value": 1}',
+                              "--inspection-level", "DEBUG")
+    assert status == 0, err
+    assert not shape_problems(MODEL.operation_model("TestState").output_shape, answer)
+    assert (answer["status"], answer["nextState"]) == ("SUCCEEDED", "Done")
+    assert json.loads(answer["output"]) == {"value": 1, "after": {"value": 2}}
+    assert json.loads(answer["inspectionData"]["result"]) == {"value": 2}
+    status, answer, err = aws(server, "test-state", "--definition", json.dumps(state),
+                              "--mock", json.dumps({"errorOutput": {"error": "Boom", "cause": "mocked"}}))
+    assert status == 0, err
+    assert (answer["status"], answer["error"], answer["cause"]) == ("FAILED", "Boom", "mocked")
