@@ -20,6 +20,7 @@ from typing import Any
 
 from ..asl.engine import frame_waits
 from ..store import ExecutionRecord, SplitWrite
+from ..store.store import in_event_order
 
 #: How many open branches (or iterations) the root's Parallel or Map needs to be stored apart.
 SPLIT_FROM = 2
@@ -129,8 +130,7 @@ def assemble(record: ExecutionRecord | None) -> ExecutionRecord | None:
     for index, output in parts.results.items():
         group["results"][index] = output
         put_branch(group, index, None)
-    if parts.events:
-        record.history = sorted(record.history + parts.events, key=lambda event: event["id"])
+    record.history = in_event_order(record.history, parts.events)
     record.split = None
     return record
 

@@ -251,10 +251,23 @@ def read_split(flat: list, chunks: list) -> tuple[StoredBranches, list[str]]:
 
 
 def merged_events(own: list[dict], chunks: list) -> list[dict]:
-    """A record's own history events and those its branches' commits added, in event order."""
-    if not chunks:
+    """A record's own history events and those its branches' commits added (compressed chunks)."""
+    return in_event_order(own, [event for chunk in chunks for event in inflate(chunk)])
+
+
+def in_event_order(own: list[dict], added: list[dict]) -> list[dict]:
+    """Two lists of history events merged by event ID; an event without one (a heartbeat) stays
+    right after the event before it in its list."""
+    if not added:
         return own
-    return sorted(own + [event for chunk in chunks for event in inflate(chunk)], key=lambda event: event["id"])
+
+    def keyed(events: list[dict], source: int):
+        last = 0
+        for position, event in enumerate(events):
+            last = event.get("id", last)
+            yield (last, "id" not in event, source, position), event
+
+    return [event for _, event in sorted([*keyed(own, 0), *keyed(added, 1)], key=lambda pair: pair[0])]
 
 
 def _evalsha(pipe, script, keys: list, args: list) -> None:

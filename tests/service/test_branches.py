@@ -9,6 +9,7 @@ import pytest
 from chalicelib.approvals import make_service
 from chalicelib.asl import VirtualClock
 from chalicelib.config import settings
+from chalicelib.resources import default_handlers
 from chalicelib.service import ServiceError
 from chalicelib.store import Store
 from chalicelib.store.records import compact, deflate_text
@@ -171,3 +172,50 @@ def test_the_same_answer_again_to_an_iteration_is_a_replay(service):
     with pytest.raises(ServiceError) as other:
         service.redeem(point, result={"ok": "other"})
     assert other.value.code == "ContinuationAlreadyRedeemed"
+
+
+def test_a_heartbeat_and_a_timeout_inside_an_iteration(store_redis):
+    clock = VirtualClock(START)
+    service = make_service(settings(), Store(store_redis), clock=clock, base_url="http://test")
+    definition = {"StartAt": "Each", "States": {"Each": {
+        "Type": "Map", "ItemsPath": "$.items", "End": True,
+        "ItemProcessor": {"StartAt": "Ask", "States": {"Ask": {
+            "Type": "Task", "Resource": "module:suspend", "TimeoutSeconds": 60, "HeartbeatSeconds": 30,
+            "Parameters": {"item.$": "$"}, "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Late"}],
+            "End": True}, "Late": {"Type": "Pass", "Result": "late", "End": True}}}}}}
+    document = service.start(definition, {"items": [0, 1]}, state_machine=None, trusted=True)
+    points = by_item(document)
+    clock.advance(20)
+    assert service.heartbeat(points[0])["heartbeatAt"] is not None
+    assert service.redeem(points[1], result={"ok": 1})["status"] == "SUSPENDED"
+    clock.advance(25)  # item 1 answered, item 0 beat: nobody is late yet
+    service.tick()
+    assert service.describe(document["executionId"])["status"] == "SUSPENDED"
+    clock.advance(20)  # 65 s: item 0's task timed out, and its Catch ends the Map
+    service.tick()
+    done = service.describe(document["executionId"])
+    assert (done["status"], done["output"]) == ("SUCCEEDED", ["late", {"ok": 1}])
+
+
+def test_a_task_token_call_inside_an_iteration_is_made_after_its_commit_and_its_answer_counts(store_redis):
+    calls = []
+    handlers = default_handlers({"test:notify": lambda payload, context: calls.append(context.token)})
+    service = make_service(settings(), Store(store_redis), clock=VirtualClock(START), base_url="http://test",
+                           handlers=handlers)
+    definition = {"StartAt": "Each", "States": {"Each": {
+        "Type": "Map", "ItemsPath": "$.items", "End": True,
+        "ItemProcessor": {"StartAt": "Ask", "States": {
+            "Ask": {"Type": "Task", "Resource": "module:suspend", "Next": "Notify"},
+            "Notify": {"Type": "Task", "Resource": "test:notify.waitForTaskToken", "End": True,
+                       "Parameters": {"token.$": "$$.Task.Token"}}}}}}}
+    document = service.start(definition, {"items": [0, 1, 2]}, state_machine=None, trusted=True)
+    points = [c["id"] for c in document["continuations"]]
+    answered = service.redeem(points[0], result={"ok": 0})
+    assert (answered["status"], sorted(answered["waitingAt"])) == ("SUSPENDED", ["Ask", "Ask", "Notify"])
+    [token] = calls
+    assert service.redeem(token, result={"done": 0})["status"] == "SUSPENDED"
+    for point in points[1:]:
+        service.redeem(point, result={})
+    for token in calls[1:]:
+        last = service.redeem(token, result={"done": True})
+    assert last["status"] == "SUCCEEDED" and len(calls) == 3
