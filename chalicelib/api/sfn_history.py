@@ -16,7 +16,9 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from ..service import ServiceError
+from ..service.calls import idempotency_key
 from ..service.listing import MAX_LIMIT
+from ..service.map_runs import map_run_arn
 from .sfn_protocol import (STATUSES, AwsError, Protocol, check_name, epoch, invalid_token, json_text, next_token,
                            page_of, page_size, parse_json_field, read_token)
 
@@ -78,6 +80,12 @@ class Events:
         kind, name = split_resource(str(self.states.get(state or "", {}).get("Resource", "")))
         return {"resourceType": kind, "resource": name}
 
+    def map_run_arn(self, state: str, point: str) -> str:
+        """The ARN of the map run a Distributed Map started at ``point`` (see ``service.map_runs``)."""
+        label = self.states.get(state, {}).get("Label")
+        return map_run_arn(self.protocol.arns.execution(self.document), state, label,
+                           idempotency_key(self.document["executionId"], point))
+
     def convert(self, event: dict, following: dict) -> Iterator[tuple[str, str, dict]]:
         """(AWS type, its details member, details) for one of the service's events (or none).
 
@@ -108,6 +116,14 @@ class Events:
         elif kind == "TaskSucceeded":
             yield ("TaskSubmitted", "taskSubmittedEventDetails", self.resource(state)) if waits_next \
                 else ("TaskSucceeded", "taskSucceededEventDetails", self.resource(state))
+        elif kind == "ExecutionSuspended" and event.get("kind") == "map-run":
+            yield "MapRunStarted", "mapRunStartedEventDetails", {"mapRunArn": self.map_run_arn(state, event["point"])}
+        elif kind == "ExecutionResumed" and state_type == "Map":
+            if following.get("type") == "StateFailed" and following.get("state") == state:
+                yield "MapRunFailed", "mapRunFailedEventDetails", {
+                    k: following[k] for k in ("error", "cause") if following.get(k) is not None}
+            else:
+                yield "MapRunSucceeded", "", {}
         elif kind == "ExecutionResumed" and state_type == "Task":
             if not (following.get("type") == "StateFailed" and following.get("state") == state):
                 answered_by = self.data("output", event["event"]) if "event" in event else {}

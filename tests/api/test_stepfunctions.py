@@ -983,6 +983,13 @@ def test_describe_map_run_and_list_map_runs(sfn, machines, client):
     assert (run["status"], run["executionArn"], run["toleratedFailurePercentage"]) == ("SUCCEEDED", arn, 10.0)
     assert run["executionCounts"]["succeeded"] == run["itemCounts"]["total"] == 3
     assert run["maxConcurrency"] == 1000 and run["stopDate"] >= run["startDate"]
+    history = [event["type"] for event in sfn.get_execution_history(executionArn=arn)["events"]]
+    assert history[history.index("MapStateStarted"):] == [
+        "MapStateStarted", "MapRunStarted", "MapRunSucceeded", "MapStateSucceeded", "MapStateExited",
+        "ExecutionSucceeded"]
+    started = [event for event in sfn.get_execution_history(executionArn=arn)["events"]
+               if event["type"] == "MapRunStarted"]
+    assert started[0]["mapRunStartedEventDetails"] == {"mapRunArn": listed["mapRunArn"]}
     assert code_of(sfn.describe_map_run, mapRunArn="not-an-arn") == "InvalidArn"
     assert code_of(sfn.describe_map_run, mapRunArn=listed["mapRunArn"] + "x") == "ResourceNotFound"
     assert code_of(sfn.list_map_runs, executionArn=arn + "-missing") == "ExecutionDoesNotExist"
