@@ -5,12 +5,6 @@ from ..service.map_runs import run_id_of
 from .sfn_protocol import AwsError, Protocol, epoch, page_of
 
 
-def _described(found: dict) -> dict:
-    return {**found, "startDate": epoch(found["startDate"]),
-            **({"stopDate": epoch(found["stopDate"])} if found.get("stopDate") else {"stopDate": None}),
-            "redriveCount": 0}
-
-
 def describe_map_run(protocol: Protocol, params: dict) -> dict:
     arn = params["mapRunArn"]
     run_id = run_id_of(arn)
@@ -19,9 +13,11 @@ def describe_map_run(protocol: Protocol, params: dict) -> dict:
     found = protocol.service.map_runs.describe(run_id)
     if found is None or found["mapRunArn"] != arn:
         raise AwsError("ResourceNotFound", f"Map Run Does Not Exist: '{arn}'")
-    out = _described(found)
-    if out["stopDate"] is None:
-        del out["stopDate"]
+    out = {**found, "startDate": epoch(found["startDate"]), "redriveCount": 0}
+    if found.get("stopDate"):
+        out["stopDate"] = epoch(found["stopDate"])
+    else:
+        out.pop("stopDate", None)
     return out
 
 
