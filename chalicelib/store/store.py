@@ -52,9 +52,10 @@ branch stored apart (in ``root.group.frames`` of a Parallel, ``root.group.active
 ``open`` holds no point of those branches. ``load`` reads the record, the hash and the list in one
 script; the service puts them back together (``fanout.assemble``), so a snapshot is always read
 whole, in the layout ``chalicelib/asl/engine.py`` documents. Every commit of the whole execution
-checks the branches' ``v``, ``ev`` and ``sq`` as it read them, removes the three keys, and writes them
-again when the execution still waits for enough branches. Records stored before branches were
-stored apart have neither key and are read, resumed and committed as they always were.
+checks the branches' ``v``, ``ev`` and ``sq`` as it read them, removes the three keys (``e``'s events
+are in the record from then on), and writes ``f`` and ``w`` again when the execution still waits for
+enough branches. Records stored before branches were stored apart have none of these keys and are
+read, resumed and committed as they always were.
 
 It is long because the keys of an execution, the scripts that change them and the formats they
 hold are one contract: each commit writes what ``load`` and ``claim`` read back.
