@@ -378,3 +378,12 @@ def test_a_stopped_parent_stops_its_run_and_children(workers):
     assert set(children_of(workers.service, parent).values()) == {"ABORTED"}
     [described] = workers.service.map_runs.of_execution(parent)
     assert described["status"] == "ABORTED" and described["executionCounts"]["aborted"] == 2
+
+
+def test_an_express_child_cannot_wait(workers):
+    ask = processor({"Ask": {"Type": "Task", "Resource": "module:suspend", "End": True}}, "Ask", "EXPRESS")
+    started = workers.service.start(map_definition(ask, ToleratedFailureCount=5), [{"n": 1}],
+                                    state_machine=None, trusted=True)
+    [entry] = finished(workers.service, started["executionId"])["output"]
+    assert (entry["Status"], entry["Error"]) == ("FAILED", "States.Runtime")
+    assert entry["Cause"] == "An EXPRESS child execution cannot wait (for a person, a token or a timer)."
