@@ -39,6 +39,11 @@ def stop_execution(execution_id):
     return rest.stop_execution(request(), execution_id)
 
 
+@app.route("/executions/{execution_id}/redrive", methods=["POST"], content_types=JSON)
+def redrive_execution(execution_id):
+    return rest.redrive_execution(request(), execution_id)
+
+
 @app.route("/events", methods=["POST"], content_types=JSON)
 def publish_events():
     return rest.publish_events(request())

@@ -51,6 +51,7 @@ class Settings:
     email_from: str
     outbox_dir: str
     diagram_script_url: str  # where pages load mermaid.js from; empty: show the diagram as text
+    redrive_max_bytes: int  # the largest snapshot an execution that ends unsuccessfully keeps for a redrive
     aws_region: str  # the region and account in the Step Functions API's ARNs
     aws_account_id: str
     aws_access_keys: dict[str, str]  # access key ID -> secret: the protocol then needs SigV4 (or x-api-key)
@@ -83,6 +84,7 @@ def settings() -> Settings:
         allowed_resources=tuple(p.strip() for p in allowed.split(",") if p.strip()),
         signing_secret=env.get("SIGNING_SECRET") or DEV_SECRET,
         history_limit=_int("HISTORY_LIMIT", 1000),
+        redrive_max_bytes=_int("REDRIVE_MAX_BYTES", 1024 * 1024),
         redis_socket_timeout=_float("REDIS_SOCKET_TIMEOUT", 2.0),
         local_data_dir=local_data_dir,
         tick_seconds=_float("TIMER_TICK_SECONDS", 60.0),

@@ -44,6 +44,7 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/executions"): API_KEY,
     ("GET", "/executions/{execution_id}"): API_KEY,
     ("DELETE", "/executions/{execution_id}"): API_KEY,
+    ("POST", "/executions/{execution_id}/redrive"): API_KEY,  # as a stop: it starts what the execution calls
     ("POST", "/events"): API_KEY,  # events start and resume executions, as a start does
     ("GET", "/continuations/{continuation}"): CONTINUATION,
     ("POST", "/continuations/{continuation}"): CONTINUATION,

@@ -154,6 +154,8 @@ SCHEMAS: dict[str, dict] = {
                 "For a child execution of a Distributed Map: its map run (runId) and its index in the run.")},
             "mapRuns": {"type": "array", "items": _ref("MapRun"), "description": (
                 "The Distributed Maps it waits on: each map run's ARN and its children's counters.")},
+            "redriveCount": {"type": "integer", "minimum": 1, "description": "How many times it was redriven."},
+            "redriveDate": {**TIMESTAMP, "description": "When it was last redriven."},
             "alreadyExisted": {"type": "boolean", "description": (
                 "On a start: true when an execution with this name, state machine and input already existed "
                 "and this is it.")},
@@ -616,6 +618,27 @@ OPERATIONS: dict[str, dict[str, dict]] = {
                                 error(404, "ExecutionNotFound"), error(409, "ExecutionAlreadyFinished"), STORE),
         },
     },
+    "/executions/{execution_id}/redrive": {
+        "parameters": [EXECUTION_ID],
+        "post": {
+            "operationId": "redrive_execution",
+            "summary": "Run a FAILED, TIMED_OUT or ABORTED execution again from where it stopped",
+            "description": ("The states that failed or were stopped run again with the input they had; Parallel "
+                            "branches and Map iterations that succeeded keep their results. The same execution "
+                            "(ID, name), redriveCount + 1, an ExecutionRedriven event. Refused when it succeeded, "
+                            "is still running, ended more than 14 days ago, or its state where it ended was not "
+                            "kept (REDRIVE_MAX_BYTES). A clientToken sent again within 15 minutes answers the same "
+                            "redrive. It runs until it ends or waits (202 when it goes on in the background)."),
+            "security": [{}, {"apiKey": []}],
+            "requestBody": json_body({"type": "object", "additionalProperties": False, "properties": {
+                "clientToken": {"type": "string", "minLength": 1, "maxLength": 64}}}, required=False),
+            "responses": _merge(ok(_ref("Execution"), "The execution, redriven."),
+                                ok(_ref("Execution"), "The execution, going on in the background.", status=202),
+                                API_KEY, error(400, "MalformedJSON", "InvalidRequest"),
+                                error(404, "ExecutionNotFound"), error(409, "ExecutionNotRedrivable"), TOO_LARGE,
+                                STORE),
+        },
+    },
     "/continuations/{continuation}": {
         "parameters": [CONTINUATION],
         "get": {
@@ -777,7 +800,8 @@ OPERATIONS: dict[str, dict[str, dict]] = {
                 aws_error(400, "The Step Functions API's errors: ValidationException, SerializationException, "
                                "UnknownOperationException, InvalidArn, InvalidName, InvalidExecutionInput, "
                                "InvalidDefinition, InvalidToken, InvalidOutput, StateMachineDoesNotExist, "
-                               "ExecutionDoesNotExist, ExecutionAlreadyExists, TaskDoesNotExist, TaskTimedOut, "
+                               "ExecutionDoesNotExist, ExecutionAlreadyExists, ExecutionNotRedrivable, TaskDoesNotExist, "
+                               "TaskTimedOut, "
                                "StateMachineAlreadyExists, MissingRequiredParameter, ResourceNotFound, TooManyTags, "
                                "ThrottlingException, ActivityDoesNotExist, ActivityAlreadyExists, "
                                "InvalidEncryptionConfiguration."),

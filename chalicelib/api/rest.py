@@ -129,6 +129,22 @@ def stop_execution(request, execution_id: str) -> dict:
     return make_service(request).abort(execution_id)
 
 
+@endpoint
+def redrive_execution(request, execution_id: str) -> tuple[int, dict]:
+    """Run a FAILED, TIMED_OUT or ABORTED execution again from where it stopped; an optional body
+    ``{"clientToken": "..."}`` makes a retried request answer the same redrive."""
+    body = read_json(request, settings(), required=False)
+    body = {} if body is None else require_object(body)
+    unknown = set(body) - {"clientToken"}
+    if unknown:
+        raise ServiceError(400, "InvalidRequest", f"Unknown fields: {', '.join(sorted(unknown))}.")
+    token = body.get("clientToken")
+    if token is not None and (not isinstance(token, str) or not 1 <= len(token) <= 64):
+        raise ServiceError(400, "InvalidRequest", "'clientToken' must be a string of 1 to 64 characters.")
+    document = make_service(request).redrive(execution_id, client_token=token)
+    return (202 if document["status"] == "RUNNING" else 200), document
+
+
 # -- events -------------------------------------------------------------------------------
 
 MAX_EVENTS = 100

@@ -138,6 +138,8 @@ class Events:
             yield kind, "", {}
         elif kind == "MapStateStarted":
             yield kind, "mapStateStartedEventDetails", {"length": event.get("length", 0)}
+        elif kind == "ExecutionRedriven":
+            yield kind, "executionRedrivenEventDetails", {"redriveCount": event.get("redriveCount", 1)}
         elif kind == "ExecutionSucceeded":
             yield kind, "executionSucceededEventDetails", self.data("output", event.get("output"))
         elif kind in ("ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"):

@@ -60,6 +60,7 @@ CODES = {
     "InvalidRequest": ("ValidationException", 400),
     "MalformedJSON": ("SerializationException", 400),
     "PayloadTooLarge": ("ValidationException", 400),
+    "ExecutionNotRedrivable": ("ExecutionNotRedrivable", 400),
 }
 
 
@@ -272,8 +273,13 @@ class Protocol:
             "startDate": epoch(document["startDate"]),
             "input": json_text(document.get("input")),
             "inputDetails": {"included": True},
-            "redriveCount": 0,
+            "redriveCount": document.get("redriveCount", 0),
         }
+        if document.get("redriveDate"):
+            out["redriveDate"] = epoch(document["redriveDate"])
+        out["redriveStatus"], reason = self.service.redrive_status(document["executionId"])
+        if reason:
+            out["redriveStatusReason"] = reason
         if document.get("stopDate"):
             out["stopDate"] = epoch(document["stopDate"])
         if document["status"] == "SUCCEEDED":
@@ -299,6 +305,13 @@ class Protocol:
                 raise
             stopped = self.service.describe(document["executionId"], with_history=False)
         return {"stopDate": epoch(stopped["stopDate"])}
+
+    def redrive_execution(self, params: dict) -> dict:
+        """Run a FAILED, TIMED_OUT or ABORTED execution again from where it stopped (``Service.redrive``);
+        the same ``clientToken`` within 15 minutes answers the same redrive."""
+        document = self.execution(params["executionArn"])
+        redriven = self.service.redrive(document["executionId"], client_token=params.get("clientToken"))
+        return {"redriveDate": epoch(redriven["redriveDate"])}
 
     # -- task tokens -----------------------------------------------------------------------------
 

@@ -63,6 +63,7 @@ OPERATIONS: dict[str, Callable[[Protocol, dict], dict]] = {
     "StartExecution": Protocol.start_execution,
     "DescribeExecution": Protocol.describe_execution,
     "StopExecution": Protocol.stop_execution,
+    "RedriveExecution": Protocol.redrive_execution,
     "SendTaskSuccess": Protocol.send_task_success,
     "SendTaskFailure": Protocol.send_task_failure,
     "SendTaskHeartbeat": Protocol.send_task_heartbeat,

@@ -12,7 +12,7 @@ caller passes in (``chalicelib.run`` passes the built-in task resources)::
 """
 from .clock import SystemClock, VirtualClock
 from .errors import StatesError
-from .interpreter import InvalidDefinition, UnknownSuspension, load, proceed, resume, run, run_virtual
+from .interpreter import InvalidDefinition, UnknownSuspension, load, proceed, redrive, resume, run, run_virtual
 from .tasks import Suspend, TaskContext, TaskFailed
 from .validation import Problem, validate
 
@@ -28,6 +28,7 @@ __all__ = [
     "VirtualClock",
     "load",
     "proceed",
+    "redrive",
     "resume",
     "run",
     "run_virtual",

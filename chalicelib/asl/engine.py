@@ -343,6 +343,7 @@ class Runner:
         retries = frame.get("retries") or {}
         route, index = route_error(state, error, lambda index: retries.get(str(index), 0))
         if route == "retry":
+            frame.pop("group", None)  # a Parallel or Map that failed starts again from its first branch
             attempt = retries.get(str(index), 0)
             frame.setdefault("retries", {})[str(index)] = attempt + 1
             delay = state.retriers[index].delay(attempt, self.rng.random())
@@ -365,10 +366,7 @@ class Runner:
                 else:
                     self.emit(frame, state.type + "StateExited", output=output)
                 return Step("next", catcher.next, output)
-        frame.clear()
-        frame["status"] = "failed"
-        frame["error"] = error
-        frame["cause"] = cause
+        fail_frame(frame, error, cause)
         return _FAILED
 
     def caught(self, state: State, catcher, frame: dict, error: str, cause: str | None) -> tuple[Any, dict | None]:
@@ -379,6 +377,52 @@ class Runner:
             check_payload(assign, state.name, "assigned variables")
             self.assign(frame, assign)
         return output, assign
+
+    # -- redrive ----------------------------------------------------------------
+
+    def redrive(self) -> dict:
+        """Make a snapshot that ended FAILED, TIMED_OUT or ABORTED able to run on from where it stopped.
+
+        Every frame that failed or was stopped runs its state again, with the input and
+        variables it had and its retries reset; Parallel branches and Map iterations that
+        succeeded keep their results, the iterations a Map tolerated as failed start again.
+        The deadline (top-level TimeoutSeconds) counts from now; ``$$.Execution.RedriveCount``
+        goes up by one. Returns the snapshot, RUNNING: ``proceed`` continues it.
+        """
+        snap = self.snapshot
+        self._rewind(snap["root"], self.machine)
+        now = self.clock.now()
+        snap["status"] = "RUNNING"
+        for field in ("output", "error", "cause"):
+            snap.pop(field, None)
+        timeout = self.machine.timeout_seconds
+        snap["timeoutAt"] = now + timeout if timeout else None
+        execution = snap["context"]["Execution"]
+        execution["RedriveCount"] = execution.get("RedriveCount", 0) + 1
+        execution["RedriveTime"] = iso_timestamp(now)
+        return snap
+
+    def _rewind(self, frame: dict, machine: Machine) -> None:
+        if frame.get("status") == "succeeded":
+            return
+        for field in ("status", "error", "cause", "wait", "point", "retries"):
+            frame.pop(field, None)
+        group = frame.get("group")
+        if not group:
+            return
+        state = machine.states[frame["at"]]
+        if "frames" in group:  # a Parallel: its branches that had not succeeded
+            for index, child in enumerate(group["frames"]):
+                if child is not None:
+                    self._rewind(child, state.branches[index])
+            return
+        for child in group["active"].values():  # a Map: the iterations that were under way or failed
+            self._rewind(child, state.processor)
+        for index in group.pop("failedIndexes", ()):  # and those it tolerated as failed, from their start
+            group["failed"] -= 1
+            group["results"][index] = None
+            group["active"][str(index)] = self.new_frame(state.processor.start_at,
+                                                         state.item_input(group, index, frame, self))
 
     # -- time -------------------------------------------------------------------
 
@@ -538,6 +582,16 @@ class Runner:
                 event["state"] = frame["at"]
             event.update(details)
             self.listener(event)
+
+
+def fail_frame(frame: dict, error: str | None, cause: str | None) -> None:
+    """End a frame as failed. It keeps where it stood (state, input, variables, and the branches or
+    iterations of a Parallel or Map), which a redrive runs again; what it waited for is dropped."""
+    for field in ("wait", "point", "retries"):
+        frame.pop(field, None)
+    frame["status"] = "failed"
+    frame["error"] = error
+    frame["cause"] = cause
 
 
 def route_error(state: State, error: str | None, attempts: Callable[[int], int]) -> tuple[str, int]:

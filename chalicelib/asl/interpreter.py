@@ -35,6 +35,7 @@ __all__ = [
     "UnknownSuspension",
     "load",
     "proceed",
+    "redrive",
     "resume",
     "run",
     "run_virtual",
@@ -153,6 +154,7 @@ def new_snapshot(compiled: Compiled, input: Any, *, clock, name: str | None = No
 
 
 def _runner(compiled: Compiled, snapshot: dict, options: dict) -> Runner:
+    options.pop("redrivable", None)  # what the result carries (see result_of), not the run's concern
     return Runner(
         compiled.machine,
         snapshot,
@@ -162,13 +164,17 @@ def _runner(compiled: Compiled, snapshot: dict, options: dict) -> Runner:
     )
 
 
-def result_of(snapshot: dict, runner: Runner | None = None) -> dict:
-    """The result shape for a snapshot."""
+def result_of(snapshot: dict, runner: Runner | None = None, redrivable: bool = False) -> dict:
+    """The result shape for a snapshot; with ``redrivable``, a FAILED or TIMED_OUT one carries the
+    snapshot too (where it stopped), which :func:`redrive` makes run again."""
     status = snapshot["status"]
     if status == "SUCCEEDED":
         return {"status": status, "output": snapshot.get("output")}
     if status in ("FAILED", "TIMED_OUT", "ABORTED"):
-        return {"status": status, "error": snapshot.get("error"), "cause": snapshot.get("cause")}
+        result = {"status": status, "error": snapshot.get("error"), "cause": snapshot.get("cause")}
+        if redrivable:
+            result["snapshot"] = snapshot
+        return result
     result: dict = {"status": status}
     if status == "SUSPENDED":
         result["suspensions"] = suspensions(snapshot, runner.issued_tokens if runner else {})
@@ -212,6 +218,7 @@ def run(
     transition_limit: int | None = MAX_TRANSITIONS,
     listener: Listener | None = None,
     token_factory: Callable[[str], str] | None = None,
+    redrivable: bool = False,
 ) -> dict:
     """Start an execution and run it until it ends, suspends or runs out of budget.
 
@@ -222,7 +229,8 @@ def run(
     ``max_transitions`` steps and ``max_seconds`` seconds (then the result is RUNNING); the
     whole execution at most ``transition_limit`` steps, over every ``resume`` and ``proceed``
     (then it fails with ``States.Runtime``; None: no limit). ``region`` and ``account`` go into the
-    context object's ARNs (``$$.Execution.Id``, ``$$.StateMachine.Id``).
+    context object's ARNs (``$$.Execution.Id``, ``$$.StateMachine.Id``). ``redrivable``: a FAILED or
+    TIMED_OUT result carries its snapshot (see :func:`redrive`).
     """
     compiled = load(definition)
     clock = clock or SystemClock()
@@ -241,7 +249,7 @@ def run(
         check_payload(snapshot["root"]["input"], None)
     except StatesError as refused:
         return result_of(runner.fail(refused.error, refused.cause), runner)
-    return result_of(runner.execute(), runner)
+    return result_of(runner.execute(), runner, redrivable)
 
 
 def run_virtual(definition: dict | str | Compiled, input: Any = None, **options: Any) -> dict:
@@ -279,13 +287,22 @@ def resume(
 
 
 def proceed(definition: dict | str | Compiled, snapshot: dict, *, copy_snapshot: bool = True,
-            **options: Any) -> dict:
+            redrivable: bool = False, **options: Any) -> dict:
     """Continue a snapshot that stopped for lack of budget (status RUNNING)."""
     compiled = load(definition)
     if copy_snapshot:
         snapshot = copy.deepcopy(snapshot)
     runner = _runner(compiled, snapshot, dict(options))
-    return result_of(runner.execute(), runner)
+    return result_of(runner.execute(), runner, redrivable)
+
+
+def redrive(definition: dict | str | Compiled, snapshot: dict, *, clock=None, copy_snapshot: bool = True) -> dict:
+    """The snapshot of an execution that ended FAILED, TIMED_OUT or ABORTED (as a ``redrivable`` result
+    carries it), made to run again from where it stopped: ``proceed`` continues it (see ``Runner.redrive``)."""
+    compiled = load(definition)
+    if copy_snapshot:
+        snapshot = copy.deepcopy(snapshot)
+    return _runner(compiled, snapshot, {"clock": clock}).redrive()
 
 
 def resume_branch(

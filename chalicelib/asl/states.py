@@ -364,8 +364,7 @@ class Parallel(State):
             if outcome == "blocked":
                 blocked = True
                 continue
-            if outcome == "failed":
-                del frame["group"]
+            if outcome == "failed":  # the group stays, for a redrive (see Runner.redrive)
                 raise StatesError(child.get("error"), child.get("cause"))
             group["results"][index] = child["output"]
             group["frames"][index] = None
@@ -559,17 +558,16 @@ class Map(State):
         outcome = runner.run_frame(child, self.processor, f"{self.name}[{index}]", scopes)
         if outcome == "blocked":
             return
+        tolerated = group["tolerated"]
+        if outcome == "failed" and tolerated is None:  # the group stays, for a redrive (see Runner.redrive)
+            raise StatesError(child.get("error"), child.get("cause"))
         del group["active"][str(index)]
         if outcome == "succeeded":
             group["results"][index] = child["output"]
             return
         group["failed"] += 1
-        tolerated = group["tolerated"]
-        if tolerated is None:
-            frame.pop("group")
-            raise StatesError(child.get("error"), child.get("cause"))
+        group.setdefault("failedIndexes", []).append(index)
         if group["failed"] > tolerated:
-            frame.pop("group")
             raise StatesError(errors.EXCEED_TOLERATED_FAILURE_THRESHOLD,
                               "The specified tolerated failure threshold for the Map Run has been exceeded.")
         group["results"][index] = {"Error": child.get("error"), "Cause": child.get("cause")}

@@ -14,7 +14,7 @@
 - ``events``: executions started and resumed by events (``patterns``: EventBridge's event patterns);
 - ``activities``: activity tasks, queued for workers that poll for them;
 - ``calls``: the outbox of task-token calls; ``names``: who holds an execution name;
-- ``state_tests``: one state run on its own (TestState);
+- ``state_tests``: one state run on its own (TestState); ``redrives``: executions run again where they stopped;
 - ``definitions``, ``ids``, ``tokens``, ``waits``, ``errors``, ``questions``, ``statuses``: their parts.
 
 It knows nothing of HTTP or pages: whoever presents questions passes a
@@ -38,6 +38,7 @@ from .map_runs import MapRuns
 from .listing import list_executions
 from .questions import Questions
 from .redemption import Redemptions, answer_digest
+from .redrives import Redrives
 from .runs import Runs, continuation_expiry
 from .state_tests import run_state_test
 from .statuses import FINISHED, STATUSES
@@ -58,6 +59,7 @@ class Service:
                          questions=questions, resolvers=resolvers)
         self.executions = Executions(self.runs)
         self.redemptions = Redemptions(self.runs)
+        self.redrives = Redrives(self.runs, self.executions)
         self.map_runs = self.runs.map_runs = MapRuns(self.runs, self.executions, self.redemptions)
         if dispatch_worker is not None:
             self.map_runs.dispatch_worker = dispatch_worker
@@ -97,6 +99,14 @@ class Service:
 
     def abort(self, execution_id: str) -> dict:
         return self.executions.abort(execution_id)
+
+    def redrive(self, execution_id: str, client_token: str | None = None) -> dict:
+        """Run an execution that ended FAILED, TIMED_OUT or ABORTED again from where it stopped (see ``redrives``)."""
+        return self.redrives.redrive(execution_id, client_token)
+
+    def redrive_status(self, execution_id: str) -> tuple[str, str | None]:
+        """``REDRIVABLE``, or ``NOT_REDRIVABLE`` and why."""
+        return self.redrives.status(execution_id)
 
     def continue_running(self, execution_id: str, seconds: float | None = None) -> dict | None:
         return self.executions.continue_running(execution_id, seconds)

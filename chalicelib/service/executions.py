@@ -14,7 +14,7 @@ from .definitions import compile_definition
 from .errors import ServiceError, busy
 from .ids import new_execution_id
 from .listing import MAX_LIMIT, decode_token, encode_token, invalid
-from .runs import CONTINUATIONS_SHOWN, MAX_COMMIT_ATTEMPTS, Runs
+from .runs import CONTINUATIONS_SHOWN, MAX_COMMIT_ATTEMPTS, Runs, kept_for_redrive
 from .statuses import FINISHED
 from .waits import asked, timer_member
 
@@ -150,15 +150,25 @@ class Executions:
             if deadline is not None and time.monotonic() + self.settings.request_max_seconds > deadline:
                 self.runs.dispatch(execution_id)
                 return self.runs.document(record)
-            compiled = self.runs.definition(record.definition_hash)
-            outcome = self.runs.run(record.id, lambda options: proceed(
-                compiled, record.snapshot, copy_snapshot=False, **options), record.snapshot)
-            try:
-                self.runs.write(self.runs.next_commit(record, compiled, outcome), compiled, outcome)
-            except CommitConflict:
-                continue  # someone else changed it (a redemption, an abort): reload
-            if record.status != "RUNNING":
-                self.runs.after_commit(record)
+            self._step(record)  # a conflict (a redemption, an abort changed it first): reload and look again
+
+    def run_once(self, record: ExecutionRecord) -> None:
+        """Run a RUNNING execution one request budget on, then hand the rest to the background."""
+        if self._step(record) and record.status == "RUNNING":
+            self.runs.dispatch(record.id)
+
+    def _step(self, record: ExecutionRecord) -> bool:
+        """One request budget of a RUNNING execution, committed; False when another writer came first."""
+        compiled = self.runs.definition(record.definition_hash)
+        outcome = self.runs.run(record.id, lambda options: proceed(
+            compiled, record.snapshot, copy_snapshot=False, **options), record.snapshot)
+        try:
+            self.runs.write(self.runs.next_commit(record, compiled, outcome), compiled, outcome)
+        except CommitConflict:
+            return False
+        if record.status != "RUNNING":
+            self.runs.after_commit(record)
+        return True
 
     def abort(self, execution_id: str) -> dict:
         return self.stop(execution_id, "ABORTED", "States.Aborted", "Stopped by a DELETE request.",
@@ -183,12 +193,16 @@ class Executions:
             about = asked(record.snapshot)
             record.status = status
             record.document.update(status=status, stopDate=ended, error=error, cause=cause)
+            record.redrive = kept_for_redrive(record.snapshot, record.redrive, self.settings.redrive_max_bytes)
             record.snapshot, record.open = None, {}
             commit = Commit(record=record, ttl=self.settings.retention_seconds, closed=closed, about=about,
                             now=now, timers=[(timer_member("mapchild", record.id), now)]
                             if record.document.get("mapRun") else [],
                             events=[{"type": event, "timestamp": ended, "error": error,
                                      "cause": cause}])
+            if record.redrive and "snapshot" in record.redrive:  # its definition is kept as long
+                compiled = self.runs.definition(record.definition_hash)
+                commit.definition = (compiled.hash, compiled.text)
             try:
                 self.runs.commit(commit)
             except CommitConflict:

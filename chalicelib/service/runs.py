@@ -142,7 +142,7 @@ class Runs:
             max_transitions=self.settings.request_max_transitions,
             max_seconds=self.settings.request_max_seconds,
             transition_limit=self.settings.execution_max_transitions,
-            listener=events, token_factory=token_factory, **extra,
+            listener=events, token_factory=token_factory, redrivable=True, **extra,
         ))
         return RunOutcome(result, events.events(), tokens, before, effects)
 
@@ -231,6 +231,8 @@ class Runs:
         record.document["status"] = status
         waits: list = []
         if status in FINISHED:
+            record.redrive = kept_for_redrive(result.get("snapshot"), record.redrive,
+                                              self.settings.redrive_max_bytes)
             record.snapshot = None
             record.document["stopDate"] = _stop_date(outcome.events, now)
             for field in ("output", "error", "cause"):
@@ -296,8 +298,8 @@ class Runs:
         The resource may have answered its token already, so ``commit.record`` is
         re-read afterwards: the caller answers with what is stored, not a stale SUSPENDED.
         """
-        if commit.record.snapshot is not None:
-            commit.definition = (compiled.hash, compiled.text)
+        if commit.record.snapshot is not None or (commit.record.redrive or {}).get("snapshot"):
+            commit.definition = (compiled.hash, compiled.text)  # kept as long as the execution may go on
         effects = self.calls.add_to(commit, outcome.effects, outcome.tokens)
         self.commit(commit)
         if effects:
@@ -411,6 +413,17 @@ class Runs:
         return self.tokens.revealed(record, document)
 
 
+
+
+def kept_for_redrive(snapshot: dict | None, previous: dict | None, max_bytes: int) -> dict | None:
+    """What the record of an execution that ends keeps for a redrive: its snapshot where it stopped (if
+    at most ``max_bytes`` of JSON) and the client tokens of earlier redrives; None when neither."""
+    kept = {}
+    if snapshot is not None and len(json.dumps(snapshot, separators=(",", ":"), default=str)) <= max_bytes:
+        kept["snapshot"] = snapshot
+    if (previous or {}).get("tokens"):
+        kept["tokens"] = previous["tokens"]
+    return kept or None
 
 
 def _stop_date(events: list[dict], now: float) -> str:

@@ -36,6 +36,9 @@ class ExecutionRecord:
     history: list[dict] = field(default_factory=list)  # the latest events (see INLINE_EVENTS), oldest first
     format: int = 2  # the format it was read in (see RECORD_FORMAT)
     legacy_events: int = 0  # history events up to this id were written in format 1
+    #: Once it ended unsuccessfully: what a redrive needs (the snapshot where it stopped, client tokens);
+    #: see ``chalicelib/service/redrives.py``.
+    redrive: dict | None = None
     split: "StoredBranches | None" = None  # its branches stored apart, as read (see ``Store.load``)
     #: What a commit of the whole execution checks is unchanged: the split branches' version and ID
     #: counters as read (None: there were none). Kept up to date by each commit.
@@ -106,7 +109,8 @@ def pack_record(record: ExecutionRecord, history: list[dict], snapshot: Any = No
         '{"d":', compact(record.document), ',"f":', compact(record.definition_hash),
         ',"o":', compact(record.open if open is None else open),
         ',"s":', compact(record.snapshot if snapshot is None else snapshot),
-        ',"h":', compact(history), f',"k":{record.legacy_events}' if record.legacy_events else "", "}",
+        ',"h":', compact(history), f',"k":{record.legacy_events}' if record.legacy_events else "",
+        f',"r":{compact(record.redrive)}' if record.redrive is not None else "", "}",
     ])
     return RECORD_FORMAT + deflate_text(text)
 
@@ -132,6 +136,7 @@ def unpack_record(execution_id: str, stored: bytes) -> ExecutionRecord:
         id=execution_id, version=int(version), status=document.get("status", ""),
         definition_hash=data["f"], document=document, snapshot=data["s"], open=data["o"],
         history=data["h"], format=READABLE_FORMATS[body[:1]], legacy_events=data.get("k", 0),
+        redrive=data.get("r"),
     )
 
 

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from .aws_clients import (ACCOUNT, MODEL, REGION, answer_problems, assert_answers_fit, epoch, machine_arn,
                           through_test_client)
+from .redrive_items import HUNDRED, items, rerun_only_the_broken  # noqa: F401 - items: a fixture
 
 WORKER = {
     "StartAt": "Work",
@@ -1200,3 +1201,80 @@ def test_a_resource_the_stage_does_not_allow_is_refused_unless_mocked(sfn, monke
     assert code_of(sfn.test_state, definition=json.dumps(lambda_task)) == "InvalidDefinition"
     mocked = sfn.test_state(definition=json.dumps(lambda_task), mock={"result": '{"ok": 1}'})
     assert json.loads(mocked["output"]) == {"ok": 1}
+
+
+# -- RedriveExecution ------------------------------------------------------------------------------
+
+def test_redrive_a_map_where_3_of_100_iterations_failed(sfn, items):
+    calls, broken = items
+    arn = sfn.create_state_machine(name="hundred", definition=json.dumps(HUNDRED),
+                                   roleArn=f"arn:aws:iam::{ACCOUNT}:role/hundred")["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=arn, name="hundred-1",
+                                    input=json.dumps({"items": list(range(100))}))["executionArn"]
+    failed = sfn.describe_execution(executionArn=execution)
+    assert (failed["status"], failed["error"]) == ("FAILED", "States.ExceedToleratedFailureThreshold")
+    assert (failed["redriveCount"], failed["redriveStatus"]) == (0, "REDRIVABLE")
+    assert "redriveDate" not in failed and "redriveStatusReason" not in failed
+    broken.clear()
+    redriven = sfn.redrive_execution(executionArn=execution)
+    done = sfn.describe_execution(executionArn=execution)
+    assert done["status"] == "SUCCEEDED" and done["executionArn"] == execution
+    assert json.loads(done["output"]) == [{"done": item} for item in range(100)]
+    assert (done["redriveCount"], done["redriveDate"]) == (1, redriven["redriveDate"])
+    assert (done["redriveStatus"], done["redriveStatusReason"]) == (
+        "NOT_REDRIVABLE", "Execution is SUCCEEDED and cannot be redriven")
+    rerun_only_the_broken(calls)
+    events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+    types = [event["type"] for event in events]
+    assert types.index("ExecutionFailed") < types.index("ExecutionRedriven") < types.index("ExecutionSucceeded")
+    [event] = [event for event in events if event["type"] == "ExecutionRedriven"]
+    assert event["executionRedrivenEventDetails"] == {"redriveCount": 1}
+    assert code_of(sfn.redrive_execution, executionArn=execution) == "ExecutionNotRedrivable"
+
+
+def test_redrive_an_aborted_execution_and_answer_its_new_token(sfn, client):
+    execution = sfn.start_execution(stateMachineArn=machine_arn("worker"), name="stopped-worker")["executionArn"]
+    first = token_of(client, "stopped-worker")
+    sfn.stop_execution(executionArn=execution, error="Stop", cause="by hand")
+    sfn.redrive_execution(executionArn=execution)
+    waiting = sfn.describe_execution(executionArn=execution)
+    assert (waiting["status"], waiting["redriveCount"], waiting["redriveStatus"]) == ("RUNNING", 1, "NOT_REDRIVABLE")
+    assert waiting["redriveStatusReason"] == "Execution is RUNNING and cannot be redriven"
+    assert "error" not in waiting and "stopDate" not in waiting
+    second = token_of(client, "stopped-worker")
+    assert second != first
+    assert code_of(sfn.send_task_success, taskToken=first, output="{}") == "TaskTimedOut"
+    sfn.send_task_success(taskToken=second, output=json.dumps({"value": 5}))
+    assert sfn.describe_execution(executionArn=execution)["status"] == "SUCCEEDED"
+
+
+def test_redrive_a_timed_out_execution(sfn, sync, client):
+    timed = sync.start_sync_execution(stateMachineArn=machine_arn("incsquare"), name="sync-then-redrive",
+                                      input=json.dumps({"value": 6}))
+    assert timed["status"] == "TIMED_OUT"
+    sfn.redrive_execution(executionArn=timed["executionArn"])
+    assert sfn.describe_execution(executionArn=timed["executionArn"])["status"] == "RUNNING"
+    sfn.send_task_success(taskToken=token_of(client, "sync-then-redrive"), output="{}")
+    done = sfn.describe_execution(executionArn=timed["executionArn"])
+    assert (done["status"], json.loads(done["output"])) == ("SUCCEEDED", {"value": 50})
+
+
+def test_the_same_client_token_answers_the_same_redrive(sfn, items):
+    calls, broken = items
+    arn = sfn.create_state_machine(name="hundred-again", definition=json.dumps(HUNDRED),
+                                   roleArn=f"arn:aws:iam::{ACCOUNT}:role/hundred")["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": list(range(100))}))["executionArn"]
+    first = sfn.redrive_execution(executionArn=execution, clientToken="retry-after-a-lost-answer")
+    again = sfn.redrive_execution(executionArn=execution, clientToken="retry-after-a-lost-answer")
+    assert again["redriveDate"] == first["redriveDate"]
+    described = sfn.describe_execution(executionArn=execution)
+    assert (described["status"], described["redriveCount"]) == ("FAILED", 1)  # it failed again, once
+    assert sum(calls.values()) == 103
+
+
+def test_redrive_errors(sfn):
+    assert code_of(sfn.redrive_execution, executionArn="not-an-arn") == "InvalidArn"
+    assert code_of(sfn.redrive_execution,
+                   executionArn=f"arn:aws:states:{REGION}:{ACCOUNT}:execution:incsquare:nobody") == "ExecutionDoesNotExist"
+    running = sfn.start_execution(stateMachineArn=machine_arn("incsquare"), input='{"value": 1}')["executionArn"]
+    assert code_of(sfn.redrive_execution, executionArn=running) == "ExecutionNotRedrivable"
