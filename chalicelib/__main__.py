@@ -250,8 +250,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(threadName)s %(message)s")
+    import os
+
     run_workers(pairs, endpoint_url=args.endpoint_url, concurrency=args.concurrency, worker_name=args.worker_name,
-                heartbeat_seconds=args.heartbeat)
+                heartbeat_seconds=args.heartbeat,
+                api_key=args.api_key if args.api_key is not None else os.environ.get("API_KEY"))
     return 0
 
 
@@ -351,6 +354,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--worker-name", help="the workerName polls send (default: host-pid, -N per thread)")
     p.add_argument("--heartbeat", type=float, default=10.0, metavar="SECONDS",
                    help="send a heartbeat every SECONDS while a task runs (default: 10)")
+    p.add_argument("--api-key", help="the x-api-key to send, for a stage with API_KEY (default: $API_KEY)")
     p.set_defaults(func=cmd_worker)
     return top
 

@@ -53,8 +53,10 @@ def worker(activity: str) -> Callable[[Callable], Callable]:
     return register
 
 
-def client(endpoint_url: str | None = None, *, concurrency: int = 1, region_name: str | None = None):
-    """A ``stepfunctions`` client for workers: a read timeout past the long poll, a connection per thread."""
+def client(endpoint_url: str | None = None, *, concurrency: int = 1, region_name: str | None = None,
+           api_key: str | None = None):
+    """A ``stepfunctions`` client for workers: a read timeout past the long poll, a connection per thread;
+    with ``api_key``, every request carries it as ``x-api-key`` (a stage of this service with ``API_KEY``)."""
     import boto3
     from botocore.config import Config
 
@@ -63,7 +65,13 @@ def client(endpoint_url: str | None = None, *, concurrency: int = 1, region_name
         region = "us-east-1"  # the service's default STATES_REGION
     config = Config(read_timeout=READ_TIMEOUT, max_pool_connections=max(10, 2 * concurrency),
                     retries={"mode": "standard"})
-    return boto3.client("stepfunctions", endpoint_url=endpoint_url, region_name=region, config=config)
+    sfn = boto3.client("stepfunctions", endpoint_url=endpoint_url, region_name=region, config=config)
+    if api_key:
+        def add_key(request, **_):
+            request.headers["x-api-key"] = api_key
+
+        sfn.meta.events.register("before-sign.sfn", add_key)
+    return sfn
 
 
 def _task_gone(exc: Exception) -> bool:
@@ -76,11 +84,12 @@ class Worker:
     """Runs ``fn`` on the tasks of one activity, in ``concurrency`` threads."""
 
     def __init__(self, activity: str, fn: Callable[[Any], Any], *, sfn=None, endpoint_url: str | None = None,
-                 concurrency: int = 1, worker_name: str | None = None, heartbeat_seconds: float = 10.0):
+                 concurrency: int = 1, worker_name: str | None = None, heartbeat_seconds: float = 10.0,
+                 api_key: str | None = None):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.activity, self.fn = activity, fn
-        self.sfn = sfn or client(endpoint_url, concurrency=concurrency)
+        self.sfn = sfn or client(endpoint_url, concurrency=concurrency, api_key=api_key)
         self.concurrency = concurrency
         self.worker_name = worker_name or f"{socket.gethostname()}-{os.getpid()}"
         self.heartbeat_seconds = heartbeat_seconds
@@ -170,13 +179,13 @@ class Worker:
 
 def run_workers(workers: Iterable[tuple[str, Callable]] | None = None, *, endpoint_url: str | None = None,
                 concurrency: int = 1, worker_name: str | None = None, heartbeat_seconds: float = 10.0,
-                handle_signals: bool = True) -> None:
+                api_key: str | None = None, handle_signals: bool = True) -> None:
     """Run workers (by default every function registered with :func:`worker`) until SIGTERM or SIGINT,
     then let each finish the task it has, and return."""
     pairs = list(REGISTERED.items() if workers is None else workers)
     if not pairs:
         raise ValueError("no workers: register functions with @worker(activity) or pass (activity, fn) pairs")
-    sfn = client(endpoint_url, concurrency=concurrency * len(pairs))
+    sfn = client(endpoint_url, concurrency=concurrency * len(pairs), api_key=api_key)
     running = [Worker(activity, fn, sfn=sfn, concurrency=concurrency, worker_name=worker_name,
                       heartbeat_seconds=heartbeat_seconds) for activity, fn in pairs]
 

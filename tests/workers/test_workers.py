@@ -17,6 +17,7 @@ import urllib.request
 from collections import Counter
 
 import pytest
+from botocore.exceptions import ClientError
 
 from chalicelib.approvals import make_service as approval_service
 from chalicelib.asl import VirtualClock
@@ -271,3 +272,26 @@ def test_the_library_sends_heartbeats_while_a_task_runs(server):
         history = json.loads(response.read())["history"]
     [beat] = [event for event in history if event["type"] == "TaskHeartbeat"]
     assert beat["heartbeats"] >= 3 and answered[:3] == [200, 200, 200] and len(set(sent)) == 1
+
+
+def test_a_worker_with_the_api_key_works_a_stage_that_requires_it(redis_client, tmp_path):
+    with chalice_local(tmp_path / "chalice.log", ACTIVITY_POLL_SECONDS="1", API_KEY="stage-key",
+                       TRUSTED_HOSTS="127.0.0.1") as server:
+        without = client(server)
+        with pytest.raises(ClientError) as refused:
+            without.create_activity(name="add")
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        sfn = client(server, api_key="stage-key")
+        machine = state_machine(sfn, "adder", "add")
+        execution = start(sfn, machine, {"x": 4, "y": 5})
+        done = threading.Event()
+
+        def add(payload):
+            done.set()
+            return payload["x"] + payload["y"]
+
+        running = Worker("add", add, endpoint_url=server, api_key="stage-key").start()
+        assert done.wait(30)
+        running.stop()
+        running.join(10)
+        assert outcome(sfn, execution) == ("SUCCEEDED", 9)
