@@ -194,10 +194,19 @@ def run_workers(workers: Iterable[tuple[str, Callable]] | None = None, *, endpoi
         for each in running:
             each.stop()
 
+    signals = {signal.SIGTERM, signal.SIGINT}
     if handle_signals:
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        for number in signals:
+            signal.signal(number, stop)
+        # The threads start with these signals blocked, so the kernel delivers them to the main thread: its
+        # wait below is interrupted and the handler runs at once (a signal caught by another thread would
+        # wait for the main thread to wake up, while the workers took more tasks).
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        for each in running:
+            each.start()
+    finally:
+        if handle_signals:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
     for each in running:
-        each.start()
-    for each in running:  # a signal's handler runs while the main thread waits here
         each.join()

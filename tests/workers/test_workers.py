@@ -169,6 +169,10 @@ def test_sigterm_finishes_the_task_running_and_takes_no_more(server):
         assert process.stdout.readline() == "running 1\n"
         second = start(sfn, machine, {"id": 2})
         process.send_signal(signal.SIGTERM)
+        line = "-"
+        while line and "stopping" not in line:  # until the worker has taken the signal in (or exited)
+            line = process.stderr.readline()
+        assert line, "the worker exited without stopping"
         process.stdin.write("go\n")
         process.stdin.flush()
         assert process.wait(30) == 0
