@@ -15,6 +15,9 @@ on a route that needs the key stays a ``403 Forbidden``, as any wrong key is.
 
 With ``TRUSTED_HOSTS`` (and no ``PUBLIC_BASE_URL``), the host links would take from the request
 (``X-Forwarded-Host``, else ``Host``) must be one of them: any other is ``400 UntrustedHost``.
+
+A request of the Step Functions API or PutEvents (``X-Amz-Target``) is refused in AWS's error shape
+(``ValidationException``, ``InternalFailure``), so its SDK reads the code.
 """
 from __future__ import annotations
 
@@ -23,8 +26,10 @@ import re
 
 from ..config import settings
 from ..service import ServiceError
+from . import stepfunctions
 from .http import error_response
 from .runtime import configuration_problem, link_host
+from .sfn_protocol import translate
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +49,27 @@ def bad_header(headers) -> str | None:
 
 def refusal(request) -> object | None:
     """The answer refusing ``request`` at the door, else None."""
+    refused = problem_of(request)
+    if refused is None:
+        return None
+    if stepfunctions.operation_of(request) is not None:
+        return stepfunctions.error_response(translate(refused))
+    return error_response(refused)
+
+
+def problem_of(request) -> ServiceError | None:
     config = settings()
     problem = configuration_problem(config)
     if problem is not None:
         log.error("configuration: %s", problem)
-        return error_response(ServiceError(500, "ConfigurationError", problem))
+        return ServiceError(500, "ConfigurationError", problem)
     name = bad_header(request.headers)
     if name is not None:
-        return error_response(ServiceError(400, "InvalidHeader", f"The header {name!r} holds bytes that are not "
-                                           "visible ASCII (control characters, non-ASCII text or invalid bytes)."))
+        return ServiceError(400, "InvalidHeader", f"The header {name!r} holds bytes that are not "
+                            "visible ASCII (control characters, non-ASCII text or invalid bytes).")
     if config.trusted_hosts and not config.public_base_url and link_host(request, config) is None:
-        return error_response(ServiceError(400, "UntrustedHost", "The request's host (X-Forwarded-Host, else "
-                                           "Host) is not one this stage serves (TRUSTED_HOSTS)."))
+        return ServiceError(400, "UntrustedHost", "The request's host (X-Forwarded-Host, else "
+                            "Host) is not one this stage serves (TRUSTED_HOSTS).")
     return None
 
 

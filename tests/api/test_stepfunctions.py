@@ -402,6 +402,22 @@ def test_an_unknown_operation_and_a_bad_body_are_aws_errors(client, machines):
                                    response.body)
 
 
+def test_refused_at_the_door_in_aws_shape(client, machines, answers, monkeypatch):
+    """A header HTTP does not allow, or a host the stage does not serve: refused before any handler, as
+    AWS refuses, so the SDK reads the code."""
+    response = client.http.post("/", body="{}", headers={
+        "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "AWSStepFunctions.ListStateMachines",
+        "X-Note": "a\x1bb"})
+    assert (response.status_code, json.loads(response.body)["__type"]) == (400, "ValidationException")
+    assert "x-note" in json.loads(response.body)["message"].lower()
+    assert not answer_problems(MODEL, "ListStateMachines", response.status_code, response.headers, response.body)
+    monkeypatch.setenv("TRUSTED_HOSTS", "approvals.example.com")  # boto3 sends Host: sfn.test
+    with pytest.raises(ClientError) as raised:
+        through_test_client(client, answers=answers).list_state_machines()
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    assert "TRUSTED_HOSTS" in raised.value.response["Error"]["Message"]
+
+
 def test_without_x_amz_target_post_slash_is_still_the_prototype(client):
     response = client.http.post("/?input=6", headers={"Content-Type": "application/json"},
                                 body=open("state_machines/incsquare.json").read())
