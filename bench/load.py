@@ -26,9 +26,11 @@ Lambda containers: each has its own Redis client and the service the app builds
    retrying), by two different workers at the same position of their lists, so the
    two tries race: a try told ``ContinuationBusy`` (the other holds the continuation
    while it commits) tries again after a short pause. The work goes in
-   rounds, each round pairs the workers at random and gives each pair one ID. The
-   executions come in random order with their continuations side by side, so the
-   two branches of a parallel approval usually go to two pairs in the same round.
+   rounds, each round pairs the workers at random and gives each pair one ID, and
+   every worker starts a round together (a barrier), so the two tries of an ID race
+   however unevenly the processes are scheduled. The executions come in random order
+   with their continuations side by side, so the two branches of a parallel approval
+   usually go to two pairs in the same round.
    Every try is timed (one monotonic clock for all processes): the report counts
    the pairs of tries of one ID that overlapped in time, and the parallel
    approvals whose two branches were resumed at overlapping times.
@@ -144,11 +146,15 @@ class Report:
 
 # -- in the worker processes ------------------------------------------------------------
 
+ROUND_TIMEOUT = 120  # seconds a worker waits for the others at the start of a round
 _service = None
+_rounds = None  # the barrier every worker starts a round of redemptions at
 
 
-def _worker(environment: dict) -> None:
+def _worker(environment: dict, rounds) -> None:
     """Configure a worker process; it does not announce every approval email the local outbox saves."""
+    global _rounds
+    _rounds = rounds
     os.environ.update(environment)
     logging.getLogger("outbox").disabled = True
 
@@ -189,11 +195,14 @@ def _start(numbers: list[int]) -> list[Started]:
     return started
 
 
-def _redeem(idents: list[str]) -> list[Attempt]:
+def _redeem(idents: list[str | None]) -> list[Attempt]:
     from chalicelib.service import ServiceError
 
     attempts = []
     for ident in idents:
+        _rounds.wait(timeout=ROUND_TIMEOUT)
+        if ident is None:  # no ID for this worker in the round
+            continue
         began = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process of the machine
         busy = 0
         while True:
@@ -236,8 +245,9 @@ def expected_output(execution: Started):
 
 # -- in the parent process --------------------------------------------------------------
 
-def plan(started: list[Started], processes: int, rng: random.Random) -> list[list[str]]:
-    """Each worker's list of IDs to redeem: every ID twice, at the same position of two workers' lists."""
+def plan(started: list[Started], processes: int, rng: random.Random) -> list[list[str | None]]:
+    """Each worker's list of IDs to redeem, one per round (None: none in that round): every ID twice,
+    at the same position of two workers' lists."""
     order = list(started)
     rng.shuffle(order)
     idents = [ident for execution in order for ident in execution.continuations]
@@ -248,6 +258,8 @@ def plan(started: list[Started], processes: int, rng: random.Random) -> list[lis
         for k, ident in enumerate(idents[first:first + pairs]):
             lists[workers[2 * k]].append(ident)
             lists[workers[2 * k + 1]].append(ident)
+        for each in lists:  # every worker has a place in every round
+            each.extend([None] * (first // pairs + 1 - len(each)))
     return lists
 
 
@@ -272,7 +284,8 @@ def run_load(redis_url: str, processes: int, executions: int, seed: int = 1) -> 
             "PUBLIC_BASE_URL": "http://load.test",  # the emails' links
         }
         context = multiprocessing.get_context("spawn")  # clean processes, as separate containers are
-        with context.Pool(processes, initializer=_worker, initargs=(environment,)) as pool:
+        rounds = context.Barrier(processes)
+        with context.Pool(processes, initializer=_worker, initargs=(environment, rounds)) as pool:
             pool.map(_warm, range(processes), chunksize=1)
             began = time.perf_counter()
             shares = [list(range(p, executions, processes)) for p in range(processes)]
