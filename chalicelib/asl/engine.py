@@ -497,6 +497,7 @@ class Runner:
             heartbeat_seconds=heartbeat,
             waits_for_token=waits_for_token,
             allocate_point=allocate_point,
+            entered_event=frame.get("eid"),
         )
 
     def invoke(self, state, payload: Any, frame: dict, timeout, heartbeat) -> Any:

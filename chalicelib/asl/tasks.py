@@ -52,6 +52,7 @@ class TaskContext:
     # Set by whoever may make this call more than once (after a crash): the same for every try of
     # one call, for resources whose target takes an idempotency key.
     idempotency_key: str | None = None
+    entered_event: int | None = None  # the id of the state's entered event (AWS's causes name it)
     allocate_point: Callable[[], tuple[str, str]] | None = field(default=None, repr=False)
     _point: tuple[str, str] | None = field(default=None, repr=False)
 

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..asl import Suspend, TaskContext, TaskFailed
+from ..asl import Suspend, TaskContext, TaskFailed, errors
 from ..asl.clock import iso_timestamp
 from ..store import Commit, CommitConflict
 from ..store.activities import ActivityStore
@@ -154,11 +154,15 @@ class Activities:
         timeout_at = now + context.timeout_seconds if context.timeout_seconds else None
         ttl = int(self.runs.expiry(now, timeout_at) - now) + self.runs.settings.retention_seconds
         if not self.store.push(name, execution_id, context.point, ttl):
-            raise missing(resource)
+            raise missing(resource, context)
 
 
-def missing(resource: str) -> TaskFailed:
-    return TaskFailed("States.Runtime", f"The activity {resource} does not exist.")
+def missing(resource: str, context: TaskContext) -> Exception:
+    """The task of an activity that does not exist: ``States.Runtime``, with AWS's cause."""
+    message = f"The activity {resource} does not exist."
+    if context.entered_event is None:  # a call made again after a crash knows no event
+        return TaskFailed(errors.RUNTIME, message)
+    return errors.state_failure(errors.RUNTIME, context.state, context.entered_event, message)
 
 
 class ActivityTasks:
@@ -178,7 +182,7 @@ class ActivityTasks:
 
         def suspension(payload: Any, context: TaskContext) -> Suspend:
             if activities.get(name) is None:  # fails the task at once, as in AWS
-                raise missing(resource)
+                raise missing(resource, context)
             return Suspend(KIND, {"activity": name})
 
         queue.waits_for_token = True  # made after the commit that stores the wait

@@ -710,7 +710,9 @@ def test_a_deleted_activity_fails_its_task_to_be_scheduled(sfn):
     done = sfn.describe_execution(executionArn=execution)
     assert (done["status"], done["error"]) == ("FAILED", "States.Runtime")
     [failed] = [e for e in events_of(sfn, execution) if e["type"] == "ActivityScheduleFailed"]
-    assert failed["activityScheduleFailedEventDetails"]["cause"] == f"The activity {activity_arn('add')} does not exist."
+    assert failed["activityScheduleFailedEventDetails"]["cause"] == (
+        "An error occurred while executing the state 'Work' (entered at the event id #2). "
+        f"The activity {activity_arn('add')} does not exist.")
 
 
 # -- state machines ------------------------------------------------------------------------------------

@@ -69,7 +69,8 @@ def test_nothing_queued_answers_none_after_the_poll(service):
 def test_an_activity_that_does_not_exist_fails_the_task_with_states_runtime(service):
     document = start(service, task(Resource=ARN + "missing"))
     assert (document["status"], document["error"]) == ("FAILED", "States.Runtime")
-    assert document["cause"] == f"The activity {ARN}missing does not exist."
+    assert document["cause"] == ("An error occurred while executing the state 'Work' (entered at the event id #2). "
+                                 f"The activity {ARN}missing does not exist.")  # AWS's, as its conformance case
 
 
 def test_a_task_queued_twice_is_handed_out_once(service):
