@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/distributed_map.py
 	$(BIN)/python bench/activities.py
+	$(BIN)/python bench/redrive.py
 
 # The long form of the load test, then lost responses with servers SIGKILLed (flushes the database of REDIS_URL).
 load: install

@@ -196,3 +196,18 @@ def test_the_aws_cli_tests_one_state(server, monkeypatch):
                               "--mock", json.dumps({"errorOutput": {"error": "Boom", "cause": "mocked"}}))
     assert status == 0, err
     assert (answer["status"], answer["error"], answer["cause"]) == ("FAILED", "Boom", "mocked")
+
+
+def test_the_aws_cli_redrives_a_stopped_execution(server):
+    status, started, err = aws(server, "start-execution", "--state-machine-arn", machine_arn("incsquare"),
+                               "--name", "cli-redrive", "--input", '{"value": 2}')
+    assert status == 0, err
+    arn = started["executionArn"]
+    assert aws(server, "stop-execution", "--execution-arn", arn)[0] == 0
+    status, redriven, err = aws(server, "redrive-execution", "--execution-arn", arn)
+    assert status == 0, err
+    _, described, _ = aws(server, "describe-execution", "--execution-arn", arn)
+    assert (described["status"], described["redriveCount"]) == ("RUNNING", 1)
+    assert described["redriveDate"] == redriven["redriveDate"]
+    status, _, err = aws(server, "redrive-execution", "--execution-arn", arn)
+    assert status != 0 and "ExecutionNotRedrivable" in err
