@@ -263,6 +263,7 @@ class MapRuns:
         if parent is None or config["point"] not in parent.open or meta["state"] == "ABORTED":
             return True
         if meta["state"] == "FAILED":
+            self.write_unfinished(run_id, meta, config)
             answer = {"error": meta.get("error") or None, "cause": meta.get("cause") or None}
         else:
             try:
@@ -276,20 +277,45 @@ class MapRuns:
 
     def output(self, run_id: str, config: dict) -> Any:
         """The Map's result: the children's outputs in order, or where the ResultWriter put them."""
-        stored = self.store.results(run_id)
-        entries = [json.loads(stored[index]) for index in sorted(stored)]
         writer = config.get("resultWriter") or {}
-        transformation = writer.get("Transformation", "COMPACT")
         if not writer.get("Bucket"):
-            return transform(entries, transformation)
+            stored = self.store.results(run_id)
+            return transform([json.loads(stored[index]) for index in sorted(stored)],
+                             writer.get("Transformation", "COMPACT"))
+        return {"MapRunArn": config["arn"], "ResultWriterDetails": self._write(run_id, config)}
+
+    def write_unfinished(self, run_id: str, meta: dict, config: dict) -> None:
+        """Write the result files of a run that FAILED or was ABORTED, as AWS does (once: not again
+        after a join that did not get through). A write that fails leaves the run's own error."""
+        if meta["state"] in ("FAILED", "ABORTED") and (config.get("resultWriter") or {}).get("Bucket") \
+                and not meta.get("written"):
+            try:
+                self._write(run_id, config)
+            except Exception:  # noqa: BLE001 - the run has failed already; its error is the Map's
+                pass
+
+    def _write(self, run_id: str, config: dict) -> dict:
+        """Write the ResultWriter's files (the ``ResultWriterDetails``): the ended children's records
+        by status, and those that never ran or did not end (the run failed or was stopped) as
+        ``PENDING``, ``{"Input", "Name", "Status": "PENDING"}``."""
         from ..resources.s3_items import write_results
 
-        by_status = {"SUCCEEDED": [], "FAILED": [], "PENDING": []}
-        for entry in entries:
+        stored = self.store.results(run_id)
+        by_status: dict[str, list] = {"SUCCEEDED": [], "FAILED": [], "PENDING": []}
+        for index in sorted(stored):
+            entry = json.loads(stored[index])
             by_status["SUCCEEDED" if entry["Status"] == "SUCCEEDED" else "FAILED"].append(entry)
-        shaped = {status: transform(items, transformation) for status, items in by_status.items()}
+        total = int(self.store.get(run_id)["total"])
+        if len(stored) < total:
+            for index, text in enumerate(self.store.inputs(run_id, 0, total)):
+                if index not in stored:
+                    by_status["PENDING"].append({"Input": text, "Name": f"{run_id}-{index}", "Status": "PENDING"})
+        writer = config["resultWriter"]
+        shaped = {status: transform(items, writer.get("Transformation", "COMPACT"))
+                  for status, items in by_status.items()}
         details = write_results(writer, config["arn"], run_id, shaped)
-        return {"MapRunArn": config["arn"], "ResultWriterDetails": details}
+        self.store.mark_written(run_id)
+        return details
 
     # -- the sweep --------------------------------------------------------------
 
@@ -309,6 +335,7 @@ class MapRuns:
         if not waiting:
             if self.store.end(run_id, "ABORTED", iso_timestamp(self.clock.now())):
                 self._stop_children(run_id)
+            self.write_unfinished(run_id, self.store.get(run_id), json.loads(meta["config"]))
             return True
         if meta["state"] != "RUNNING":
             return self.join(run_id)
@@ -374,7 +401,7 @@ def _counts(meta: dict, prefix: str, total: int, claimed: int) -> dict:
     done = sum(ended.values())
     running_now = meta["state"] == "RUNNING"
     running = max(0, min(claimed, total) - done) if running_now else 0
-    written = meta["state"] == "SUCCEEDED" and bool((json.loads(meta["config"]).get("resultWriter") or {}).get("Bucket"))
+    written = bool(meta.get("written"))
     return {"pending": max(0, total - done - running) if running_now else 0, "running": running,
             "succeeded": ended["SUCCEEDED"], "failed": ended["FAILED"], "timedOut": ended["TIMED_OUT"],
             "aborted": ended["ABORTED"] + (0 if running_now else total - done), "total": total,

@@ -5,7 +5,8 @@ Keys (``t`` is the parent execution's shard tag, so each script runs on one slot
     asl:{t}:m:<runId>        hash: the run: its settings (``config``, JSON), ``total``, ``cursor`` (the
                              next child nobody has claimed), ``done``, a count per child status
                              (``SUCCEEDED``, ``FAILED``, ...) and per item status (``itemsSUCCEEDED``, ...),
-                             ``state`` (RUNNING until it ends), ``stopDate``, ``error``, ``cause``
+                             ``state`` (RUNNING until it ends), ``stopDate``, ``error``, ``cause``,
+                             ``written`` (1 once the ResultWriter's files are written)
     asl:{t}:mi:<runId>       list: the children's inputs (JSON text), by index
     asl:{t}:ml:<runId>       sorted set: chunks being run, first index -> when the lease ends
     asl:{t}:mr:<runId>       hash: index -> the child's record once it has ended (set once)
@@ -27,6 +28,9 @@ _SCRIPTS = Path(__file__).with_name("scripts")
 _CREATE, _CLAIM, _RECORD, _END = ((_SCRIPTS / f"map_{name}.lua").read_text(encoding="utf-8")
                                    for name in ("create", "claim", "record", "end"))
 
+#: Sets the run's ``written`` only while the run is stored (a write never makes a key without a TTL).
+_MARK = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'written', '1') end"
+
 
 def _text(value) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
@@ -39,6 +43,7 @@ class MapRunStore:
         self._claim = redis.register_script(_CLAIM)
         self._record = redis.register_script(_RECORD)
         self._end = redis.register_script(_END)
+        self._mark = redis.register_script(_MARK)
 
     @staticmethod
     def _key(kind: str, run_id: str) -> str:
@@ -76,6 +81,10 @@ class MapRunStore:
     def end(self, run_id: str, state: str, now: str, error: str = "", cause: str = "") -> bool:
         """End a RUNNING run as ``state``: True for the one caller that ended it."""
         return bool(self._end(keys=[self._key("m", run_id)], args=[state, now, error, cause]))
+
+    def mark_written(self, run_id: str) -> None:
+        """The run's result files are written (its ``written`` field)."""
+        self._mark(keys=[self._key("m", run_id)])
 
     def get(self, run_id: str) -> dict[str, str] | None:
         """The run's hash, and ``leases`` (chunks being run) and ``expired`` (leases run out at ``now``)."""

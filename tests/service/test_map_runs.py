@@ -387,3 +387,59 @@ def test_an_express_child_cannot_wait(workers):
     [entry] = finished(workers.service, started["executionId"])["output"]
     assert (entry["Status"], entry["Error"]) == ("FAILED", "States.Runtime")
     assert entry["Cause"] == "An EXPRESS child execution cannot wait (for a person, a token or a timer)."
+
+
+def result_files(s3, manifest_key: str) -> tuple[dict, dict[str, list]]:
+    """The manifest at ``manifest_key`` and the records of the files it names, by status."""
+    manifest = json.loads(s3.get_object(Bucket=s3.bucket, Key=manifest_key)["Body"].read())
+    records = {status: [record for entry in entries
+                        for record in json.loads(s3.get_object(Bucket=s3.bucket, Key=entry["Key"])["Body"].read())]
+               for status, entries in manifest["ResultFiles"].items()}
+    return manifest, records
+
+
+def test_a_run_past_its_threshold_writes_what_ran_and_what_did_not(workers, s3):
+    """One worker runs the five children in order: item 1 fails past ToleratedFailureCount 0, so the
+    run fails and items 2 to 4 never run: the files list them as PENDING."""
+    definition = map_definition(ODD_FAILS, ToleratedFailureCount=0, MaxConcurrency=1, ResultWriter={
+        "Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": s3.bucket, "Prefix": "failed"}})
+    items = [{"n": n} for n in range(5)]
+    started = workers.service.start(definition, items, state_machine=None, trusted=True)
+    document = finished(workers.service, started["executionId"])
+    assert (document["status"], document["error"]) == ("FAILED", "States.ExceedToleratedFailureThreshold")
+    [described] = workers.service.map_runs.of_execution(started["executionId"])
+    run_id = described["mapRunArn"].rsplit(":", 1)[1]
+    manifest, records = result_files(s3, f"failed/{run_id}/manifest.json")
+    assert manifest["MapRunArn"] == described["mapRunArn"] and manifest["DestinationBucket"] == s3.bucket
+    assert {status: [entry["Key"] for entry in entries] for status, entries in manifest["ResultFiles"].items()} == {
+        status: [f"failed/{run_id}/{status}_0.json"] for status in ("FAILED", "PENDING", "SUCCEEDED")}
+    assert [json.loads(record["Output"]) for record in records["SUCCEEDED"]] == [{"n": 0}]
+    assert [(json.loads(record["Input"]), record["Status"], record["Error"]) for record in records["FAILED"]] == [
+        ({"n": 1}, "FAILED", "Item.Odd")]
+    assert [(json.loads(record["Input"]), record["Name"], record["Status"]) for record in records["PENDING"]] == [
+        ({"n": n}, f"{run_id}-{n}", "PENDING") for n in (2, 3, 4)]
+    assert described["executionCounts"]["resultsWritten"] == described["itemCounts"]["resultsWritten"] == 2
+    assert described["executionCounts"]["aborted"] == 3
+
+
+def test_a_stopped_run_writes_its_unfinished_children_as_pending(workers, s3):
+    ask = processor({"Ask": {"Type": "Task", "Resource": "module:suspend", "End": True}}, "Ask")
+    definition = map_definition(ask, ResultWriter={"Resource": "arn:aws:states:::s3:putObject",
+                                                   "Parameters": {"Bucket": s3.bucket}})
+    started = workers.service.start(definition, [{"n": 0}, {"n": 1}], state_machine=None, trusted=True)
+    parent = started["executionId"]
+    deadline = time.monotonic() + 60
+    while list(children_of(workers.service, parent).values()) != ["SUSPENDED", "SUSPENDED"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    [described] = workers.service.map_runs.of_execution(parent)
+    assert described["executionCounts"]["resultsWritten"] == 0
+    workers.service.abort(parent)
+    later = VirtualClock(time.time() + workers.service.settings.lease_seconds + 1)
+    make_service(clock=later).tick()  # the run's timer: its parent no longer waits
+    run_id = described["mapRunArn"].rsplit(":", 1)[1]
+    manifest, records = result_files(s3, f"{run_id}/manifest.json")
+    assert (records["SUCCEEDED"], records["FAILED"]) == ([], [])
+    assert [json.loads(record["Input"]) for record in records["PENDING"]] == [{"n": 0}, {"n": 1}]
+    [described] = workers.service.map_runs.of_execution(parent)
+    assert described["status"] == "ABORTED" and described["executionCounts"]["resultsWritten"] == 0
