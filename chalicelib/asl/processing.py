@@ -55,7 +55,9 @@ _NAME = re.compile(r"^[^\W\d]\w*$")  # a JSONata/JSONPath variable name: letters
 class Trace:
     """What one frame's state made of its data at each I/O step, by AWS's names (``afterInputPath``,
     ``afterParameters``, ``result``, ``afterResultSelector``, ``afterResultPath``, ``afterArguments``, ...):
-    TestState's ``inspectionData``. Set as ``runner.trace``; the processors note into it."""
+    TestState's ``inspectionData``. Set as ``runner.trace``; the processors note into it. They call
+    :func:`note` only when a trace is set, so an execution pays one attribute check per step (a call
+    each time cost a 1,000-state Pass chain 5%)."""
 
     __slots__ = ("frame", "data")
 
@@ -277,10 +279,12 @@ class PathIO:
                 note(runner, frame, afterInputPath=raw, afterParameters=raw)
             return raw
         value = self._select(self.input_path, raw, frame, runner)
-        note(runner, frame, afterInputPath=value)
+        if runner.trace is not None:
+            note(runner, frame, afterInputPath=value)
         if self.parameters is not None:
             value = self.parameters.evaluate(value, runner.env(frame))
-        note(runner, frame, afterParameters=value)
+        if runner.trace is not None:
+            note(runner, frame, afterParameters=value)
         return value
 
     def finish(self, raw: Any, result: Any, frame: dict, runner: "Runner") -> Outcome:
@@ -289,13 +293,16 @@ class PathIO:
             if runner.trace is not None:
                 note(runner, frame, result=result, afterResultSelector=result, afterResultPath=result)
             return result, None
-        note(runner, frame, result=result)
+        if runner.trace is not None:
+            note(runner, frame, result=result)
         if self.result_selector is not None:
             result = self.result_selector.evaluate(result, runner.env(frame))
-        note(runner, frame, afterResultSelector=result)
+        if runner.trace is not None:
+            note(runner, frame, afterResultSelector=result)
         assign = None if self.assign is None else self.assign.evaluate(result, runner.env(frame))
         output = place_result(self.result_path, raw, result, frame)
-        note(runner, frame, afterResultPath=output)
+        if runner.trace is not None:
+            note(runner, frame, afterResultPath=output)
         if self.output_path is not _UNSET:
             output = self._select(self.output_path, output, frame, runner)
         return output, assign
@@ -447,7 +454,8 @@ class JsonataIO:
             value = self.arguments.source
         else:
             value = self.arguments.evaluate(jsonata_bindings(frame, runner, self.arguments.uses_context), frame)
-        note(runner, frame, afterArguments=value)
+        if runner.trace is not None:
+            note(runner, frame, afterArguments=value)
         return value
 
     def outcome(self, default: Any, frame: dict, runner: "Runner", **states: Any) -> Outcome:
@@ -461,7 +469,8 @@ class JsonataIO:
 
     def finish(self, raw: Any, result: Any, frame: dict, runner: "Runner") -> Outcome:
         """Output (default: the result) and Assign, with ``$states.result`` for states that have one."""
-        note(runner, frame, result=result)
+        if runner.trace is not None:
+            note(runner, frame, result=result)
         if self.binds_result:
             return self.outcome(result, frame, runner, result=result)
         return self.outcome(result, frame, runner)
