@@ -17,7 +17,9 @@ machine, by status and by both; the tenth page of the unfiltered list (following
 ``nextToken``); and counts the Redis round trips and bytes sent per page. As a reference
 measured in the same run it times what listing by a scan of Redis would cost before reading
 a single record: ``SCAN`` over every execution key. It prints each figure as a ratio to the
-first N, and the index's Redis memory per execution (``MEMORY USAGE`` of its keys).
+first N, and the index's Redis memory per execution (``MEMORY USAGE`` of its keys). It also times
+one slice of the sweep each tick makes (``Store.sweep_index``, about 1,000 entries, none of them
+gone here) and counts its round trips.
 """
 from __future__ import annotations
 
@@ -131,6 +133,11 @@ def main() -> None:
             assert len(page["executions"]) == min(size, args.limit)
             row["scan"] = timed(lambda: scan_keys(redis), max(3, args.repeats // 20))
             row["index B/exec"] = index_bytes(redis) / size
+            row["sweep"] = timed(lambda: store.sweep_index(time.time()), max(3, args.repeats // 20))
+            trips = recorder.record()
+            store.sweep_index(time.time())
+            row["sweep trips"] = len(trips)
+            recorder.stop()
             rows.append(row)
             print(f"  N={size:,} stored", flush=True)
     finally:
@@ -139,19 +146,22 @@ def main() -> None:
 
 
 def report(rows: list[dict]) -> None:
-    names = [*FILTERS, "page 10", "scan"]
+    names = [*FILTERS, "page 10", "scan", "sweep"]
     for which, title in ((1, "best"), (0, "median")):
         # each ratio is to the first figure of its column
         first = {n: next((r[n][which] for r in rows if r[n]), None) for n in names}
-        print(f"\n{title} of the calls, ms (ratio to the first N); scan = SCAN of every execution key, the reference")
+        print(f"\n{title} of the calls, ms (ratio to the first N); scan = SCAN of every execution key, the "
+              "reference; sweep = one slice of the tick's sweep of the index")
         print(f"{'N':>7} | " + " | ".join(f"{n:>16}" for n in names))
         for row in rows:
             cells = [f"{row[n][which] * 1000:7.2f} ({row[n][which] / first[n]:5.2f}x)" if row[n] else "-"
                      for n in names]
             print(f"{row['N']:>7,} | " + " | ".join(f"{c:>16}" for c in cells))
-    print(f"\n{'N':>7} | {'trips/page':>10} | {'bytes sent/page':>15} | {'index B/execution':>17}")
+    print(f"\n{'N':>7} | {'trips/page':>10} | {'bytes sent/page':>15} | {'index B/execution':>17} | "
+          f"{'trips/sweep':>11}")
     for row in rows:
-        print(f"{row['N']:>7,} | {row['trips']:>10} | {row['bytes']:>15} | {row['index B/exec']:17.0f}")
+        print(f"{row['N']:>7,} | {row['trips']:>10} | {row['bytes']:>15} | {row['index B/exec']:17.0f} | "
+              f"{row['sweep trips']:>11}")
     base, last = rows[0], rows[-1]
     print(f"\nbest times, N={last['N']:,} against N={base['N']:,}: a page "
           f"{last['no filter'][1] / base['no filter'][1]:.2f}x (unfiltered), {last['both'][1] / base['both'][1]:.2f}x "

@@ -29,12 +29,15 @@ class Timers:
         self.settings = runs.settings
 
     def tick(self, limit: int = 500) -> dict[str, int]:
-        """Fire the timers that are due. Safe to run in several processes at once.
+        """Fire the timers that are due, and sweep a slice of the execution index. Safe to run in
+        several processes at once.
 
         ``calls`` counts the pending calls made again (their maker died); a ``call``
-        timer that finds its calls made is not counted as fired.
+        timer that finds its calls made is not counted as fired. ``swept`` counts the index's
+        entries dropped because their executions' records had expired (``Store.sweep_index``).
         """
-        counts = {"fired": 0, "rescheduled": 0, "busy": 0, "calls": 0}
+        counts = {"fired": 0, "rescheduled": 0, "busy": 0, "calls": 0,
+                  "swept": self.store.sweep_index(self.clock.now())}
         for member, _ in self.store.due_timers(self.clock.now(), limit):
             kind, execution_id, point = member.split("|", 2)
             try:

@@ -100,9 +100,9 @@ def _script(name: str) -> str:
     return (SCRIPTS / f"{name}.lua").read_text(encoding="utf-8")
 
 
-_CLAIM, _RELEASE, _COMMIT, _KEEP, _TAKE, _INDEX, _INDEX_PUT, _PAGE, _SWAP, _CONTINUATIONS, _LOAD, _BRANCH = (
-    _script(n) for n in ("claim", "release", "commit", "keep", "take", "index", "index_put", "page", "swap",
-                         "continuations", "load", "branch"))
+_CLAIM, _RELEASE, _COMMIT, _KEEP, _TAKE, _INDEX, _INDEX_PUT, _PAGE, _SWEEP, _SWAP, _CONTINUATIONS, _LOAD, _BRANCH = (
+    _script(n) for n in ("claim", "release", "commit", "keep", "take", "index", "index_put", "page", "sweep",
+                         "swap", "continuations", "load", "branch"))
 #: IDs a claim of a branch reserves for its run (history events, suspension points); the run stops
 #: for its budget before it uses them up, and gives back what it did not use (see ``scripts/branch.lua``).
 EVENT_BLOCK = 4096
@@ -292,6 +292,7 @@ class Store:
         self._take = redis.register_script(_TAKE)
         self._index = redis.register_script(_INDEX + _INDEX_PUT)
         self._page = redis.register_script(_INDEX + _PAGE)
+        self._sweep = redis.register_script(_INDEX + _SWEEP)
         #: On a Cluster the index has its own slot, so it is changed by a script of its own right after
         #: each commit; on a single server the commit script changes it in the same step.
         self.cluster = isinstance(redis, RedisCluster)
@@ -512,7 +513,7 @@ class Store:
         }
         machine = branch.meta.get("machine") or ""
         if not self.cluster:
-            head["ix"] = {"p": INDEX_PREFIX, "id": execution_id, "machine": machine, "expires": repr(change.now + ttl)}
+            head["ix"] = {"p": INDEX_PREFIX, "machine": machine, "expires": repr(change.now + ttl)}
         body = "" if change.frame is None else deflate_text(compact({"f": change.frame, "o": change.record.open}))
         args: list[Any] = [json.dumps(head), body, deflate_text(compact(change.output)),
                            deflate_text(compact(change.events))]
@@ -525,8 +526,7 @@ class Store:
         if reply[0] != "ok":
             raise CommitConflict(reply[0])
         if self.cluster:
-            self._index(keys=self._index_keys(), args=[INDEX_PREFIX, "extend", execution_id, machine,
-                                                       repr(change.now + ttl), ttl])
+            self._index(keys=self._index_keys(), args=[INDEX_PREFIX, "extend", machine, repr(change.now + ttl), ttl])
         flat = json.loads(reply[1]) or []  # Lua encodes an empty list as {}
         return {flat[i]: int(float(flat[i + 1])) for i in range(0, len(flat), 2)}
 
@@ -543,7 +543,7 @@ class Store:
 
     @staticmethod
     def _index_keys() -> list[str]:
-        return [INDEX_PREFIX + "exp", INDEX_PREFIX + "machines"]
+        return [INDEX_PREFIX + "machines", INDEX_PREFIX + "exp"]
 
     def page(self, now: float, *, status: str | None = None, machine: str | None = None,
              after: tuple[int, str] | None = None, limit: int = 50
@@ -551,11 +551,11 @@ class Store:
         """A page of executions, newest first (start time, then ID), and the cursor of the next page.
 
         ``machine`` "" is the executions of inline definitions; None is every state machine.
-        Two round trips whatever the index holds: the page script (which first trims up to 100
-        expired executions) and one pipeline reading the page's records. Reading heals the index:
-        an entry whose execution is gone is dropped, one whose status changed is moved (on a
-        Cluster the index is changed right after the commit, so a process that died in between
-        leaves it behind); neither is listed under a status it no longer has.
+        Two round trips whatever the index holds: the page script and one pipeline reading the
+        page's records; a third when reading heals the index, all its changes in one script call: an
+        entry whose execution is gone (its records expired) is dropped, one whose status changed is
+        moved (on a Cluster the index is changed right after the commit, so a process that died in
+        between leaves it behind); neither is listed under a status it no longer has.
         """
         cursor = ("", "") if after is None else (str(after[0]), after[1])
         flat = self._page(keys=self._index_keys(), args=[
@@ -568,22 +568,44 @@ class Store:
         for execution_id, *_ in entries:
             pipe.get(self.execution_key(execution_id))
         stored = pipe.execute() if entries else []
-        records, seen = [], set()
+        records, seen, heal = [], set(), []
         for (execution_id, start, listed_machine, listed_status), value in zip(entries, stored):
             if value is None:
-                self._index(keys=self._index_keys(), args=[INDEX_PREFIX, "drop", execution_id, listed_machine])
+                heal += [execution_id, listed_machine, "", start]
                 continue
             record = unpack_record(execution_id, value)
             if record.status != listed_status:
-                self._index(keys=self._index_keys(), args=[INDEX_PREFIX, "move", execution_id, listed_machine,
-                                                           record.status, start])
+                heal += [execution_id, listed_machine, record.status, start]
                 if status is not None:
                     continue
             if execution_id not in seen:
                 seen.add(execution_id)
                 records.append(record)
+        self._heal(heal)
         last = (entries[-1][1], entries[-1][0]) if more else None
         return records, last
+
+    def _heal(self, entries: list) -> None:
+        """Change the index's ``entries`` (flat: executionId, machine, status or "" to drop it, start)."""
+        if entries:
+            self._index(keys=self._index_keys(), args=[INDEX_PREFIX, "heal", *entries])
+
+    def sweep_index(self, now: float, count: int = 1000) -> int:
+        """Drop the entries of the next slice of the index (about ``count``) whose records are gone;
+        how many. At most three round trips: the slice, whether its records exist, the drop. Run by every tick, it
+        passes over the whole index again and again, so entries nobody lists do not outlive their
+        executions for long (a page drops those it reads)."""
+        flat = self._sweep(keys=[INDEX_PREFIX + "sweep", *self._index_keys()], args=[INDEX_PREFIX, repr(now), count])
+        entries = [(_text(flat[i]), _text(flat[i + 1])) for i in range(0, len(flat), 2)]
+        if not entries:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for execution_id, _ in entries:
+            pipe.exists(self.execution_key(execution_id))
+        gone = [(execution_id, machine) for (execution_id, machine), exists in zip(entries, pipe.execute())
+                if not exists]
+        self._heal([x for execution_id, machine in gone for x in (execution_id, machine, "", "")])
+        return len(gone)
 
     # -- pending calls (the outbox) ---------------------------------------------
 

@@ -148,39 +148,97 @@ def test_limits_and_tokens_are_checked(service):
     assert len(service.list_executions(limit=1000)["executions"]) == 1
 
 
+def pass_time(clock, store_redis, seconds: float) -> None:
+    """Move the clock, and Redis's expiry with it: every TTL is that much shorter, and the keys whose TTL
+    runs out are gone, as they would be after ``seconds`` on Redis's own clock."""
+    clock.advance(seconds)
+    for key in list(store_redis.scan_iter("*")):
+        left = store_redis.pttl(key)
+        if left > seconds * 1000:
+            store_redis.pexpire(key, int(left - seconds * 1000))
+        elif left >= 0:
+            store_redis.delete(key)
+
+
+def kept_seconds() -> int:
+    """How long a suspended incsquare execution is kept: its continuation's day, then the retention."""
+    return 86400 + settings().retention_seconds
+
+
 def test_expired_executions_leave_the_index(service, clock, store_redis):
     """Kept until the last deadline plus RETENTION_SECONDS; after that neither listed nor held in the index."""
     retention = settings().retention_seconds
     finished = start(service)
     service.redeem(finished["continuations"][0]["id"], result={})  # kept for the retention after now
     waiting = start(service)  # kept for its continuation's day, then the retention
-    clock.advance(retention + 1)
+    pass_time(clock, store_redis, retention + 1)
+    assert store_redis.zcard("asl:{ix}:l:SUCCEEDED:incsquare") == 1  # its records are gone, its entry not yet
     assert ids(service.list_executions()) == [waiting["executionId"]]
-    clock.advance(86400)
+    assert store_redis.zcard("asl:{ix}:l:SUCCEEDED:incsquare") == 0  # the page that read it dropped it
+    pass_time(clock, store_redis, 86400)
     assert service.list_executions() == {"executions": [], "nextToken": None}
     assert index_keys(store_redis) == []
 
 
-def test_writes_trim_expired_executions_too_so_the_index_does_not_grow(service, clock, store_redis):
-    """Nobody lists: each commit also removes up to 10 expired executions."""
+def test_the_ticker_sweeps_out_expired_executions_nobody_lists(service, clock, store_redis):
+    """Each tick drops the entries of a slice of the index whose records are gone."""
     for i in range(30):
         start(service, input={"value": i})
-    assert store_redis.zcard("asl:{ix}:exp") == 30
-    clock.advance(86400 + settings().retention_seconds + 1)
-    for i in range(3):
-        start(service, input={"value": i})
-    assert store_redis.zcard("asl:{ix}:exp") == 3
-    assert store_redis.zcard("asl:{ix}:l:SUSPENDED:incsquare") == 3
+    pass_time(clock, store_redis, kept_seconds() / 2)
+    later = [start(service, input={"value": i})["executionId"] for i in range(3)]
+    pass_time(clock, store_redis, kept_seconds() / 2 + 1)  # the first 30 are gone, the index's set is not
+    assert store_redis.zcard("asl:{ix}:l:SUSPENDED:incsquare") == 33
+    assert service.tick()["swept"] == 30
+    assert sorted(k.decode() for k in store_redis.zrange("asl:{ix}:l:SUSPENDED:incsquare", 0, -1)) == sorted(later)
+    assert service.tick()["swept"] == 0
+    assert sorted(ids(service.list_executions())) == sorted(later)
+
+
+def test_the_sweep_goes_over_every_set_a_slice_at_a_time(service, store, clock, store_redis):
+    """Slices of about ``count`` entries, set after set (each status of each state machine), from where the
+    last one stopped: a large set is swept over several slices, and every set is reached."""
+    expiring = [start(service, input={"value": i}) for i in range(300)]
+    for document in expiring[:20]:
+        service.redeem(document["continuations"][0]["id"], result={})
+    expiring += [start(service, None, {"n": i}) for i in range(5)]
+    pass_time(clock, store_redis, kept_seconds() / 2)
+    kept = [start(service, machine)["executionId"] for machine in ("incsquare", None)]
+    pass_time(clock, store_redis, kept_seconds() / 2 + 1)
+    assert store_redis.exists(*(store.execution_key(d["executionId"]) for d in expiring)) == 0
+    dropped = []
+    for _ in range(40):
+        dropped.append(store.sweep_index(clock.now(), count=50))
+    assert max(dropped) <= 2 * 50 and sum(dropped) == len(expiring)
+    listed = [k.decode() for key in store_redis.scan_iter("asl:{ix}:l:*") for k in store_redis.zrange(key, 0, -1)]
+    assert sorted(listed) == sorted(kept)
+
+
+def test_an_index_written_with_an_expiry_set_is_read_and_removed(service, store, clock, store_redis):
+    """Indexes written before kept ``asl:{ix}:exp`` ("<id>|<machine>" scored by expiry): commits take 10 of
+    its entries and pages 100, forgetting those expired, until it is gone."""
+    listed = [start(service, input={"value": i}) for i in range(3)]
+    expiry = clock.now() + kept_seconds()
+    old = {f"{d['executionId']}|incsquare": expiry for d in listed}
+    old.update({f"old{i:02d}AAAAAAAAAAAAAAAA|incsquare": clock.now() - 1 for i in range(20)})
+    store_redis.zadd("asl:{ix}:l:SUCCEEDED:incsquare", {f"old{i:02d}AAAAAAAAAAAAAAAA": 1 for i in range(20)})
+    store_redis.zadd("asl:{ix}:exp", old)
+    store_redis.expire("asl:{ix}:exp", kept_seconds())
+    store_redis.expire("asl:{ix}:l:SUCCEEDED:incsquare", kept_seconds())
+    start(service, input={"value": 9})
+    assert store_redis.zcard("asl:{ix}:exp") == 13
+    assert store_redis.zcard("asl:{ix}:l:SUCCEEDED:incsquare") == 10  # the 10 taken had expired
+    assert len(service.list_executions(status="SUSPENDED")["executions"]) == 4
+    assert not store_redis.exists("asl:{ix}:exp", "asl:{ix}:l:SUCCEEDED:incsquare")
 
 
 def test_every_index_key_expires_no_earlier_than_its_newest_entry(service, store_redis):
     start(service)
     keys = index_keys(store_redis)
-    assert keys == ["asl:{ix}:exp", "asl:{ix}:l:SUSPENDED:incsquare", "asl:{ix}:machines"]
-    ttl = 86400 + settings().retention_seconds
+    assert keys == ["asl:{ix}:l:SUSPENDED:incsquare", "asl:{ix}:machines"]
+    ttl = kept_seconds()
     assert all(ttl - 5 <= store_redis.ttl(k) <= ttl for k in keys)
     start(service, None)  # an inline definition, kept as long
-    assert ttl - 5 <= store_redis.ttl("asl:{ix}:exp") <= ttl
+    assert ttl - 5 <= store_redis.ttl("asl:{ix}:l:SUSPENDED:") <= ttl
 
 
 def test_reading_heals_entries_whose_execution_is_gone_or_has_changed(service, store, store_redis, monkeypatch):
@@ -193,10 +251,15 @@ def test_reading_heals_entries_whose_execution_is_gone_or_has_changed(service, s
     service.redeem(changed["continuations"][0]["id"], result={})
     store_redis.zrem("asl:{ix}:l:SUCCEEDED:incsquare", changed["executionId"])
     store_redis.zadd(cell, {changed["executionId"]: score})  # still listed as SUSPENDED
+    ttl_of_index = store_redis.ttl(cell)
+    heals = []
+    index = store._index
+    monkeypatch.setattr(store, "_index", lambda **call: heals.append(call["args"][1]) or index(**call))
     assert ids(service.list_executions(status="SUSPENDED")) == [kept["executionId"]]
+    assert heals == ["heal"]  # both changes in one script call
     assert store_redis.zrange(cell, 0, -1) == [kept["executionId"].encode()]
     assert ids(service.list_executions(status="SUCCEEDED")) == [changed["executionId"]]
-    assert gone["executionId"] not in str(store_redis.zrange("asl:{ix}:exp", 0, -1))
+    assert ttl_of_index <= store_redis.ttl("asl:{ix}:l:SUCCEEDED:incsquare")
 
 
 def test_on_a_cluster_the_index_changes_right_after_the_commit(service, store, store_redis, monkeypatch):

@@ -217,7 +217,7 @@ def test_heartbeat_extends_and_lapse_fails_with_heartbeat_timeout(service, clock
     beat = service.heartbeat(ident)
     assert beat["heartbeatAt"] == "2027-01-15T08:01:50.000Z"
     clock.advance(20)  # the first heartbeat deadline (60 s) has passed, the extended one (110 s) not
-    assert service.tick() == {"fired": 0, "rescheduled": 0, "busy": 0, "calls": 0}
+    assert service.tick() == {"fired": 0, "rescheduled": 0, "busy": 0, "calls": 0, "swept": 0}
     assert service.describe(document["executionId"])["status"] == "SUSPENDED"
     clock.advance(41)
     service.tick()
@@ -418,7 +418,7 @@ def test_cli_tick_fires_due_timers(redis_client, capsys):
     from chalicelib.__main__ import main
 
     assert main(["tick"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"fired": 0, "rescheduled": 0, "busy": 0, "calls": 0}
+    assert json.loads(capsys.readouterr().out) == {"fired": 0, "rescheduled": 0, "busy": 0, "calls": 0, "swept": 0}
 
 
 COUNT_TO_100 = {"StartAt": "Init", "States": {

@@ -40,7 +40,7 @@ apply_continuations(head, 6, 5, head.ttl, true)
 for n = 1, 5 do keep_at_least(KEYS[n], head.ttl) end
 if head.ix then
   local ix = head.ix
-  ix_extend(ix.p, ix.id, ix.machine, ix.expires, head.ttl)
+  ix_extend(ix.p, ix.machine, ix.expires, head.ttl)
 end
 local waiting = redis.call('ZRANGE', KEYS[5], 0, head.shown - 1, 'WITHSCORES')
 return {'ok', cjson.encode(waiting)}

@@ -1,6 +1,6 @@
--- KEYS: the index's exp and machines sets (its slot).  ARGV: prefix, now, status or "*", machine or "*",
+-- KEYS: the index's machines and exp sets (its slot).  ARGV: prefix, now, status or "*", machine or "*",
 -- cursor score or "" (the first page), cursor executionId, limit.
--- Trims up to 100 expired executions, then merges the sets the filter names, newest first (start
+-- Trims (``ix_trim``), then merges the sets the filter names, newest first (start
 -- time, then ID, both descending), from after the cursor: returns up to limit + 1 entries, flat:
 -- executionId, start, machine, status. Each set is read in batches, so a page costs about
 -- limit + sets * batch entries, whatever the index holds.
