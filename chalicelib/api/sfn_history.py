@@ -19,6 +19,7 @@ from ..service import ServiceError
 from ..service.calls import idempotency_key
 from ..service.listing import MAX_LIMIT
 from ..service.map_runs import map_run_arn
+from .sfn_map_runs import map_run
 from .sfn_protocol import (STATUSES, AwsError, Protocol, check_name, epoch, invalid_token, json_text, next_token,
                            page_of, page_size, parse_json_field, read_token)
 
@@ -200,13 +201,15 @@ def get_execution_history(protocol: Protocol, params: dict) -> dict:
 
 def list_executions(protocol: Protocol, params: dict) -> dict:
     """Newest first from the per-machine, per-status index of ``GET /executions``; a RUNNING filter
-    lists the suspended executions, then the running ones (a token says which and where)."""
-    machine = None
-    if "stateMachineArn" in params:
-        [machine] = protocol.arns.parse(params["stateMachineArn"], "stateMachine", 1)
-        if protocol.service.machines.get(machine) is None and machine != "inline":
-            raise AwsError("StateMachineDoesNotExist",
-                           f"State Machine Does Not Exist: '{params['stateMachineArn']}'")
+    lists the suspended executions, then the running ones (a token says which and where). With
+    ``mapRunArn`` instead of ``stateMachineArn``: the run's child executions."""
+    if ("stateMachineArn" in params) == ("mapRunArn" in params):
+        raise AwsError("ValidationException", "Exactly one of stateMachineArn and mapRunArn must be given.")
+    if "mapRunArn" in params:
+        return list_map_run_children(protocol, params)
+    [machine] = protocol.arns.parse(params["stateMachineArn"], "stateMachine", 1)
+    if protocol.service.machines.get(machine) is None and machine != "inline":
+        raise AwsError("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{params['stateMachineArn']}'")
     limit = page_size(params, most=min(1000, MAX_LIMIT))
     statuses = FILTERS[params["statusFilter"]] if "statusFilter" in params else (None,)
     # the token: the step (which status of the filter) and the service's own token within it
@@ -229,6 +232,22 @@ def list_executions(protocol: Protocol, params: dict) -> dict:
     out: dict[str, Any] = {"executions": [_listed(protocol, item) for item in items]}
     if step < len(statuses):
         out["nextToken"] = next_token({"s": step, **({"t": token} if token else {})})
+    return out
+
+
+def list_map_run_children(protocol: Protocol, params: dict) -> dict:
+    """A map run's STANDARD child executions, oldest first, from the run's index of the children its
+    workers started (an EXPRESS run's children are not executions: none). A ``statusFilter`` keeps
+    the page's children that have the status, so a page may hold fewer than ``maxResults``."""
+    run_id, found = map_run(protocol, params["mapRunArn"])
+    page, token = page_of(protocol.service.map_runs.children(run_id), params)
+    wanted = FILTERS[params["statusFilter"]] if "statusFilter" in params else None
+    out: dict[str, Any] = {"executions": [
+        {**_listed(protocol, item), "mapRunArn": found["mapRunArn"], "itemCount": item["itemCount"]}
+        for item in protocol.service.map_runs.child_summaries(run_id, page)
+        if wanted is None or item["status"] in wanted]}
+    if token is not None:
+        out["nextToken"] = token
     return out
 
 

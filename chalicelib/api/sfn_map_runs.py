@@ -5,14 +5,19 @@ from ..service.map_runs import run_id_of
 from .sfn_protocol import AwsError, Protocol, epoch, page_of
 
 
-def describe_map_run(protocol: Protocol, params: dict) -> dict:
-    arn = params["mapRunArn"]
+def map_run(protocol: Protocol, arn: str) -> tuple[str, dict]:
+    """The run ``arn`` names: its ID and description (InvalidArn, ResourceNotFound)."""
     run_id = run_id_of(arn)
     if run_id is None or not arn.startswith(protocol.arns.prefix + "mapRun:"):
         raise AwsError("InvalidArn", f"Invalid Arn: '{arn}'")
     found = protocol.service.map_runs.describe(run_id)
     if found is None or found["mapRunArn"] != arn:
         raise AwsError("ResourceNotFound", f"Map Run Does Not Exist: '{arn}'")
+    return run_id, found
+
+
+def describe_map_run(protocol: Protocol, params: dict) -> dict:
+    _, found = map_run(protocol, params["mapRunArn"])
     out = {**found, "startDate": epoch(found["startDate"]), "redriveCount": 0}
     if found.get("stopDate"):
         out["stopDate"] = epoch(found["stopDate"])

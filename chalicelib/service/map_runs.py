@@ -36,11 +36,12 @@ from ..asl.clock import iso_timestamp
 from ..asl.distributed import DISTRIBUTED_MAP, transform
 from ..asl.errors import EXCEED_TOLERATED_FAILURE_THRESHOLD, RUNTIME
 from ..asl.limits import MAX_DISTRIBUTED_MAP_CONCURRENCY
-from ..store.map_runs import MapRunStore
+from ..store.map_runs import MapRunStore, StartedChildren
 from .calls import idempotency_key
 from .children import description
 from .definitions import compile_definition
 from .errors import ServiceError
+from .listing import summary
 from .statuses import FINISHED
 from .waits import timer_member
 
@@ -171,6 +172,7 @@ class MapRuns:
         document = self.executions.start(
             config["definition"], child_input, state_machine=config["machine"], trusted=True,
             name=f"{run_id}-{index}", map_run={"runId": run_id, "index": index})
+        self.store.add_child(run_id, document["executionId"], self.clock.now())
         if document["status"] in FINISHED:
             return self._record(run_id, config, index, _entry(description(document, "sync")))
         return True
@@ -383,6 +385,23 @@ class MapRuns:
             status = found["status"]
         return {"mapRunArn": detail.get("mapRunArn"), "state": wait["state"], "branch": branch, "status": status,
                 "counts": counts}
+
+    def children(self, run_id: str) -> StartedChildren:
+        """The run's STANDARD child executions (IDs), oldest first, read a page at a time."""
+        return self.store.children(run_id)
+
+    def child_summaries(self, run_id: str, execution_ids: list[str]) -> list[dict]:
+        """What a listing shows of each child still stored, and ``itemCount`` (its batch's items, or 1)."""
+        meta = self.store.get(run_id)
+        batched = meta is not None and json.loads(meta["config"])["batched"]
+        out = []
+        for execution_id in execution_ids:
+            record = self.runs.load(execution_id)
+            if record is not None:
+                items = record.document.get("input") if batched else None
+                count = len(items.get("Items") or ()) if isinstance(items, dict) else 1
+                out.append({**summary(record), "itemCount": count})
+        return out
 
     def of_execution(self, execution_id: str) -> list[dict]:
         return [found for found in (self.describe(run_id) for run_id in self.store.runs_of(execution_id)) if found]

@@ -10,6 +10,8 @@ Keys (``t`` is the parent execution's shard tag, so each script runs on one slot
     asl:{t}:mi:<runId>       list: the children's inputs (JSON text), by index
     asl:{t}:ml:<runId>       sorted set: chunks being run, first index -> when the lease ends
     asl:{t}:mr:<runId>       hash: index -> the child's record once it has ended (set once)
+    asl:{t}:mx:<runId>       sorted set: the run's STANDARD child executions a worker started (their
+                             IDs), by start time: ListExecutions' ``mapRunArn``
     asl:{t}:me:<executionId> sorted set: the execution's runs, by start time
 
 A worker claims a chunk of children (``claim``): one whose lease has run out, because
@@ -30,6 +32,11 @@ _CREATE, _CLAIM, _RECORD, _END = ((_SCRIPTS / f"map_{name}.lua").read_text(encod
 
 #: Sets the run's ``written`` only while the run is stored (a write never makes a key without a TTL).
 _MARK = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'written', '1') end"
+#: Adds a started child to the run's index (once: a chunk run again keeps its first start time), with the run's TTL.
+_ADD_CHILD = """if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], redis.call('TTL', KEYS[1]))
+return 1"""
 
 
 def _text(value) -> str | None:
@@ -44,6 +51,7 @@ class MapRunStore:
         self._record = redis.register_script(_RECORD)
         self._end = redis.register_script(_END)
         self._mark = redis.register_script(_MARK)
+        self._add_child = redis.register_script(_ADD_CHILD)
 
     @staticmethod
     def _key(kind: str, run_id: str) -> str:
@@ -109,5 +117,30 @@ class MapRunStore:
         """The indexes of the children whose end is recorded."""
         return {int(k) for k in self.redis.hkeys(self._key("mr", run_id))}
 
+    def add_child(self, run_id: str, execution_id: str, started: float) -> None:
+        self._add_child(keys=[self._key("m", run_id), self._key("mx", run_id)], args=[execution_id, started])
+
+    def children(self, run_id: str) -> "StartedChildren":
+        return StartedChildren(self.redis, self._key("mx", run_id))
+
     def runs_of(self, execution_id: str) -> list[str]:
         return [_text(value) for value in self.redis.zrange(self._key("me", execution_id), 0, -1)]
+
+
+class StartedChildren:
+    """A run's started child executions (IDs), oldest first, read a slice at a time: a sequence
+    to page (``len`` and slices), costing what a page holds. Oldest first, so the children started
+    while a listing is paged come after its pages: positions never shift."""
+
+    def __init__(self, redis: Redis, key: str):
+        self.redis, self.key = redis, key
+        self._length: int | None = None
+
+    def __len__(self) -> int:
+        if self._length is None:
+            self._length = int(self.redis.zcard(self.key))
+        return self._length
+
+    def __getitem__(self, window: slice) -> list[str]:
+        start, stop, _ = window.indices(len(self))
+        return [_text(value) for value in self.redis.zrange(self.key, start, stop - 1)] if stop > start else []

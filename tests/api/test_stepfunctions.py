@@ -975,10 +975,11 @@ def test_list_executions_by_machine_and_status_in_pages(sfn, client):
         stateMachineArn=machine_arn("incsquare"), PaginationConfig={"PageSize": 2}).build_full_result()
     assert sorted(e["executionArn"] for e in everything["executions"]) == sorted(waiting + [done["executionArn"]])
     paged = sfn.get_paginator("list_executions").paginate(
-        statusFilter="RUNNING", PaginationConfig={"PageSize": 1}).build_full_result()["executions"]
-    assert sorted(e["executionArn"] for e in paged) == sorted(waiting + [other])
+        stateMachineArn=machine_arn("worker"), statusFilter="RUNNING",
+        PaginationConfig={"PageSize": 1}).build_full_result()["executions"]
+    assert [e["executionArn"] for e in paged] == [other]
     assert code_of(sfn.list_executions, stateMachineArn=machine_arn("missing")) == "StateMachineDoesNotExist"
-    assert code_of(sfn.list_executions, nextToken="bad") == "InvalidToken"
+    assert code_of(sfn.list_executions, stateMachineArn=machine_arn("incsquare"), nextToken="bad") == "InvalidToken"
 
 
 def test_describe_map_run_and_list_map_runs(sfn, machines, client):
@@ -1296,3 +1297,51 @@ def test_redrive_errors(sfn):
                    executionArn=f"arn:aws:states:{REGION}:{ACCOUNT}:execution:incsquare:nobody") == "ExecutionDoesNotExist"
     running = sfn.start_execution(stateMachineArn=machine_arn("incsquare"), input='{"value": 1}')["executionArn"]
     assert code_of(sfn.redrive_execution, executionArn=running) == "ExecutionNotRedrivable"
+
+
+def test_list_executions_of_a_map_run(sfn, machines):
+    """ListExecutions with mapRunArn: the run's child executions (item 0 waits for a person), in pages,
+    filtered by status, each with its run and item count; AWS's errors for a missing or a doubled ARN."""
+    import time
+
+    (machines / "children.json").write_text(json.dumps({"StartAt": "Map", "States": {"Map": {
+        "Type": "Map", "End": True,
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                          "StartAt": "Which", "States": {
+                              "Which": {"Type": "Choice", "Default": "Done",
+                                        "Choices": [{"Variable": "$.n", "NumericEquals": 0, "Next": "Ask"}]},
+                              "Ask": {"Type": "Task", "Resource": "module:suspend", "End": True},
+                              "Done": {"Type": "Pass", "End": True}}}}}}))
+    arn = sfn.start_execution(stateMachineArn=machine_arn("children"), name="kids",
+                              input=json.dumps([{"n": n} for n in range(5)]))["executionArn"]
+    deadline = time.monotonic() + 60
+    while not (runs := sfn.list_map_runs(executionArn=arn)["mapRuns"]) or \
+            sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"])["executionCounts"]["succeeded"] < 4:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    run_arn = runs[0]["mapRunArn"]
+    run_id = run_arn.rsplit(":", 1)[1]
+    listed = sfn.list_executions(mapRunArn=run_arn)["executions"]
+    assert sorted((e["name"], e["status"]) for e in listed) == [
+        (f"{run_id}-{n}", "RUNNING" if n == 0 else "SUCCEEDED") for n in range(5)]
+    assert {(e["mapRunArn"], e["itemCount"], e["stateMachineArn"]) for e in listed} == {
+        (run_arn, 1, machine_arn("children/Map"))}
+    assert all(e["executionArn"] == f"arn:aws:states:{REGION}:{ACCOUNT}:execution:children/Map:{e['name']}"
+               for e in listed)
+    assert [e["startDate"] for e in listed] == sorted(e["startDate"] for e in listed)  # oldest first
+    paged = sfn.get_paginator("list_executions").paginate(
+        mapRunArn=run_arn, PaginationConfig={"PageSize": 2}).build_full_result()["executions"]
+    assert sorted(e["name"] for e in paged) == sorted(e["name"] for e in listed)
+    first = sfn.list_executions(mapRunArn=run_arn, maxResults=2)
+    assert len(first["executions"]) == 2 and first["nextToken"]
+    [waiting] = sfn.get_paginator("list_executions").paginate(
+        mapRunArn=run_arn, statusFilter="RUNNING", PaginationConfig={"PageSize": 2}).build_full_result()["executions"]
+    assert waiting["name"] == f"{run_id}-0"
+    assert len(sfn.list_executions(mapRunArn=run_arn, statusFilter="SUCCEEDED")["executions"]) == 4
+    assert code_of(sfn.list_executions, mapRunArn=run_arn[:-1] + "x") == "ResourceNotFound"
+    assert code_of(sfn.list_executions, mapRunArn="arn:aws:states:x") == "InvalidArn"
+    assert code_of(sfn.list_executions, mapRunArn=run_arn, stateMachineArn=machine_arn("children")) == \
+        "ValidationException"
+    assert code_of(sfn.list_executions) == "ValidationException"
+    assert code_of(sfn.list_executions, mapRunArn=run_arn, nextToken="bad") == "InvalidToken"
+    sfn.stop_execution(executionArn=arn)
