@@ -127,7 +127,8 @@ class Events:
                 yield "MapRunSucceeded", "", {}
         elif kind == "ExecutionResumed" and state_type == "Task":
             if not (following.get("type") == "StateFailed" and following.get("state") == state):
-                answered_by = self.data("output", event["event"]) if "event" in event else {}
+                answered = "event" in event or "output" in event  # by an event, or with a result
+                answered_by = self.data("output", event.get("event", event.get("output"))) if answered else {}
                 yield "TaskSucceeded", "taskSucceededEventDetails", {**self.resource(state), **answered_by}
         elif kind == "StateFailed" and state_type in ("Task", "Parallel", "Map"):
             failure = {"error": event.get("error") or "", "cause": event.get("cause") or ""}
@@ -171,7 +172,8 @@ class Events:
                 kind = "ActivityTimedOut" if following.get("error") in TIMEOUTS else "ActivityFailed"
                 yield kind, kind[0].lower() + kind[1:] + "EventDetails", failure
             else:
-                yield "ActivitySucceeded", "activitySucceededEventDetails", {}
+                yield "ActivitySucceeded", "activitySucceededEventDetails", \
+                    self.data("output", event["output"]) if "output" in event else {}
         # TaskSucceeded (the task was queued) and StateFailed (shown with the event before it): nothing
 
     def all(self, events: list[dict]) -> list[dict]:

@@ -547,7 +547,10 @@ class Runner:
         if wait.get("merge") and "error" not in answer:
             answer = dict(answer, merge=True)
         if not wait.get("inline"):  # an inline wait suspended nothing
-            self.emit(frame, "ExecutionResumed", point=wait["id"])
+            if "result" in answer:  # what the task was answered with, as AWS's TaskSucceeded output
+                self.emit(frame, "ExecutionResumed", point=wait["id"], output=answer["result"])
+            else:
+                self.emit(frame, "ExecutionResumed", point=wait["id"])
         return answer
 
     # -- context object and events ----------------------------------------------

@@ -681,6 +681,7 @@ def test_a_worker_polls_answers_and_the_history_reads_as_aws(polls, client):
     assert scheduled["resource"] == activity_arn("add") and json.loads(scheduled["input"]) == {"x": 2, "y": 3}
     assert (scheduled["timeoutInSeconds"], scheduled["heartbeatInSeconds"]) == (300, 60)
     assert events[3]["activityStartedEventDetails"] == {"workerName": "worker-1"}
+    assert json.loads(events[4]["activitySucceededEventDetails"]["output"]) == 5  # what the worker sent
     name = execution.rsplit(":", 1)[1]
     rest = json.loads(client.http.get(f"/executions/{name}").body)["history"]
     [started] = [e for e in rest if e["type"] == "ActivityStarted"]
@@ -899,6 +900,7 @@ def test_get_execution_history_names_the_events_as_aws(sfn, client):
     assert (scheduled["resourceType"], scheduled["resource"]) == ("module", "increment.waitForTaskToken")
     assert json.loads(scheduled["parameters"])["token"] == rest_document(client, "told")["history"][2][
         "parameters"]["token"]
+    assert json.loads(events[5]["taskSucceededEventDetails"]["output"]) == {"done": 1}  # what SendTaskSuccess sent
     assert json.loads(events[-1]["executionSucceededEventDetails"]["output"]) == {"done": 1}
     # the same events as the REST history: each at the instant of one of its events, in the same order
     rest = rest_document(client, "told")["history"]
