@@ -23,6 +23,7 @@ test: install
 conformance: install
 	@test -f ../shared/conformance/run.py || { echo "make conformance: ../shared/conformance/run.py is missing (the AWS-result cases live next to this checkout, not in it)"; exit 1; }
 	$(BIN)/python ../shared/conformance/run.py --entry chalicelib:run_virtual --min-rate 0.99
+	$(BIN)/python -m pytest -q tests/conformance
 
 bench: install
 	$(BIN)/python bench/interpreter.py
