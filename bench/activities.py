@@ -34,13 +34,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 
-from redis.commands.core import Script  # noqa: E402
 
-from bench.service import Recorder, instrument, percentile  # noqa: E402
-from chalicelib.approvals import make_service  # noqa: E402
-from chalicelib.config import settings  # noqa: E402
-from chalicelib.store import Store  # noqa: E402
-from chalicelib.store.connection import get_redis  # noqa: E402
+from bench.service import Recorder, instrumented_service, percentile  # noqa: E402
 
 
 @dataclass
@@ -129,14 +124,8 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    config = settings()
-    redis = get_redis(config)
-    store = Store(redis, history_limit=config.history_limit)
-    recorder = Recorder(scripts={script.sha: name.lstrip("_") for name, script in vars(store).items()
-                                 if isinstance(script, Script)})
-    instrument(redis, recorder)
-    service = make_service(config, store, base_url="http://bench")
-    redis.flushdb()
+    bench = instrumented_service()
+    config, redis, recorder, service = bench.config, bench.redis, bench.recorder, bench.service
     arn = service.activities.prefix + "bench"
     print(f"python {sys.version.split()[0]}, redis-server {redis.info('server')['redis_version']} at "
           f"{config.redis_url} (flushed at start and end); N executions of one activity task; one poller "

@@ -34,14 +34,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 
-from redis.commands.core import Script  # noqa: E402
 
-from bench.service import Recorder, instrument  # noqa: E402
-from chalicelib.approvals import make_service  # noqa: E402
-from chalicelib.config import settings  # noqa: E402
+from bench.service import instrumented_service  # noqa: E402
 from chalicelib.service import catalog  # noqa: E402
-from chalicelib.store import Store  # noqa: E402
-from chalicelib.store.connection import get_redis  # noqa: E402
 
 PASS = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
 FILTERS = {
@@ -104,14 +99,8 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    config = settings()
-    redis = get_redis(config)
-    store = Store(redis, history_limit=config.history_limit)
-    recorder = Recorder(scripts={script.sha: name.lstrip("_") for name, script in vars(store).items()
-                                 if isinstance(script, Script)})
-    instrument(redis, recorder)
-    service = make_service(config, store, base_url="http://bench")
-    redis.flushdb()
+    bench = instrumented_service()
+    config, redis, store, recorder, service = bench.config, bench.redis, bench.store, bench.recorder, bench.service
     print(f"python {sys.version.split()[0]}, redis-server {redis.info('server')['redis_version']} at "
           f"{config.redis_url} (flushed at start and end); {args.limit} a page, median of {args.repeats} "
           "calls, one process")

@@ -147,6 +147,31 @@ def instrument(client: Redis, recorder: Recorder) -> None:
     pool.reset()  # connections made before now would not count
 
 
+@dataclass
+class Instrumented:
+    """The service on the Redis of the settings, with every command it sends recorded."""
+
+    config: Settings
+    redis: Redis
+    store: Store
+    recorder: Recorder
+    service: Service
+
+
+def instrumented_service() -> Instrumented:
+    """The service as the benchmarks of one process build it: the settings' Redis (flushed), its store,
+    a recorder of what is sent (scripts named by their store attribute), approval pages at http://bench."""
+    config = settings()
+    redis = get_redis(config)
+    store = Store(redis, history_limit=config.history_limit)
+    recorder = Recorder(scripts={script.sha: name.lstrip("_") for name, script in vars(store).items()
+                                 if isinstance(script, Script)})
+    instrument(redis, recorder)
+    service = make_service(config, store, base_url="http://bench")
+    redis.flushdb()
+    return Instrumented(config, redis, store, recorder, service)
+
+
 # -- one iteration through HTTP ------------------------------------------------------------
 
 def start(client: Client, name: str | None = None) -> str:

@@ -8,6 +8,7 @@
   take, swap; continuations, the functions commit and branch share) and
   the execution index's (index, index_put, page);
 - ``store``: the keys and the operations on them;
+- ``registry``: what the two registries share: resources by name that live until deleted;
 - ``machines``: the registry of state machines created through the Step Functions API;
 - ``activities``: the registry of activities and their task queues;
 - ``map_runs``: a Distributed Map's runs: their children's inputs, leases, counters and results.

@@ -17,16 +17,9 @@ import time
 
 from redis import Redis
 
-PREFIX = "asl:{act}"
-NAMES_KEY = f"{PREFIX}:names"
+from .registry import Registry, text
 
-# KEYS: activity hash, names set. ARGV: name, then field/value pairs. Returns the existing fields, or {}.
-_CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HGETALL', KEYS[1]) end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('ZADD', KEYS[2], 0, ARGV[1])
-return {}
-"""
+PREFIX = "asl:{act}"
 # KEYS: activity hash, queue. ARGV: task, ttl, LPUSH (last out) or RPUSH (next out).
 # Queues the task if the activity exists: 1, else 0.
 _PUSH = """
@@ -37,54 +30,22 @@ return 1
 """
 
 
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _decode(fields) -> dict[str, str]:
-    items = fields.items() if isinstance(fields, dict) else zip(fields[::2], fields[1::2])
-    return {_text(k): _text(v) for k, v in items}
-
-
-class ActivityStore:
-    """Registered activities by name, and the queue of each."""
+class ActivityStore(Registry):
+    """Registered activities by name (see :class:`~.registry.Registry`), and the queue of each."""
 
     def __init__(self, redis: Redis, socket_timeout: float | None = None):
-        self.redis = redis
-        self._create = redis.register_script(_CREATE)
+        super().__init__(redis, PREFIX, "a")
         self._push = redis.register_script(_PUSH)
         # A blocking pop waits at most this long per call: under the client's socket timeout.
         self.slice_seconds = max(0.1, (socket_timeout or 2.0) - 0.5)
 
     @staticmethod
-    def key(name: str) -> str:
-        return f"{PREFIX}:a:{name}"
-
-    @staticmethod
     def queue_key(name: str) -> str:
         return f"{PREFIX}:q:{name}"
 
-    def get(self, name: str) -> dict[str, str] | None:
-        return _decode(self.redis.hgetall(self.key(name))) or None
-
-    def create(self, name: str, fields: dict[str, str]) -> dict[str, str] | None:
-        """Register ``name`` unless it exists: None when created now, else the existing fields."""
-        flat = [item for pair in fields.items() for item in pair]
-        existing = self._create(keys=[self.key(name), NAMES_KEY], args=[name, *flat])
-        return _decode(existing) if existing else None
-
-    def delete(self, name: str) -> None:
+    def delete(self, name: str) -> bool:
         """Remove the activity and the tasks still queued for it (their executions wait on their timeouts)."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(self.key(name))
-        pipe.delete(self.queue_key(name))
-        pipe.zrem(NAMES_KEY, name)
-        pipe.execute()
-
-    def names(self, after: str | None, limit: int) -> list[str]:
-        """Names in order, those after ``after``, at most ``limit``."""
-        low = "-" if after is None else "(" + after
-        return [_text(n) for n in self.redis.zrangebylex(NAMES_KEY, low, "+", start=0, num=limit)]
+        return super().delete(name, self.queue_key(name))
 
     # -- the queue ----------------------------------------------------------------
 
@@ -108,7 +69,7 @@ class ActivityStore:
                 return None
             reply = self.redis.brpop([self.queue_key(name)], timeout=wait)
             if reply is not None:
-                execution_id, _, point = _text(reply[1]).partition("|")
+                execution_id, _, point = text(reply[1]).partition("|")
                 return execution_id, point
 
     def queued(self, name: str) -> int:

@@ -11,16 +11,10 @@ from __future__ import annotations
 
 from redis import Redis
 
-PREFIX = "asl:{sm}"
-NAMES_KEY = f"{PREFIX}:names"
+from .registry import Registry, decode, flat
 
-# KEYS: machine hash, names set. ARGV: name, then field/value pairs. Returns the existing fields, or {}.
-_CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HGETALL', KEYS[1]) end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('ZADD', KEYS[2], 0, ARGV[1])
-return {}
-"""
+PREFIX = "asl:{sm}"
+
 # KEYS: machine hash. ARGV: field/value pairs. Returns 1, or 0 when there is no such machine.
 _UPDATE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -37,71 +31,37 @@ return 0
 """
 
 
-def _decode(fields) -> dict[str, str]:
-    if isinstance(fields, dict):
-        items = fields.items()
-    else:
-        items = zip(fields[::2], fields[1::2])
-    return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-            for k, v in items}
-
-
-class Machines:
-    """Registered state machines by name."""
+class Machines(Registry):
+    """Registered state machines by name (see :class:`~.registry.Registry`), and their tags."""
 
     def __init__(self, redis: Redis):
-        self.redis = redis
-        self._create = redis.register_script(_CREATE)
+        super().__init__(redis, PREFIX, "m")
         self._update = redis.register_script(_UPDATE)
         self._tag = redis.register_script(_TAG)
 
-    @staticmethod
-    def key(name: str) -> str:
-        return f"{PREFIX}:m:{name}"
-
-    @staticmethod
-    def tags_key(name: str) -> str:
+    def tags_key(self, name: str) -> str:
         return f"{PREFIX}:t:{name}"
-
-    def get(self, name: str) -> dict[str, str] | None:
-        fields = self.redis.hgetall(self.key(name))
-        return _decode(fields) or None
 
     def create(self, name: str, fields: dict[str, str], tags: dict[str, str]) -> dict[str, str] | None:
         """Register ``name`` unless it exists; None when created, else the existing fields."""
-        flat = [item for pair in fields.items() for item in pair]
-        existing = self._create(keys=[self.key(name), NAMES_KEY], args=[name, *flat])
-        if existing:
-            return _decode(existing)
-        if tags:
+        existing = super().create(name, fields)
+        if existing is None and tags:
             self.redis.hset(self.tags_key(name), mapping=tags)
-        return None
+        return existing
 
     def update(self, name: str, fields: dict[str, str]) -> bool:
-        flat = [item for pair in fields.items() for item in pair]
-        return bool(self._update(keys=[self.key(name)], args=flat))
+        return bool(self._update(keys=[self.key(name)], args=flat(fields)))
 
     def delete(self, name: str) -> bool:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(self.key(name))
-        pipe.delete(self.tags_key(name))
-        pipe.zrem(NAMES_KEY, name)
-        return bool(pipe.execute()[0])
-
-    def names(self, after: str | None, limit: int) -> list[str]:
-        """Registered names in order, those after ``after``, at most ``limit``."""
-        low = "-" if after is None else "(" + after
-        return [n.decode() if isinstance(n, bytes) else n
-                for n in self.redis.zrangebylex(NAMES_KEY, low, "+", start=0, num=limit)]
+        return super().delete(name, self.tags_key(name))
 
     def tags(self, name: str) -> dict[str, str]:
-        return _decode(self.redis.hgetall(self.tags_key(name)))
+        return decode(self.redis.hgetall(self.tags_key(name)))
 
     def tag(self, name: str, tags: dict[str, str], *, shipped: bool) -> bool:
         """Set tags on a machine (shipped ones have no hash of their own); False if there is none."""
-        flat = [item for pair in tags.items() for item in pair]
         return bool(self._tag(keys=[self.key(name), self.tags_key(name)],
-                              args=["shipped" if shipped else "registered", *flat]))
+                              args=["shipped" if shipped else "registered", *flat(tags)]))
 
     def untag(self, name: str, keys: list[str]) -> None:
         if keys:

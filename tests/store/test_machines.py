@@ -22,4 +22,4 @@ def test_create_is_first_come_and_the_rest_follows(store_redis):
     assert machines.tags("b") == {"env": "dev"}
     assert machines.delete("b") and not machines.delete("b")
     assert machines.get("b") is None and machines.tags("b") == {} and machines.names(None, 10) == ["a"]
-    assert store_redis.ttl(Machines.key("a")) == -1  # registered machines live until deleted
+    assert store_redis.ttl(machines.key("a")) == -1  # registered machines live until deleted
