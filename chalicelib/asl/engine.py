@@ -62,9 +62,10 @@ from typing import Any, Callable, Mapping
 from . import errors
 from .clock import iso_timestamp
 from .errors import StatesError, error_matches
-from .expressions import state_time_limit
+from .expressions import run_state_timed
 from .history import EventLog
 from .limits import MAX_TRANSITIONS, SizeCache
+from .processing import JSONATA
 from .states import BLOCK, Machine, State, Step, check_payload
 from .tasks import TaskContext, task_failure
 
@@ -253,8 +254,8 @@ class Runner:
             if wait is not None and wait["purpose"] == "retry":
                 del frame["wait"]  # the back-off timer fired: run the state again
             try:
-                with state_time_limit():
-                    step = state.run(frame, self)
+                # only a JSONata state's step has expressions to time (JSONPath ones pay nothing)
+                step = run_state_timed(state, frame, self) if state.language == JSONATA else state.run(frame, self)
                 if step.kind in _MOVES and step.output is not frame.get("input"):
                     check_payload(step.output, state.name, sizes=self.sizes)
                 if step.assign:

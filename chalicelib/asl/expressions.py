@@ -19,7 +19,7 @@ Results are plain JSON values. An expression that returns nothing
 (``Output/total``, ``Assign/x``, ``Choices[0]/Condition``, ...).
 
 Bounds: the expressions of one state step share ``TIME_LIMIT_SECONDS`` (see
-:func:`state_time_limit`; alone, an evaluation gets all of it); no step may make
+:func:`run_state_timed`; alone, an evaluation gets all of it); no step may make
 a string longer than ``MAX_STRING_CHARS`` or a sequence longer than
 ``MAX_SEQUENCE_ITEMS`` (the range operator, ``$range``, ``$pad``, ``$join``,
 ``$string`` and ``$replace`` check before they build one); a failure is a
@@ -39,7 +39,6 @@ functions and the evaluation limits share one environment and one error mapping.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import json
@@ -50,7 +49,7 @@ import threading
 import time
 import uuid
 from functools import lru_cache
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from jsonata import Jsonata
 from jsonata.functions import Functions
@@ -441,20 +440,20 @@ def _bounded_range(evaluate_range: Callable[[Any, Any], Any]) -> Callable[[Any, 
 _state_time = threading.local()  # ``left``: seconds the running state step's expressions still have
 
 
-@contextlib.contextmanager
-def state_time_limit() -> Iterator[None]:
-    """The JSONata expressions evaluated within (one state's step) share ``TIME_LIMIT_SECONDS``.
+def run_state_timed(state: Any, frame: dict, runner: Any) -> Any:
+    """``state.run(frame, runner)``, its JSONata expressions sharing ``TIME_LIMIT_SECONDS``.
 
     So a state with many expressions (Arguments with a hundred fields, say) blocks the
     process at most that long, not that long per expression: a request or background
     slice, which checks its budget between steps, ends within its budget plus this. A
     step nested in it (a Parallel's branches, a Map's iterations run inline) has a time
     of its own, and the time it takes is not charged to the outer state's expressions.
+    A plain function, not a context manager: it runs once per JSONata state step.
     """
     outer = getattr(_state_time, "left", None)
     _state_time.left = TIME_LIMIT_SECONDS
     try:
-        yield
+        return state.run(frame, runner)
     finally:
         _state_time.left = outer
 
