@@ -25,7 +25,8 @@ from pathlib import Path
 
 from redis import Redis
 
-PREFIX = "asl"
+from .store import tagged_key
+
 _SCRIPTS = Path(__file__).with_name("scripts")
 _CREATE, _CLAIM, _RECORD, _END = ((_SCRIPTS / f"map_{name}.lua").read_text(encoding="utf-8")
                                    for name in ("create", "claim", "record", "end"))
@@ -53,9 +54,7 @@ class MapRunStore:
         self._mark = redis.register_script(_MARK)
         self._add_child = redis.register_script(_ADD_CHILD)
 
-    @staticmethod
-    def _key(kind: str, run_id: str) -> str:
-        return f"{PREFIX}:{{{run_id[:4]}}}:{kind}:{run_id}"
+    _key = staticmethod(tagged_key)
 
     def create(self, run_id: str, execution_id: str, fields: dict[str, str], children: list[str],
                now: float, ttl: int) -> bool:

@@ -279,6 +279,12 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def tagged_key(kind: str, ident: str) -> str:
+    """``asl:{<first 4 characters of ident>}:<kind>:<ident>``: the keys of one execution (or one map
+    run) share the hash tag of its ID's first characters, so they sit on one Redis Cluster slot."""
+    return f"{PREFIX}:{{{ident[:4]}}}:{kind}:{ident}"
+
+
 class Store:
     def __init__(self, redis: Redis, history_limit: int = 1000):
         self.redis = redis
@@ -304,11 +310,11 @@ class Store:
 
     @staticmethod
     def execution_key(execution_id: str) -> str:
-        return f"{PREFIX}:{{{execution_id[:4]}}}:x:{execution_id}"
+        return tagged_key("x", execution_id)
 
     @staticmethod
     def history_key(execution_id: str) -> str:
-        return f"{PREFIX}:{{{execution_id[:4]}}}:h:{execution_id}"
+        return tagged_key("h", execution_id)
 
     @staticmethod
     def continuation_key(tag: str, key_hash: str) -> str:
@@ -316,19 +322,19 @@ class Store:
 
     @staticmethod
     def split_key(execution_id: str) -> str:
-        return f"{PREFIX}:{{{execution_id[:4]}}}:f:{execution_id}"
+        return tagged_key("f", execution_id)
 
     @staticmethod
     def split_history_key(execution_id: str) -> str:
-        return f"{PREFIX}:{{{execution_id[:4]}}}:e:{execution_id}"
+        return tagged_key("e", execution_id)
 
     @staticmethod
     def split_waiting_key(execution_id: str) -> str:
-        return f"{PREFIX}:{{{execution_id[:4]}}}:w:{execution_id}"
+        return tagged_key("w", execution_id)
 
     @staticmethod
     def calls_key(execution_id: str) -> str:
-        return f"{PREFIX}:{{{execution_id[:4]}}}:o:{execution_id}"
+        return tagged_key("o", execution_id)
 
     @staticmethod
     def definition_key(definition_hash: str) -> str:
