@@ -7,10 +7,8 @@ asked for (``ActivityAlreadyExists``). ``GetActivityTask`` waits up to the stage
 """
 from __future__ import annotations
 
-from typing import Any
-
 from ..service import ServiceError
-from .sfn_protocol import AwsError, Protocol, after_name, check_name, next_token, page_size
+from .sfn_protocol import AwsError, Protocol, check_name, page_of_names
 
 MAX_TAGS = 50
 
@@ -57,17 +55,8 @@ def delete_activity(protocol: Protocol, params: dict) -> dict:
 
 
 def list_activities(protocol: Protocol, params: dict) -> dict:
-    names, more = protocol.service.activities.names(after_name(params), page_size(params))
-    items = []
-    for name in names:
-        activity = protocol.service.activities.get(name)
-        if activity is not None:  # deleted meanwhile
-            items.append({"activityArn": protocol.arns.activity(name), "name": name,
-                          "creationDate": activity.created})
-    out: dict[str, Any] = {"activities": items}
-    if more and names:
-        out["nextToken"] = next_token(names[-1])
-    return out
+    return page_of_names(protocol.service.activities, params, "activities", lambda name, activity: {
+        "activityArn": protocol.arns.activity(name), "name": name, "creationDate": activity.created})
 
 
 def get_activity_task(protocol: Protocol, params: dict) -> dict:

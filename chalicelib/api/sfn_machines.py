@@ -13,7 +13,7 @@ from typing import Any
 from ..asl import validate
 from ..service import ServiceError
 from ..service.machines import Machine
-from .sfn_protocol import AwsError, Protocol, after_name, check_name, next_token, page_size
+from .sfn_protocol import AwsError, Protocol, check_name, page_of_names
 
 MAX_TAGS = 50
 LOGGING = {"level": "OFF", "includeExecutionData": False}
@@ -102,17 +102,9 @@ def delete_state_machine(protocol: Protocol, params: dict) -> dict:
 
 
 def list_state_machines(protocol: Protocol, params: dict) -> dict:
-    names, more = protocol.service.machines.names(after_name(params), page_size(params))
-    items = []
-    for name in names:
-        machine = protocol.service.machines.get(name)
-        if machine is not None:  # deleted meanwhile
-            items.append({"stateMachineArn": protocol.arns.state_machine(name), "name": name,
-                          "type": machine.type, "creationDate": machine.created})
-    out: dict[str, Any] = {"stateMachines": items}
-    if more and names:
-        out["nextToken"] = next_token(names[-1])
-    return out
+    return page_of_names(protocol.service.machines, params, "stateMachines", lambda name, machine: {
+        "stateMachineArn": protocol.arns.state_machine(name), "name": name, "type": machine.type,
+        "creationDate": machine.created})
 
 
 def validate_state_machine_definition(protocol: Protocol, params: dict) -> dict:

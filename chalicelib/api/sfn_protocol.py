@@ -147,6 +147,20 @@ def after_name(params: dict) -> str | None:
     return read_token(params, lambda name: isinstance(name, str) and name != "")
 
 
+def page_of_names(registry: Any, params: dict, member: str, item: Callable[[str, Any], dict]) -> dict:
+    """A listing of a registry (state machines, activities) by name: ``{member: [...], "nextToken"}``.
+
+    ``registry`` has ``names(after, limit) -> (names, more)`` and ``get(name)``; ``item`` makes
+    the listed entry of a name and what ``get`` found (a name deleted meanwhile is left out).
+    """
+    names, more = registry.names(after_name(params), page_size(params))
+    items = [item(name, found) for name in names if (found := registry.get(name)) is not None]
+    out: dict[str, Any] = {member: items}
+    if more and names:
+        out["nextToken"] = next_token(names[-1])
+    return out
+
+
 def page_of(items: list, params: dict) -> tuple[list, str | None]:
     """A page of ``items``, held whole (its token: the position it starts at), and the next one's token."""
     start = read_token(params, lambda at: type(at) is int and 0 <= at <= len(items)) or 0
