@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+
+import pytest
 
 
 def free_port() -> int:
@@ -56,3 +59,19 @@ def use_s3(monkeypatch, url: str):
         del aws._clients[key]
     return boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing",
                         aws_secret_access_key="testing")
+
+
+@pytest.fixture(scope="module")
+def s3_url():
+    """A moto S3 server for the test module (import this fixture and ``s3`` into the module)."""
+    with s3_server() as url:
+        yield url
+
+
+@pytest.fixture
+def s3(s3_url, monkeypatch):
+    """A boto3 S3 client of that server, with a bucket of the test's own (``client.bucket``)."""
+    client = use_s3(monkeypatch, s3_url)
+    client.bucket = f"test-{os.getpid()}-{id(monkeypatch)}"
+    client.create_bucket(Bucket=client.bucket)
+    return client

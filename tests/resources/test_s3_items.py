@@ -6,7 +6,6 @@ inline); the service's map runs read and batch with the same code (tests/service
 from __future__ import annotations
 
 import gzip
-import io
 import json
 
 import pytest
@@ -15,22 +14,7 @@ from chalicelib import run
 from chalicelib.asl import validate
 from chalicelib.asl import VirtualClock
 
-from ..s3_server import s3_server, use_s3
-
-
-@pytest.fixture(scope="module")
-def s3_url():
-    with s3_server() as url:
-        yield url
-
-
-@pytest.fixture
-def s3(s3_url, monkeypatch):
-    client = use_s3(monkeypatch, s3_url)
-    bucket = f"items-{id(monkeypatch)}"
-    client.create_bucket(Bucket=bucket)
-    client.bucket = bucket
-    return client
+from ..s3_server import s3, s3_url  # noqa: F401 - fixtures
 
 
 def distributed(reader: dict | None = None, **fields) -> dict:

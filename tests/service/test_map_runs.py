@@ -18,7 +18,7 @@ from chalicelib.asl import VirtualClock
 from chalicelib.service.statuses import FINISHED
 
 from ..map_worker import COUNTS, WORKERS, service as make_service
-from ..s3_server import s3_server, use_s3
+from ..s3_server import s3, s3_url  # noqa: F401 - fixtures
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -185,20 +185,6 @@ def test_express_children_run_inside_the_worker(workers, redis_client):
     # No child execution is stored: only the parent is listed.
     listed = workers.service.list_executions(limit=100)["executions"]
     assert [item["executionId"] for item in listed] == [started["executionId"]]
-
-
-@pytest.fixture(scope="module")
-def s3_url():
-    with s3_server() as url:
-        yield url
-
-
-@pytest.fixture
-def s3(s3_url, monkeypatch):
-    client = use_s3(monkeypatch, s3_url)
-    client.bucket = f"runs-{os.getpid()}-{id(monkeypatch)}"
-    client.create_bucket(Bucket=client.bucket)
-    return client
 
 
 def test_items_from_s3_in_batches(workers, s3):
