@@ -308,7 +308,7 @@ def redrive(definition: dict | str | Compiled, snapshot: dict, *, clock=None, co
 def resume_branch(
     definition: dict | str | Compiled,
     snapshot: dict,
-    index: int,
+    path: str,
     frame: dict,
     point: str,
     result: Any = None,
@@ -317,8 +317,8 @@ def resume_branch(
     cause: str | None = None,
     **options: Any,
 ) -> str:
-    """Answer ``point`` in ``frame``, branch or iteration ``index`` of the root frame's Parallel or
-    Map, and run that branch alone, without its siblings or the root (``resume`` runs them all).
+    """Answer ``point`` in ``frame``, the unit at ``path`` (branch or iteration "3" of the root frame's
+    Parallel or Map), and run that branch alone, without its siblings or the root (``resume`` runs them all).
 
     ``snapshot`` holds what the branch needs besides its frame: the counters, context and
     deadline, and the root frame (its state and variables) without the group's frames; its
@@ -331,6 +331,7 @@ def resume_branch(
     compiled = load(definition)
     root = snapshot["root"]
     state = compiled.machine.states[root["at"]]
+    index = int(path)
     machine = state.branches[index] if state.type == "Parallel" else state.processor
     label = f"{state.name}[{index}]"
     wait = find_wait(snapshot, point, frame)

@@ -43,7 +43,7 @@ class Branches:
         meta = branch.meta
         compiled = self.runs.definition(meta["definition"])
         summary = json.dumps({**answer, "at": iso_timestamp(self.clock.now())}, separators=(",", ":"))
-        label = fanout.branch_label(meta, branch.index)
+        label = fanout.branch_label(meta, branch.path)
         as_read = json.dumps(branch.frame, sort_keys=True)
         frame = branch.frame
         before = asked_in(frame, label)
@@ -54,9 +54,9 @@ class Branches:
 
         def step(options):
             if "error" in answer:
-                return resume_branch(compiled, snapshot, branch.index, frame, claim.point, error=answer["error"],
+                return resume_branch(compiled, snapshot, branch.path, frame, claim.point, error=answer["error"],
                                      cause=answer.get("cause"), **options)
-            return resume_branch(compiled, snapshot, branch.index, frame, claim.point, answer.get("result"),
+            return resume_branch(compiled, snapshot, branch.path, frame, claim.point, answer.get("result"),
                                  **options)
 
         try:
@@ -122,12 +122,12 @@ class Branches:
         record = self.runs.reload(claim.execution_id)
         whole = record.snapshot
         group = (whole or {}).get("root", {}).get("group") if whole else None
-        slot = dict(fanout.group_slots(group)).get(branch.index) if group else None
+        slot = dict(fanout.group_slots(group)).get(int(branch.path)) if group else None
         if slot is None or json.dumps(slot, sort_keys=True) != as_read:  # it changed meanwhile
             return self._again(claim, answer, outcome, digest, record)
         compiled = self.runs.definition(record.definition_hash)
         before = asked(whole)
-        fanout.put_branch(group, branch.index, frame)
+        fanout.put_branch(group, int(branch.path), frame)
         # the IDs reserved for this run and not used go back unless another run reserved after them
         # (the commit checks that none did since the record was read)
         for counter, (_, reserved_to) in (("events", branch.events), ("seq", branch.points)):

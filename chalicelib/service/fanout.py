@@ -20,7 +20,7 @@ from typing import Any
 
 from ..asl.engine import frame_waits
 from ..store import ExecutionRecord, SplitWrite
-from ..store.store import in_event_order
+from ..store.store import in_event_order, unit_path
 
 #: How many open branches (or iterations) the root's Parallel or Map needs to be stored apart.
 SPLIT_FROM = 2
@@ -45,9 +45,9 @@ def put_branch(group: dict, index: int, frame: dict | None) -> None:
         group["active"][str(index)] = frame
 
 
-def branch_label(meta: dict, index: int) -> str:
-    """The branch name of a branch stored apart, as ``iter_waits`` names it."""
-    return f"{meta['root']['at']}[{index}]"
+def branch_label(meta: dict, path: str) -> str:
+    """The branch name of a unit stored apart (its path), as ``iter_waits`` names it."""
+    return f"{meta['root']['at']}[{path}]"
 
 
 _RESOURCE = re.compile(r'"Resource": "([^"]*)"')
@@ -77,7 +77,7 @@ def split(record: ExecutionRecord, name: tuple[str, str] | None = None, state=No
     slots = group_slots(group)
     if len(slots) < SPLIT_FROM:
         return None
-    branches: dict[int, dict] = {}
+    branches: dict[str, dict] = {}
     waiting: Counter = Counter()
     inside: set[str] = set()
     for index, frame in slots:
@@ -88,11 +88,10 @@ def split(record: ExecutionRecord, name: tuple[str, str] | None = None, state=No
             if entry is not None:
                 opened[wait["id"]] = entry
                 waiting[wait["state"]] += 1
-        branches[index] = {"f": frame, "o": opened}
+        branches[unit_path("", index)] = {"f": frame, "o": opened}
     stored_group = dict(group)
     if "frames" in group:
-        stored_group["frames"] = [STORED_APART if index in branches else frame
-                                  for index, frame in enumerate(group["frames"])]
+        stored_group["frames"] = [STORED_APART if frame is not None else None for frame in group["frames"]]
     else:
         stored_group["active"] = {key: STORED_APART for key in group["active"]}
     stored = dict(snapshot, root=dict(root, group=stored_group), split=True)
@@ -110,7 +109,7 @@ def split(record: ExecutionRecord, name: tuple[str, str] | None = None, state=No
     }
     return SplitWrite(
         snapshot=stored, open={point: entry for point, entry in record.open.items() if point not in inside},
-        meta=meta, branches=branches,
+        meta=meta, branches=branches, groups={"": len(branches)},
         counters=(snapshot["events"], snapshot["seq"], snapshot.get("transitions", 0)), waiting=dict(waiting))
 
 
@@ -124,12 +123,12 @@ def assemble(record: ExecutionRecord | None) -> ExecutionRecord | None:
     snapshot.pop("split", None)
     snapshot["events"], snapshot["seq"], snapshot["transitions"] = parts.counters
     group = snapshot["root"]["group"]
-    for index, branch in parts.branches.items():
-        put_branch(group, index, branch["f"])
+    for path, branch in parts.branches.items():
+        put_branch(group, int(path), branch["f"])
         record.open.update(branch["o"])
-    for index, output in parts.results.items():
-        group["results"][index] = output
-        put_branch(group, index, None)
+    for path, output in parts.results.items():
+        group["results"][int(path)] = output
+        put_branch(group, int(path), None)
     record.history = in_event_order(record.history, parts.events)
     record.split = None
     return record

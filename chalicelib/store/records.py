@@ -51,8 +51,8 @@ class StoredBranches:
 
     meta: dict
     counters: tuple[int, int, int]  # events, points, transitions: the snapshot's own are stale
-    branches: dict[int, dict]  # index -> {"f": frame, "o": its open points}
-    results: dict[int, Any]  # index -> output of a branch that ended since the split
+    branches: dict[str, dict]  # unit path -> {"f": frame, "o": its open points}
+    results: dict[str, Any]  # unit path -> output of a branch that ended since the split
     events: list[dict]  # history events the branches' commits added, oldest commit first
 
 

@@ -28,13 +28,15 @@ a commit costs what it adds, not what the execution did before.
 
 **Branches stored apart.** While an execution waits with its root frame in a Parallel or Map
 (``chalicelib/service/fanout.py`` decides when), each open branch or iteration is a field of
-``asl:{t}:f:``, so answering a point in one of them reads and writes that branch only:
+``asl:{t}:f:``, so answering a point in one of them reads and writes that branch only. A branch
+stored apart is a *unit*, named by its *path* of indices (``unit_path``): "3" is the root's branch 3:
 
-    b<index>     "<version>|" then deflate of {"f": the branch's frame, "o": its open points}
-    r<index>     deflate of the output of a branch that ended since the split (its field b is gone)
-    p<point>     the index of the branch an open point is in (``claim`` looks the point up here)
-    n            how many branches are still open: a branch that ends takes one off, unless it is
-                 the last (then the whole execution is run on and committed: the join)
+    b<path>      "<version>|" then deflate of {"f": the branch's frame, "o": its open points}
+    r<path>      deflate of the output of a branch that ended since the split (its field b is gone)
+    p<point>     the path of the unit an open point is in (``claim`` looks the point up here)
+    n<parent>    how many units of a group are still open (``group_counter``; ``n`` for the root's):
+                 a unit that ends takes one off, unless it is the last (then the whole execution is
+                 run on and committed: the join)
     v            the version of the branches, raised by every commit of one; a branch's version is
                  never above it, and a commit of the whole writes every branch at ``v`` + 1
     ev, sq, tr   the snapshot's ``events``, ``seq`` and ``transitions`` counters (the record's own are
@@ -113,7 +115,7 @@ POINT_BLOCK = 256
 class BranchClaim:
     """A claimed point in a branch stored apart: that branch, and what its run needs besides it."""
 
-    index: int
+    path: str  # the unit's path of indices: "3" for the root's branch 3 (see ``unit_path``)
     version: int
     frame: dict
     open: dict  # the branch's open points: point -> [nonce, expiresAt]
@@ -190,7 +192,8 @@ class SplitWrite:
     snapshot: dict  # the record's snapshot without the branches' frames
     open: dict  # its open points outside the branches (none: the root waits for its branches)
     meta: dict
-    branches: dict[int, dict]  # index -> {"f": frame, "o": its open points}
+    branches: dict[str, dict]  # unit path -> {"f": frame, "o": its open points}
+    groups: dict[str, int]  # the path of the unit whose group it is ("" for the root's) -> units open in it
     counters: tuple[int, int, int]  # events, points, transitions
     waiting: dict[str, int]  # state -> how many open points of the branches wait there
 
@@ -227,13 +230,24 @@ def split_fields(split: SplitWrite, guard: list[str] | None) -> list:
     """The fields of ``asl:{t}:f:`` for a split record, flat (name, value, ...); version above ``guard``'s."""
     version = str(int(guard[0]) + 1 if guard else 1)
     events, points, transitions = split.counters
-    fields: list = ["v", version, "ev", str(events), "sq", str(points), "tr", str(transitions),
-                    "n", str(len(split.branches)), "m", compact(split.meta)]
-    for index, branch in split.branches.items():
-        fields += [f"b{index}", version.encode() + b"|" + deflate_text(compact(branch))]
+    fields: list = ["v", version, "ev", str(events), "sq", str(points), "tr", str(transitions), "m", compact(split.meta)]
+    for parent, count in split.groups.items():
+        fields += [f"n{parent}", str(count)]
+    for path, branch in split.branches.items():
+        fields += [f"b{path}", version.encode() + b"|" + deflate_text(compact(branch))]
         for point in branch["o"]:
-            fields += [f"p{point}", str(index)]
+            fields += [f"p{point}", path]
     return fields
+
+
+def unit_path(parent: str, index: int) -> str:
+    """The path of branch or iteration ``index`` of the group in unit ``parent`` ("" for the root's)."""
+    return f"{parent}.{index}" if parent else str(index)
+
+
+def group_counter(path: str) -> str:
+    """The field counting the open units of the group unit ``path`` is in: ``n<its parent's path>``."""
+    return "n" + path.rpartition(".")[0]
 
 
 def read_split(flat: list, chunks: list) -> tuple[StoredBranches, list[str]]:
@@ -242,9 +256,9 @@ def read_split(flat: list, chunks: list) -> tuple[StoredBranches, list[str]]:
     branches, results = {}, {}
     for name, value in fields.items():
         if name[0] == "b":
-            branches[int(name[1:])] = inflate(value.partition(b"|")[2])
+            branches[name[1:]] = inflate(value.partition(b"|")[2])
         elif name[0] == "r":
-            results[int(name[1:])] = inflate(value)
+            results[name[1:]] = inflate(value)
     counters = tuple(int(_text(fields[name])) for name in ("ev", "sq", "tr"))
     stored = StoredBranches(meta=json.loads(fields["m"]), counters=counters, branches=branches, results=results,
                             events=[event for chunk in chunks for event in inflate(chunk)])
@@ -508,7 +522,7 @@ class Store:
         events, points, steps = change.used
         about = change.about or {}
         head = {
-            "index": str(branch.index), "ver": branch.version, "claim": claim.token, "done": change.frame is None,
+            "path": branch.path, "counter": group_counter(branch.path), "ver": branch.version, "claim": claim.token, "done": change.frame is None,
             "steps": steps, "events": [str(events), str(branch.events[1])],
             "points": [str(points), str(branch.points[1])],
             "opened": change.opened, "left": change.left,
@@ -667,7 +681,7 @@ class Store:
         stored = inflate(body)
         events, points = int(reply[7]), int(reply[8])
         branch = BranchClaim(
-            index=int(reply[3]), version=int(version), frame=stored["f"], open=stored["o"], meta=json.loads(reply[4]),
+            path=_text(reply[3]), version=int(version), frame=stored["f"], open=stored["o"], meta=json.loads(reply[4]),
             left=int(reply[6]), events=(events - EVENT_BLOCK, events), points=(points - POINT_BLOCK, points),
             transitions=int(reply[9]))
         return Claim(key, token, point, None, execution_id, branch)

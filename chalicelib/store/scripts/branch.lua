@@ -11,17 +11,17 @@
 -- now (at most ``head.shown`` states), as one string.
 local head = cjson.decode(ARGV[1])
 local f = KEYS[1]
-local field = 'b' .. head.index
+local field = 'b' .. head.path
 local current = redis.call('HGET', f, field)
 if not current then return {'gone'} end
 local ver = tonumber(string.match(current, '^(%d+)|'))
 if ver ~= head.ver then return {'conflict'} end
 if redis.call('HGET', KEYS[6], 'claim') ~= head.claim then return {'lost'} end
-if head.done and tonumber(redis.call('HGET', f, 'n')) <= 1 then return {'last'} end
+if head.done and tonumber(redis.call('HGET', f, head.counter)) <= 1 then return {'last'} end
 if head.done then
   redis.call('HDEL', f, field)
-  redis.call('HSET', f, 'r' .. head.index, ARGV[3])
-  redis.call('HINCRBY', f, 'n', -1)
+  redis.call('HSET', f, 'r' .. head.path, ARGV[3])
+  redis.call('HINCRBY', f, head.counter, -1)
 else
   redis.call('HSET', f, field, (ver + 1) .. '|' .. ARGV[2])
 end
@@ -31,7 +31,7 @@ redis.call('HINCRBY', f, 'tr', head.steps)
 if redis.call('HGET', f, 'ev') == head.events[2] then redis.call('HSET', f, 'ev', head.events[1]) end
 if redis.call('HGET', f, 'sq') == head.points[2] then redis.call('HSET', f, 'sq', head.points[1]) end
 for _, point in ipairs(head.left) do redis.call('HDEL', f, 'p' .. point) end
-for _, point in ipairs(head.opened) do redis.call('HSET', f, 'p' .. point, head.index) end
+for _, point in ipairs(head.opened) do redis.call('HSET', f, 'p' .. point, head.path) end
 for i = 1, #head.waiting, 2 do redis.call('ZINCRBY', KEYS[5], head.waiting[i + 1], head.waiting[i]) end
 if #head.waiting > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', 0) end
 redis.call('RPUSH', KEYS[2], ARGV[4])

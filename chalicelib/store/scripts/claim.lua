@@ -3,7 +3,7 @@
 -- Refusals: {reason, execution, detail, extra}: answered-at time and answer digest of a redeemed
 -- continuation, the close reason of a closed one, the lease end of a busy one.
 -- Claimed: {'ok', execution, point, record} or, when the point is in a branch stored apart (see
--- ``Store.claim``): {'branch', execution, point, branch index, meta, branch, branches open,
+-- ``Store.claim``): {'branch', execution, point, unit path, meta, branch, units open in its group,
 -- events, points, transitions}, the events and points counters after reserving the run's IDs.
 local c = redis.call('HMGET', KEYS[1], 'status', 'expiresAt', 'lease', 'exec', 'answeredAt', 'reason', 'point',
                      'digest')
@@ -15,7 +15,7 @@ if c[1] == 'claimed' and tonumber(c[3]) > tonumber(ARGV[1]) then return {'busy',
 local split = ARGV[4] .. 'f:' .. c[4]
 local at = redis.call('HGET', split, 'p' .. c[7])
 if at then
-  local got = redis.call('HMGET', split, 'm', 'b' .. at, 'n', 'tr')
+  local got = redis.call('HMGET', split, 'm', 'b' .. at, 'n' .. (string.match(at, '^(.*)%.') or ''), 'tr')
   if got[2] then
     local events = redis.call('HINCRBY', split, 'ev', ARGV[6])
     local points = redis.call('HINCRBY', split, 'sq', ARGV[7])
