@@ -378,7 +378,11 @@ class Store:
     # -- definitions ------------------------------------------------------------
 
     def get_definition(self, definition_hash: str) -> str | None:
-        return _text(self.redis.get(self.definition_key(definition_hash)))
+        """The definition's text; once read, this process's commits keep it without sending it again."""
+        text = _text(self.redis.get(self.definition_key(definition_hash)))
+        if text is not None:
+            self._known_definitions.add(definition_hash)
+        return text
 
     # -- executions -------------------------------------------------------------
 

@@ -117,6 +117,35 @@ def test_each_definition_is_stored_once(service, store_redis):
     assert len([k for k in keys_of(store_redis) if k.startswith("asl:d:")]) == 1
 
 
+def test_a_process_that_read_the_definition_answers_without_sending_it_again(redis_client, clock, monkeypatch):
+    """The definition's text goes to Redis with a commit only while the process does not know it is stored:
+    one that read it to answer (it did not start the execution) keeps it by its hash alone."""
+    from collections import OrderedDict
+
+    from bench.service import Recorder, instrument
+    from chalicelib.asl import interpreter
+    from tests.conftest import REDIS_URL
+
+    comment = "a long description " * 1000
+    ask = {"Type": "Task", "Resource": "module:suspend"}
+    definition = {"Comment": comment, "StartAt": "Ask", "States": {"Ask": {**ask, "Next": "Again"},
+                                                                  "Again": {**ask, "End": True}}}
+    starter = make_service(settings(), Store(redis_client), clock=clock, base_url="http://test")
+    ids = [starter.start(definition, {}, state_machine=None, trusted=True)["continuations"][0]["id"] for _ in range(2)]
+    monkeypatch.setattr(interpreter, "_CACHE", OrderedDict())  # another process: nothing compiled yet
+    answering_redis, recorder = type(redis_client).from_url(REDIS_URL), Recorder()
+    instrument(answering_redis, recorder)
+    answering = make_service(settings(), Store(answering_redis), clock=clock, base_url="http://test")
+    sent = []
+    for ident in ids:
+        recorder.record()
+        assert answering.redeem(ident, result={})["status"] == "SUSPENDED"  # so the commit keeps the definition
+        sent.append(recorder.bytes_sent)
+        recorder.stop()
+    answering_redis.close()
+    assert all(bytes_sent < len(comment) for bytes_sent in sent), sent
+
+
 def test_keys_of_one_execution_share_a_cluster_hash_tag(service, store_redis):
     document = start(service, "parallel-approval", {})
     tag = "{" + document["executionId"][:4] + "}"
