@@ -3,13 +3,14 @@
 Run from the project root, against a Redis server whose database may be flushed::
 
     REDIS_URL=redis://127.0.0.1:6379/0 python bench/concurrent_answers.py [--points 1000] [--processes 8]
-        [--shape map|parallel] [--rounds 5]
+        [--shape map|parallel|nested] [--rounds 5]
 
 The script FLUSHES the database of ``REDIS_URL`` when it starts and again when it ends.
 
 Two executions of the same definition are started through the service on real Redis,
 each with ``--points`` suspended iterations (a Map with ``MaxConcurrency`` N, or a
-Parallel of N branches), every one waiting at a ``module:suspend`` task:
+Parallel of N branches, or "nested": a Parallel of 2 branches each a Map of N/2), every one
+waiting at a ``module:suspend`` task:
 
 1. in order: this process answers every point of the first one, one after the other;
 2. at once: ``--processes`` worker processes (spawned clean, each with its own Redis
@@ -69,6 +70,12 @@ ASK = {"Type": "Task", "Resource": "module:suspend", "End": True}
 
 
 def definition(shape: str, points: int) -> dict:
+    if shape == "nested":  # a Parallel of 2 branches, each a Map of half the points: stored unit by unit below
+        return {"StartAt": "Both", "States": {"Both": {"Type": "Parallel", "End": True, "Branches": [
+            {"StartAt": f"Each{half}", "States": {f"Each{half}": {
+                "Type": "Map", "ItemsPath": f"$.{half}", "MaxConcurrency": points, "End": True,
+                "ItemProcessor": {"StartAt": "Ask", "States": {"Ask": {**ASK, "Parameters": {"n.$": "$.n"}}}}}}}
+            for half in ("left", "right")]}}}
     if shape == "parallel":
         return {"StartAt": "All", "States": {"All": {"Type": "Parallel", "End": True, "Branches": [
             {"StartAt": f"Ask{n}", "States": {f"Ask{n}": {**ASK, "Parameters": {"n": n}}}} for n in range(points)]}}}
@@ -146,10 +153,18 @@ def check(service, execution_id: str, points: int, shape: str) -> list[str]:
     final = service.describe(execution_id, with_history=False)
     if final["status"] != "SUCCEEDED":
         return [f"{execution_id}: {final['status']}"]
-    output = final["output"]
-    expected = [{"n": n, "by": n} if shape == "map" else {"by": n} for n in range(points)]
+    output = sum(final["output"], []) if shape == "nested" else final["output"]
+    expected = [{"n": n, "by": n} if shape != "parallel" else {"by": n} for n in range(points)]
     got = [{k: v for k, v in item.items() if k in ("n", "by")} for item in output]
     return [] if got == expected else [f"{execution_id}: the output does not hold each point's own answer"]
+
+
+def given(shape: str, points: int):
+    """The input of the execution: the Map's items; for "nested", each branch's half of them."""
+    items = [{"n": n} for n in range(points)]
+    if shape == "nested":
+        return {"left": items[:points // 2], "right": items[points // 2:]}
+    return items if shape == "map" else {}
 
 
 @dataclass
@@ -174,7 +189,7 @@ def _measure(points: int, processes: int, shape: str) -> Result:
     redis = service.store.redis
     redis.flushdb()
     text = json.dumps(definition(shape, points))
-    items = [{"n": n} for n in range(points)] if shape == "map" else {}
+    items = given(shape, points)
     failures: list[str] = []
     try:
         first = service.start(text, items, state_machine=None, trusted=True)
@@ -214,7 +229,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points", type=int, default=1000)
     parser.add_argument("--processes", type=int, default=8)
-    parser.add_argument("--shape", choices=("map", "parallel"), default="map")
+    parser.add_argument("--shape", choices=("map", "parallel", "nested"), default="map")
     parser.add_argument("--rounds", type=int, default=1, help="times to measure both, on fresh executions")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, Redis at {os.environ['REDIS_URL']} (flushed at start and end); "

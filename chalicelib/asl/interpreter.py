@@ -315,13 +315,17 @@ def resume_branch(
     *,
     error: str | None = None,
     cause: str | None = None,
+    ancestors: list[dict] = (),
     **options: Any,
 ) -> str:
-    """Answer ``point`` in ``frame``, the unit at ``path`` (branch or iteration "3" of the root frame's
-    Parallel or Map), and run that branch alone, without its siblings or the root (``resume`` runs them all).
+    """Answer ``point`` in ``frame``, the branch or iteration at ``path`` ("3": branch 3 of the root
+    frame's Parallel or Map; "3.17": iteration 17 of the Map that branch 3 is at; any depth), and
+    run it alone, without its siblings, the frames it is inside or the root (``resume`` runs them all).
 
     ``snapshot`` holds what the branch needs besides its frame: the counters, context and
-    deadline, and the root frame (its state and variables) without the group's frames; its
+    deadline, and the root frame (its state and variables) without the group's frames;
+    ``ancestors`` the state and variables of each frame on the way from the root's branch to the
+    branch's own (``[]`` for a root branch), so it sees the scopes it would inside the whole run. Its
     counters and ``frame`` are changed in place. Returns ``succeeded`` or ``failed`` (the branch
     ended: its frame says how), ``blocked`` (it waits at suspension points only), or
     ``unfinished``: it stopped for the request's budget or the ``id_ceilings`` option, at the
@@ -329,15 +333,19 @@ def resume_branch(
     with this frame in its place, goes on with ``proceed``.
     """
     compiled = load(definition)
-    root = snapshot["root"]
-    state = compiled.machine.states[root["at"]]
-    index = int(path)
-    machine = state.branches[index] if state.type == "Parallel" else state.processor
-    label = f"{state.name}[{index}]"
+    runner = _runner(compiled, snapshot, dict(options))
+    indices = [int(index) for index in path.split(".")]
+    outside = [snapshot["root"], *ancestors]
+    machine, scopes = compiled.machine, ()
+    for around, index in zip(outside, indices):
+        state = machine.states[around["at"]]
+        machine = state.branches[index] if state.type == "Parallel" else state.processor
+        runner.outer = scopes  # the scopes around ``around``, as the whole run has them when it runs it
+        scopes = () if getattr(state, "distributed", False) else runner.inner_scopes(around)
+    runner.outer = ()
+    label = f"{state.name}[{indices[-1]}]"
     wait = find_wait(snapshot, point, frame)
     wait["answer"] = {"error": error, "cause": cause} if error is not None else {"result": result}
-    runner = _runner(compiled, snapshot, dict(options))
-    scopes = () if getattr(state, "distributed", False) else runner.inner_scopes(root)
     try:
         outcome = runner.run_frame(frame, machine, label, scopes)
     except _STOPS:

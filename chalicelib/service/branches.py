@@ -1,14 +1,15 @@
 """Answering a point in a branch stored apart (see ``fanout``): that branch alone is read, run and written.
 
-The claim brings the branch, what its run needs besides it (the root's state and variables, the
-context, the deadline) and a block of event and point IDs reserved for the run, so branches of one
+The claim brings the branch (a unit, at any depth), what its run needs besides it (the root's state
+and variables and those of each unit it is inside, the context, the deadline) and a block of event and point IDs reserved for the run, so branches of one
 execution answered at the same moment run and commit side by side without conflicting. The branch's
 commit (``Store.commit_branch``) checks only the branch's own version and stores its new frame, or
-its output once it ended, and counts it off the branches still open.
+its output once it ended, and counts it off the units still open in its group.
 
 The whole execution is assembled and run on, with this branch's run in its place, when the branch
-cannot be committed alone: it is the last one open and ended (the join), it failed (the Parallel or
-Map fails, or counts a tolerated failure), it ended in a Map that has iterations left to start, or
+cannot be committed alone: it is the last one open in its group and ended (the join of that group),
+it failed (the Parallel or Map fails, or counts a tolerated failure), it ended in a Map that has
+iterations left to start, or
 its run stopped short (budget, deadline, an inline wait). A branch that changed between the claim
 and the commit (two points in one branch answered at once) is answered again on the whole execution.
 """
@@ -43,7 +44,7 @@ class Branches:
         meta = branch.meta
         compiled = self.runs.definition(meta["definition"])
         summary = json.dumps({**answer, "at": iso_timestamp(self.clock.now())}, separators=(",", ":"))
-        label = fanout.branch_label(meta, branch.path)
+        label = fanout.claim_label(branch)
         as_read = json.dumps(branch.frame, sort_keys=True)
         frame = branch.frame
         before = asked_in(frame, label)
@@ -55,9 +56,9 @@ class Branches:
         def step(options):
             if "error" in answer:
                 return resume_branch(compiled, snapshot, branch.path, frame, claim.point, error=answer["error"],
-                                     cause=answer.get("cause"), **options)
+                                     cause=answer.get("cause"), ancestors=branch.ancestors, **options)
             return resume_branch(compiled, snapshot, branch.path, frame, claim.point, answer.get("result"),
-                                 **options)
+                                 ancestors=branch.ancestors, **options)
 
         try:
             ran = self.runs.run(claim.execution_id, step, before=before, id_ceilings=ceilings)
@@ -66,7 +67,8 @@ class Branches:
                                executionId=claim.execution_id) from None
         self.runs.note_event(ran, answer, claim.point)
         ended = ran.result == "succeeded"
-        if ran.result == "blocked" or (ended and not meta["more"]):
+        more = branch.ancestors[-1]["more"] if branch.ancestors else meta["more"]  # its Map has iterations to start
+        if ran.result == "blocked" or (ended and not more):
             commit = self._commit(claim, ran, frame, snapshot, outcome, digest, summary, label)
             try:
                 waiting = self._write(commit, compiled, ran)
@@ -121,13 +123,12 @@ class Branches:
         branch = claim.branch
         record = self.runs.reload(claim.execution_id)
         whole = record.snapshot
-        group = (whole or {}).get("root", {}).get("group") if whole else None
-        slot = dict(fanout.group_slots(group)).get(int(branch.path)) if group else None
+        group, index, slot = fanout.slot_at(whole["root"], branch.path) if whole else (None, 0, None)
         if slot is None or json.dumps(slot, sort_keys=True) != as_read:  # it changed meanwhile
             return self._again(claim, answer, outcome, digest, record)
         compiled = self.runs.definition(record.definition_hash)
         before = asked(whole)
-        fanout.put_branch(group, int(branch.path), frame)
+        fanout.put_branch(group, index, frame)
         # the IDs reserved for this run and not used go back unless another run reserved after them
         # (the commit checks that none did since the record was read)
         for counter, (_, reserved_to) in (("events", branch.events), ("seq", branch.points)):

@@ -2,14 +2,18 @@
 
 While an execution is SUSPENDED with its root frame in a Parallel or Map that waits for at least
 ``SPLIT_FROM`` open branches (or iterations), each of them is stored apart, in the fields of
-``asl:{t}:f:<executionId>`` (see ``chalicelib/store/store.py``): :func:`split` says what a commit
-of the whole execution stores so, and :func:`assemble` puts a record read with its branches back
-together, so everything that reads an execution (``Runs.load``) sees one snapshot as before.
+``asl:{t}:f:<executionId>`` (see ``chalicelib/store/store.py``), as a *unit* named by its path of
+indices ("3": the root's branch 3). A branch that itself waits in a Parallel or Map for at least
+``SPLIT_FROM`` open slots is split further the same way ("3.17": iteration 17 of the Map inside
+branch 3), at any depth. :func:`split` says what a commit of the whole execution stores so, and
+:func:`assemble` puts a record read with its units back together, so everything that reads an
+execution (``Runs.load``) sees one snapshot as before.
 
-A redemption of a point in such a branch (``Store.claim`` answers it with that branch alone) runs
-only that branch and commits only it (``branches.Branches``). When that branch is the last one
-open and ends, the join (the Parallel's or Map's end, and whatever follows it) runs on the
-whole execution, assembled, in one commit.
+A redemption of a point in such a unit (``Store.claim`` answers it with that unit alone, and what
+the units it is inside hold for its run) runs only that unit and commits only it
+(``branches.Branches``). When that unit is the last one open in its group and ends, the join (the
+Parallel's or Map's end, and whatever follows it) runs on the whole execution, assembled, in one
+commit: the join of each group runs once.
 """
 from __future__ import annotations
 
@@ -45,9 +49,28 @@ def put_branch(group: dict, index: int, frame: dict | None) -> None:
         group["active"][str(index)] = frame
 
 
-def branch_label(meta: dict, path: str) -> str:
-    """The branch name of a unit stored apart (its path), as ``iter_waits`` names it."""
-    return f"{meta['root']['at']}[{path}]"
+def slot_at(root: dict, path: str) -> tuple[dict | None, int, dict | None]:
+    """Where the unit at ``path`` sits in the frames under ``root``: its group (None when a frame on
+    the way has no group), its index there and its frame (None when it is not open)."""
+    *outer, last = (int(index) for index in path.split("."))
+    frame: dict | None = root
+    for index in outer:
+        group = frame.get("group") if frame else None
+        frame = dict(group_slots(group)).get(index) if group else None
+    group = frame.get("group") if frame else None
+    return group, last, dict(group_slots(group)).get(last) if group else None
+
+
+def branch_label(meta: dict, ancestors: list[dict], path: str) -> str:
+    """The branch name of a unit stored apart (its path, the states of the units it is inside), as
+    ``iter_waits`` names it: "Outer[3]/Inner[17]"."""
+    states = [meta["root"]["at"], *(ancestor["at"] for ancestor in ancestors)]
+    return "/".join(f"{state}[{index}]" for state, index in zip(states, path.split(".")))
+
+
+def claim_label(branch) -> str:
+    """The branch name of a claimed unit (a ``BranchClaim``)."""
+    return branch_label(branch.meta, branch.ancestors, branch.path)
 
 
 _RESOURCE = re.compile(r'"Resource": "([^"]*)"')
@@ -63,38 +86,76 @@ def reads_execution_input(state) -> bool:
             or any(resource != "module:suspend" for resource in _RESOURCE.findall(text)))
 
 
+def _stored_apart(frame: dict) -> bool:
+    """Whether a frame's group is stored unit by unit: the frame waits for its branches or iterations
+    (not itself, as a Map waiting for its map run), at least ``SPLIT_FROM`` of them open, or fewer
+    of which one is stored apart so (a Parallel's last open branch holding a Map of many)."""
+    group = frame.get("group")
+    if not group or "wait" in frame:
+        return False
+    slots = group_slots(group)
+    return len(slots) >= SPLIT_FROM or any(_stored_apart(child) for _, child in slots)
+
+
+def _more(group: dict) -> bool:
+    """A Map's group with iterations not started yet."""
+    return "items" in group and group["next"] < len(group["items"])
+
+
+class _Units:
+    """The units of a split record, gathered by walking its frames (see ``split``)."""
+
+    def __init__(self, open_points: dict):
+        self.open_points = open_points
+        self.branches: dict[str, dict] = {}
+        self.groups: dict[str, int] = {}
+        self.ancestors: dict[str, dict] = {}
+        self.waiting: Counter = Counter()
+        self.inside: set[str] = set()
+
+    def apart(self, frame: dict, path: str) -> dict:
+        """``frame`` with each open slot of its group stored apart (``STORED_APART`` in its place): a
+        unit of its own, or, when it waits for enough slots itself, split further the same way."""
+        group = frame["group"]
+        slots = group_slots(group)
+        self.groups[path] = len(slots)
+        for index, child in slots:
+            child_path = unit_path(path, index)
+            if _stored_apart(child):
+                self.ancestors[child_path] = {"at": child["at"], **({"vars": child["vars"]} if "vars" in child else {}),
+                                              "more": _more(child["group"])}
+                self.branches[child_path] = {"f": self.apart(child, child_path), "o": {}}
+                continue
+            opened = {}
+            for _, wait in frame_waits(child, "", inline=False):
+                self.inside.add(wait["id"])
+                entry = self.open_points.get(wait["id"])
+                if entry is not None:
+                    opened[wait["id"]] = entry
+                    self.waiting[wait["state"]] += 1
+            self.branches[child_path] = {"f": child, "o": opened}
+        stored_group = dict(group)
+        if "frames" in group:
+            stored_group["frames"] = [STORED_APART if slot is not None else None for slot in group["frames"]]
+        else:
+            stored_group["active"] = {key: STORED_APART for key in group["active"]}
+        return dict(frame, group=stored_group)
+
+
 def split(record: ExecutionRecord, name: tuple[str, str] | None = None, state=None) -> SplitWrite | None:
     """How to store ``record`` with its root's branches apart, or None when it is stored whole.
 
+    A branch that itself waits for enough branches or iterations is split further, at any depth: each
+    of its open slots is a unit of its own, and the branch keeps ``STORED_APART`` in their places.
     ``state`` is the compiled Parallel or Map the root frame is at (see ``reads_execution_input``)."""
     snapshot = record.snapshot
     if snapshot is None or snapshot.get("status") != "SUSPENDED":
         return None
     root = snapshot["root"]
-    group = root.get("group")
-    if not group or "wait" in root:
+    if not _stored_apart(root):
         return None
-    slots = group_slots(group)
-    if len(slots) < SPLIT_FROM:
-        return None
-    branches: dict[str, dict] = {}
-    waiting: Counter = Counter()
-    inside: set[str] = set()
-    for index, frame in slots:
-        opened = {}
-        for _, wait in frame_waits(frame, "", inline=False):
-            inside.add(wait["id"])
-            entry = record.open.get(wait["id"])
-            if entry is not None:
-                opened[wait["id"]] = entry
-                waiting[wait["state"]] += 1
-        branches[unit_path("", index)] = {"f": frame, "o": opened}
-    stored_group = dict(group)
-    if "frames" in group:
-        stored_group["frames"] = [STORED_APART if frame is not None else None for frame in group["frames"]]
-    else:
-        stored_group["active"] = {key: STORED_APART for key in group["active"]}
-    stored = dict(snapshot, root=dict(root, group=stored_group), split=True)
+    units = _Units(record.open)
+    stored = dict(snapshot, root=units.apart(root, ""), split=True)
     context = snapshot["context"]
     if state is not None and not reads_execution_input(state):
         execution = {key: value for key, value in context["Execution"].items() if key != "Input"}
@@ -104,31 +165,41 @@ def split(record: ExecutionRecord, name: tuple[str, str] | None = None, state=No
         "context": context, "timeoutAt": snapshot.get("timeoutAt"), "started": snapshot.get("started"),
         "version": snapshot.get("version"), "definition": record.definition_hash,
         "machine": record.document.get("stateMachine") or "",
-        "more": "items" in group and group["next"] < len(group["items"]),  # a Map with iterations to start
+        "more": _more(root["group"]),
         **({"name": list(name)} if name else {}),
     }
     return SplitWrite(
-        snapshot=stored, open={point: entry for point, entry in record.open.items() if point not in inside},
-        meta=meta, branches=branches, groups={"": len(branches)},
-        counters=(snapshot["events"], snapshot["seq"], snapshot.get("transitions", 0)), waiting=dict(waiting))
+        snapshot=stored, open={point: entry for point, entry in record.open.items() if point not in units.inside},
+        meta=meta, branches=units.branches, groups=units.groups, ancestors=units.ancestors,
+        counters=(snapshot["events"], snapshot["seq"], snapshot.get("transitions", 0)), waiting=dict(units.waiting))
+
+
+def _depth(path: str) -> int:
+    return path.count(".")
 
 
 def assemble(record: ExecutionRecord | None) -> ExecutionRecord | None:
-    """A record read with branches stored apart, made whole: the snapshot with every branch (and the
-    results of those that ended since) in its place, the counters, open points and history events
-    they hold. Its ``split_guard`` stays: a commit of the whole checks that none changed since."""
+    """A record read with branches stored apart, made whole: the snapshot with every unit (and the
+    results of those that ended since) in its place, outer units first, the counters, open points and
+    history events they hold. Its ``split_guard`` stays: a commit of the whole checks that none
+    changed since."""
     if record is None or record.split is None:
         return record
     parts, snapshot = record.split, record.snapshot
     snapshot.pop("split", None)
     snapshot["events"], snapshot["seq"], snapshot["transitions"] = parts.counters
-    group = snapshot["root"]["group"]
-    for path, branch in parts.branches.items():
-        put_branch(group, int(path), branch["f"])
+    placed = {"": snapshot["root"]}
+    for path in sorted(parts.branches, key=_depth):
+        parent, _, index = path.rpartition(".")
+        branch = parts.branches[path]
+        put_branch(placed[parent]["group"], int(index), branch["f"])
+        placed[path] = branch["f"]
         record.open.update(branch["o"])
     for path, output in parts.results.items():
-        group["results"][int(path)] = output
-        put_branch(group, int(path), None)
+        parent, _, index = path.rpartition(".")
+        group = placed[parent]["group"]
+        group["results"][int(index)] = output
+        put_branch(group, int(index), None)
     record.history = in_event_order(record.history, parts.events)
     record.split = None
     return record

@@ -77,7 +77,7 @@ class Redemptions:
         """What the claimed point asks."""
         branch = claim.branch
         if branch is not None:
-            return asked_in(branch.frame, fanout.branch_label(branch.meta, branch.path)).get(claim.point) or {}
+            return asked_in(branch.frame, fanout.claim_label(branch)).get(claim.point) or {}
         return asked(claim.execution.snapshot).get(claim.point) or {}
 
     def _replay(self, continuation: str, refused: ClaimRefused) -> dict:

@@ -29,14 +29,22 @@ a commit costs what it adds, not what the execution did before.
 **Branches stored apart.** While an execution waits with its root frame in a Parallel or Map
 (``chalicelib/service/fanout.py`` decides when), each open branch or iteration is a field of
 ``asl:{t}:f:``, so answering a point in one of them reads and writes that branch only. A branch
-stored apart is a *unit*, named by its *path* of indices (``unit_path``): "3" is the root's branch 3:
+stored apart is a *unit*, named by its *path* of indices (``unit_path``): "3" is the root's branch 3.
+A unit whose own frame waits in a Parallel or Map for several branches is split further the same
+way, at any depth: "3.17" is iteration 17 of the Map that branch 3 is at, "3.17.0" branch 0 of a
+Parallel inside that iteration:
 
-    b<path>      "<version>|" then deflate of {"f": the branch's frame, "o": its open points}
+    b<path>      "<version>|" then deflate of {"f": the branch's frame, "o": its open points}; the
+                 frame of a unit split further holds ``{"apart": true}`` in its units' places and no
+                 open points (they are all in its units)
     r<path>      deflate of the output of a branch that ended since the split (its field b is gone)
     p<point>     the path of the unit an open point is in (``claim`` looks the point up here)
-    n<parent>    how many units of a group are still open (``group_counter``; ``n`` for the root's):
-                 a unit that ends takes one off, unless it is the last (then the whole execution is
-                 run on and committed: the join)
+    n<parent>    how many units of a group are still open (``group_counter``: ``n`` for the root's
+                 group, ``n3`` for the group of unit 3): a unit that ends takes one off, unless it is
+                 the last (then the whole execution is run on and committed: that group's join)
+    a<path>      JSON, for a unit split further: what the runs of the units inside it need of it, its
+                 state (``at``), variables (``vars``) and ``more`` (a Map with iterations not started
+                 yet); stored once, and a claim reads the ``a`` of each unit its point is inside
     v            the version of the branches, raised by every commit of one; a branch's version is
                  never above it, and a commit of the whole writes every branch at ``v`` + 1
     ev, sq, tr   the snapshot's ``events``, ``seq`` and ``transitions`` counters (the record's own are
@@ -57,7 +65,9 @@ whole, in the layout ``chalicelib/asl/engine.py`` documents. Every commit of the
 checks the branches' ``v``, ``ev`` and ``sq`` as it read them, removes the three keys (``e``'s events
 are in the record from then on), and writes ``f`` and ``w`` again when the execution still waits for
 enough branches. Records stored before branches were stored apart have none of these keys and are
-read, resumed and committed as they always were.
+read, resumed and committed as they always were; those stored before units were split below the
+root's branches (each root branch whole in its ``b``) too, until a commit of the whole stores them
+the new way.
 
 It is long because the keys of an execution, the scripts that change them and the formats they
 hold are one contract: each commit writes what ``load`` and ``claim`` read back.
@@ -69,7 +79,7 @@ the Redis data cannot be used to redeem anything.
 
 Round trips: a write (start, resume, checkpoint, a branch's commit) is one pipeline: keep the
 definition stored, add due timers, run the commit script. Claiming a
-continuation is one script call that also returns the execution, or the branch its point is in. The timer
+continuation is one script call that also returns the execution, or the unit its point is in. The timer
 set is written before the commit, in another slot: a timer whose execution
 did not commit finds nothing to do when it fires.
 """
@@ -120,7 +130,8 @@ class BranchClaim:
     frame: dict
     open: dict  # the branch's open points: point -> [nonce, expiresAt]
     meta: dict  # see ``split_fields``
-    left: int  # branches still open, this one included
+    left: int  # units still open in its group, this one included
+    ancestors: list[dict]  # the units it is inside (``a<path>``), outermost first: [] for a root branch
     events: tuple[int, int]  # the event IDs reserved for the run: from, to (exclusive)
     points: tuple[int, int]  # the point IDs reserved for the run
     transitions: int
@@ -194,6 +205,7 @@ class SplitWrite:
     meta: dict
     branches: dict[str, dict]  # unit path -> {"f": frame, "o": its open points}
     groups: dict[str, int]  # the path of the unit whose group it is ("" for the root's) -> units open in it
+    ancestors: dict[str, dict]  # the path of a unit whose group is stored apart too -> what its units' runs need
     counters: tuple[int, int, int]  # events, points, transitions
     waiting: dict[str, int]  # state -> how many open points of the branches wait there
 
@@ -233,6 +245,8 @@ def split_fields(split: SplitWrite, guard: list[str] | None) -> list:
     fields: list = ["v", version, "ev", str(events), "sq", str(points), "tr", str(transitions), "m", compact(split.meta)]
     for parent, count in split.groups.items():
         fields += [f"n{parent}", str(count)]
+    for path, ancestor in split.ancestors.items():
+        fields += [f"a{path}", compact(ancestor)]
     for path, branch in split.branches.items():
         fields += [f"b{path}", version.encode() + b"|" + deflate_text(compact(branch))]
         for point in branch["o"]:
@@ -687,7 +701,7 @@ class Store:
         branch = BranchClaim(
             path=_text(reply[3]), version=int(version), frame=stored["f"], open=stored["o"], meta=json.loads(reply[4]),
             left=int(reply[6]), events=(events - EVENT_BLOCK, events), points=(points - POINT_BLOCK, points),
-            transitions=int(reply[9]))
+            transitions=int(reply[9]), ancestors=[json.loads(value) for value in reply[10:]])
         return Claim(key, token, point, None, execution_id, branch)
 
     def release(self, claim: Claim) -> None:
