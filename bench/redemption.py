@@ -13,11 +13,15 @@ real Redis, one execution of a Map over N items whose iterations all suspend at 
 ``module:suspend`` task (``MaxConcurrency`` N, so all N points are open at once), then
 redeems ``--redemptions`` of its continuations, spread over the iterations, one after
 the other; the sizes take turns (one redemption of each size, then the next round), so
-all of them are measured under the same load of the machine. For each redemption it records the time ``Service.redeem`` takes, the bytes
-sent to Redis (every command and argument, counted on the connections of the client the
-service uses) and the round trips. It prints the start's cost (paid once), the median
-and p90 per redemption, and each figure as a ratio to N's first size, measured in the
-same run: the target is a time ratio under 2 at N=5,000 and bytes independent of N.
+all of them are measured under the same load of the machine. For each redemption it records
+the time ``Service.redeem`` takes (wall, ``time.perf_counter``), the CPU time this process spent
+in it (``time.process_time``), the time Redis spent running its commands (the ``usec`` of ``INFO
+commandstats``, read before and after it: the whole server's, so use a server of its own), the
+bytes sent to Redis (every command and argument, counted on the connections of the client the
+service uses) and the round trips. It prints the start's cost (paid once), the median and p90 per
+redemption, and each figure as a ratio to N's first size, measured in the same run: the target is a
+time ratio under 2 at N=5,000 and bytes independent of N. On a busy machine the wall time also
+counts the waits for a core; the CPU ratios hold better between runs.
 
 The request and execution budgets are raised for the run (``REQUEST_MAX_TRANSITIONS``,
 ``EXECUTION_MAX_TRANSITIONS``, ``REQUEST_MAX_SECONDS``), so the start opens all N points
@@ -36,12 +40,12 @@ from dataclasses import dataclass
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
-os.environ["REQUEST_MAX_TRANSITIONS"] = "1000000"
-os.environ["EXECUTION_MAX_TRANSITIONS"] = "1000000"
-os.environ["REQUEST_MAX_SECONDS"] = "600"
+#: Raised for the run (``main``), so one start opens every point.
+BUDGETS = {"REQUEST_MAX_TRANSITIONS": "1000000", "EXECUTION_MAX_TRANSITIONS": "1000000", "REQUEST_MAX_SECONDS": "600"}
 
 
 from bench.service import Recorder, instrumented_service, percentile  # noqa: E402
+from bench.timing import load_average, redis_times  # noqa: E402
 
 
 def map_definition(size: int) -> dict:
@@ -62,7 +66,9 @@ class Curve:
     size: int
     start_seconds: float
     start_bytes: int
-    times: list[float]  # seconds per redemption
+    times: list[float]  # seconds per redemption (wall)
+    cpu: list[float]  # CPU seconds of this process per redemption
+    redis: list[float]  # seconds Redis spent running commands per redemption
     sent: list[int]  # bytes sent to Redis per redemption
     trips: list[int]  # round trips per redemption
 
@@ -91,17 +97,20 @@ def start(service, recorder: Recorder, size: int, redemptions: int) -> tuple[Cur
     open_points = all_continuations(service, document)
     assert document["status"] == "SUSPENDED" and len(open_points) == size, (document["status"], len(open_points))
     step = max(1, size // redemptions)
-    return Curve(size, start_seconds, start_bytes, [], [], []), open_points[::step][:redemptions]
+    return Curve(size, start_seconds, start_bytes, [], [], [], [], []), open_points[::step][:redemptions]
 
 
 def redeem(service, recorder: Recorder, curve: Curve, point: dict) -> None:
+    redis_before = redis_times(service.store.redis)
     trips = recorder.record()
-    began = time.perf_counter()
+    cpu, began = time.process_time(), time.perf_counter()
     answered = service.redeem(point["id"], result={"approved": True})
     curve.times.append(time.perf_counter() - began)
+    curve.cpu.append(time.process_time() - cpu)
     curve.sent.append(recorder.bytes_sent)
     curve.trips.append(len(trips))
     recorder.stop()
+    curve.redis.append((redis_times(service.store.redis) - redis_before).commands)
     assert answered["status"] in ("SUSPENDED", "SUCCEEDED"), answered["status"]
 
 
@@ -118,20 +127,24 @@ def measure(service, recorder: Recorder, sizes: list[int], redemptions: int) -> 
 
 def report(curves: list[Curve]) -> None:
     base = curves[0]
-    base_time = statistics.median(base.times)
-    base_bytes = statistics.median(base.sent)
-    print(f"{'N':>6} | {'start ms':>8} | {'start KB':>8} | {'median ms':>9} | {'p90 ms':>8} | "
-          f"{'bytes/redeem':>12} | {'trips':>5} | {'time ratio':>10} | {'bytes ratio':>11}")
+    base_time, base_cpu, base_redis, base_bytes = (statistics.median(figures) for figures in (
+        base.times, base.cpu, base.redis, base.sent))
+    print(f"{'N':>6} | {'start ms':>8} | {'start KB':>8} | {'median ms':>9} | {'p90 ms':>8} | {'CPU ms':>6} | "
+          f"{'Redis ms':>8} | {'bytes/redeem':>12} | {'trips':>5} | {'time ratio':>10} | {'CPU ratio':>9} | "
+          f"{'Redis ratio':>11} | {'bytes ratio':>11}")
     for curve in curves:
-        median = statistics.median(curve.times)
-        sent = statistics.median(curve.sent)
+        median, cpu, redis, sent = (statistics.median(figures) for figures in (
+            curve.times, curve.cpu, curve.redis, curve.sent))
         print(f"{curve.size:>6,} | {curve.start_seconds * 1000:8.1f} | {curve.start_bytes / 1000:8.1f} | "
-              f"{median * 1000:9.2f} | {percentile(curve.times, 0.9) * 1000:8.2f} | {sent:12,.0f} | "
-              f"{statistics.median(curve.trips):5.0f} | {median / base_time:10.2f} | {sent / base_bytes:11.2f}")
+              f"{median * 1000:9.2f} | {percentile(curve.times, 0.9) * 1000:8.2f} | {cpu * 1000:6.2f} | "
+              f"{redis * 1000:8.3f} | {sent:12,.0f} | {statistics.median(curve.trips):5.0f} | "
+              f"{median / base_time:10.2f} | {cpu / base_cpu:9.2f} | {redis / base_redis:11.2f} | "
+              f"{sent / base_bytes:11.2f}")
     last = curves[-1]
     ratio = statistics.median(last.times) / base_time
     print(f"\ntarget: time at N={last.size:,} within 2x of N={base.size:,}: ratio {ratio:.2f}, "
-          f"{'met' if ratio <= 2 else 'NOT MET'}; bytes ratio "
+          f"{'met' if ratio <= 2 else 'NOT MET'} (CPU ratio {statistics.median(last.cpu) / base_cpu:.2f}, Redis "
+          f"{statistics.median(last.redis) / base_redis:.2f}); bytes ratio "
           f"{statistics.median(last.sent) / base_bytes:.2f} (target about 1)")
 
 
@@ -141,12 +154,14 @@ def main() -> None:
     parser.add_argument("--redemptions", type=int, default=30, help="redemptions timed per N")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    os.environ.update(BUDGETS)
 
     bench = instrumented_service()
     config, redis, recorder, service = bench.config, bench.redis, bench.recorder, bench.service
     print(f"python {sys.version.split()[0]}, redis-server {redis.info('server')['redis_version']} at "
           f"{config.redis_url} (flushed at start and end); Map of N suspended iterations, "
-          f"{args.redemptions} redemptions per N (fewer when N is smaller), one process")
+          f"{args.redemptions} redemptions per N (fewer when N is smaller), one process; load average "
+          f"{load_average()}")
     try:
         measure(service, recorder, [10], 3)  # warm-up: definitions compiled, scripts loaded
         curves = measure(service, recorder, sizes, args.redemptions)
@@ -154,6 +169,7 @@ def main() -> None:
         redis.flushdb()
     print()
     report(curves)
+    print(f"load average {load_average()}")
 
 
 if __name__ == "__main__":

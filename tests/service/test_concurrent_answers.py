@@ -11,6 +11,7 @@ from bench.concurrent_answers import measure
 def test_answers_to_one_execution_from_several_processes_are_each_applied_once(redis_client, shape, groups):
     result = measure(points=24, processes=4, shape=shape)
     assert result.failures == []
+    # the warm-up execution's answers (one a process) are not counted
     assert result.in_order["ok"] == result.at_once["ok"] == 24
     assert result.at_once["gave up"] == 0
     # each iteration or branch is stored apart (inside a branch too): answers to different ones do not conflict
@@ -22,6 +23,15 @@ def test_answers_to_one_execution_from_several_processes_are_each_applied_once(r
     else:  # a group's join is a commit of the whole: a unit of another group committed meanwhile is answered
         # again on the whole execution (a conflict), and its group's join may then run there
         assert 1 <= result.at_once["joins"] <= groups
+
+
+def test_both_totals_come_with_the_cpu_time_of_the_answering_processes_and_of_redis(redis_client):
+    result = measure(points=8, processes=2, shape="map")
+    # a process's CPU time fits in its own answering, within the window
+    assert 0 < result.order_cpu <= result.order_seconds + 0.001
+    assert 0 < result.once_cpu <= 2 * result.once_seconds + 0.001
+    for redis in (result.order_redis, result.once_redis):
+        assert redis.cpu > 0 and redis.commands > 0
 
 
 def test_the_budgets_are_raised_only_while_measuring(redis_client, monkeypatch):
