@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable
 from ..config import Settings
 from ..store import Claim, Store
 from .activities import Activities
+from .branches import Branches
 from .definitions import disallowed_resources
 from .errors import ServiceError
 from .events import Events
@@ -58,6 +59,7 @@ class Service:
         self.runs = Runs(settings, store, clock=clock, handlers=handlers, dispatch=dispatch,
                          questions=questions, resolvers=resolvers)
         self.executions = Executions(self.runs)
+        self.runs.branches = Branches(self.runs)
         self.redemptions = Redemptions(self.runs)
         self.redrives = Redrives(self.runs, self.executions)
         self.map_runs = self.runs.map_runs = MapRuns(self.runs, self.executions, self.redemptions)

@@ -13,7 +13,8 @@ again after a crash) is still handed out once. A task whose execution ended, or 
 longer waits (it timed out, was answered or retried), is skipped. An activity task's
 heartbeat clock starts when a worker takes it; its ``TimeoutSeconds`` counts from when it
 was scheduled, as in AWS. A task handed out whose worker never answers (it died, or the
-answer to its poll was lost on the way) is failed by those timeouts, and Retry applies.
+answer to its poll was lost on the way) is failed by those timeouts, and Retry applies. A task
+in a branch stored apart (a Map of activity tasks) is read and marked started in that branch alone.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from ..store.activities import ActivityStore
 from .errors import ServiceError, busy
 from .runs import MAX_COMMIT_ATTEMPTS, Runs
 from .statuses import FINISHED
-from .waits import open_wait, timer_member
+from .waits import point_wait, timer_member
 
 log = logging.getLogger(__name__)
 
@@ -121,12 +122,14 @@ class Activities:
             log.warning("could not queue task %s of %s again", point, execution_id, exc_info=True)
 
     def _hand_off(self, execution_id: str, point: str, worker: str | None) -> dict | None:
-        """Mark a popped task started by ``worker`` (one commit); None when it no longer waits."""
+        """Mark a popped task started by ``worker`` (one commit: of its branch, in one stored apart); None
+        when it no longer waits."""
         for _ in range(MAX_COMMIT_ATTEMPTS):
-            record = self.runs.load(execution_id)
-            if record is None or record.snapshot is None or record.status in FINISHED or point not in record.open:
+            read = self.runs.read_point(execution_id, point)
+            record = self.runs.point_record(read)
+            if record is None or record.status in FINISHED or point not in record.open:
                 return None
-            wait = open_wait(record.snapshot, point)
+            wait = point_wait(read)
             if wait is None or wait.get("kind") != KIND or "startedAt" in wait:
                 return None  # answered, timed out, retried, or already handed out
             now = self.clock.now()
@@ -138,8 +141,11 @@ class Activities:
             event = {"type": "ActivityStarted", "timestamp": iso_timestamp(now), "state": wait["state"],
                      "point": point, **({"workerName": worker} if worker else {})}
             try:
-                self.runs.commit(Commit(record=record, ttl=self.runs.ttl(record, now), now=now,
-                                        events=[event], timers=timers))
+                if read.branch is not None:
+                    self.runs.branches.touch(read, [event], timers, now)
+                else:
+                    self.runs.commit(Commit(record=record, ttl=self.runs.ttl(record, now), now=now,
+                                            events=[event], timers=timers))
             except CommitConflict:
                 continue
             parameters = self.runs.tokens.revealed(record, wait.get("parameters"), points={point})

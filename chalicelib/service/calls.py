@@ -11,6 +11,9 @@ or the next ``GET`` of the execution takes it (one script, so one taker) and mak
 it again. So no stored execution waits on a call nobody made, and no call is made
 for an execution that was not stored.
 
+A call reads the point it is for alone (``Runs.read_point``: in an execution whose branches are
+stored apart, the branch it is in), and a call that fails resumes that point there.
+
 A call may thus be made twice. Each carries an idempotency key derived from the
 execution and the suspension point (``TaskContext.idempotency_key``), the same on
 every try, which resources pass on where their target takes one.
@@ -26,7 +29,7 @@ from ..asl import Suspend, TaskContext, TaskFailed
 from ..asl.engine import task_failure
 from .errors import ServiceError
 from .ids import continuation_id
-from .waits import timer_member
+from .waits import point_wait, timer_member
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +132,16 @@ class PendingCalls:
                 later.append(now + lease)
                 continue
             call = json.loads(text)
-            record = self.runs.load(execution_id)
-            if record is None or record.snapshot is None or (record.open.get(call["point"]) or [None])[0] != nonce:
+            read = self.runs.read_point(execution_id, call["point"])
+            record = self.runs.point_record(read)
+            if (record is None or point_wait(read) is None
+                    or (record.open.get(call["point"]) or [None])[0] != nonce):
                 self.store.remove_call(execution_id, nonce)  # answered, ended or moved on: nothing to call
                 continue
             token = continuation_id(execution_id[:4], nonce, self.runs.settings.signing_secret)
+            context_object = read.branch.meta["context"] if read.branch else record.snapshot["context"]
             context = TaskContext(resource=call["resource"], state=call["state"],
-                                  execution=record.snapshot["context"]["Execution"],
+                                  execution=context_object["Execution"],
                                   timeout_seconds=call["timeout"], heartbeat_seconds=call["heartbeat"],
                                   waits_for_token=call["waits"], idempotency_key=call["key"],
                                   _point=(call["point"], token))
@@ -155,10 +161,11 @@ class PendingCalls:
             handler(payload, context)
         except Exception as exc:  # noqa: BLE001 - a resource's failure is the task's
             failure = task_failure(exc)
-            current = self.runs.reload(execution_id)
-            if point in current.open and current.snapshot is not None:
+            read = self.runs.read_point(execution_id, point, reserve=True)
+            current = self.runs.point_record(read)
+            if current is not None and point in current.open and point_wait(read) is not None:
                 try:
-                    self.runs.resume(current, point, {"error": failure.error, "cause": failure.cause})
+                    self.runs.resume_point(read, {"error": failure.error, "cause": failure.cause})
                 except ServiceError:
                     pass  # answered or ended meanwhile: the task is no longer waiting
         self.store.remove_call(execution_id, nonce)

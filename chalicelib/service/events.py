@@ -17,6 +17,8 @@
   wait that opens and takes it. A wait opens with the commit that stores it: registering it is the task's
   call, kept in the execution's outbox (see ``calls``), so it is made after that commit and
   made again if its maker died. An event ID seen before is not delivered again.
+* **Reading**: a delivery and a registration read the waiting point alone (``Runs.read_point``: in an
+  execution whose branches are stored apart, the branch it is in).
 * **History**: the ``ExecutionResumed`` of a task an event answered names that event (``event``:
   ``eventId``, ``source``, ``detailType``); the continuation's ``detail.waitsFor`` says what an open wait
   takes.
@@ -35,7 +37,7 @@ from ..asl.clock import iso_timestamp
 from ..store.events import EventStore
 from . import catalog, patterns
 from .errors import ServiceError
-from .waits import open_wait
+from .waits import point_wait
 
 RESOURCE = "module:event"
 KIND = "event"
@@ -322,16 +324,14 @@ class Events:
     def _waiting(self, wait: str) -> bool:
         """The task of a registered wait still waits (it may have timed out, or its execution ended)."""
         execution_id, _, point = wait.partition("|")
-        record = self.runs.load(execution_id)
+        record = self.runs.point_record(self.runs.read_point(execution_id, point))
         return record is not None and point in record.open
 
     def _give(self, execution_id: str, point: str, event: dict) -> dict | None:
         """Answer the wait ``point`` of ``execution_id`` with ``event``; None if it no longer waits there."""
         for _ in range(MAX_ATTEMPTS):
-            record = self.runs.load(execution_id)
-            wait = None
-            if record is not None and record.snapshot is not None:
-                wait = open_wait(record.snapshot, point)
+            read = self.runs.read_point(execution_id, point)
+            record, wait = self.runs.point_record(read), point_wait(read)
             if wait is None or point not in record.open:
                 return None  # it no longer waits there (answered, ended)
             shape = ((wait.get("detail") or {}).get("waitsFor") or {}).get("answer", "detail")
@@ -354,7 +354,7 @@ class Events:
         value = waits["correlationKey"]
         member = f"{execution_id}|{point}"
         accepts = {"pattern": waits["pattern"]}
-        record = self.runs.load(execution_id)
+        record = self.runs.point_record(self.runs.read_point(execution_id, point))
         if record is None or point not in record.open:
             return  # answered or ended meanwhile
         lifetime = int(record.open[point][1] - self.clock.now()) + 1  # as long as its continuation

@@ -112,6 +112,7 @@ class _Units:
         self.ancestors: dict[str, dict] = {}
         self.waiting: Counter = Counter()
         self.inside: set[str] = set()
+        self.timers: dict[str, list[str]] = {}  # unit path -> its points that wait for a timer
 
     def apart(self, frame: dict, path: str) -> dict:
         """``frame`` with each open slot of its group stored apart (``STORED_APART`` in its place): a
@@ -133,6 +134,8 @@ class _Units:
                 if entry is not None:
                     opened[wait["id"]] = entry
                     self.waiting[wait["state"]] += 1
+                elif wait["kind"] == "timer":
+                    self.timers.setdefault(child_path, []).append(wait["id"])
             self.branches[child_path] = {"f": child, "o": opened}
         stored_group = dict(group)
         if "frames" in group:
@@ -171,7 +174,8 @@ def split(record: ExecutionRecord, name: tuple[str, str] | None = None, state=No
     return SplitWrite(
         snapshot=stored, open={point: entry for point, entry in record.open.items() if point not in units.inside},
         meta=meta, branches=units.branches, groups=units.groups, ancestors=units.ancestors,
-        counters=(snapshot["events"], snapshot["seq"], snapshot.get("transitions", 0)), waiting=dict(units.waiting))
+        counters=(snapshot["events"], snapshot["seq"], snapshot.get("transitions", 0)), waiting=dict(units.waiting),
+        timers=units.timers)
 
 
 def _depth(path: str) -> int:
@@ -181,7 +185,7 @@ def _depth(path: str) -> int:
 def assemble(record: ExecutionRecord | None) -> ExecutionRecord | None:
     """A record read with branches stored apart, made whole: the snapshot with every unit (and the
     results of those that ended since) in its place, outer units first, the counters, open points and
-    history events they hold. Its ``split_guard`` stays: a commit of the whole checks that none
+    history events they hold (their marks too: see ``Store``). Its ``split_guard`` stays: a commit of the whole checks that none
     changed since."""
     if record is None or record.split is None:
         return record
@@ -200,7 +204,7 @@ def assemble(record: ExecutionRecord | None) -> ExecutionRecord | None:
         group = placed[parent]["group"]
         group["results"][int(index)] = output
         put_branch(group, int(index), None)
-    record.history = in_event_order(record.history, parts.events)
+    record.history = in_event_order(record.history, parts.events, parts.marks)
     record.split = None
     return record
 

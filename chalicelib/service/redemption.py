@@ -5,6 +5,9 @@ was redeemed with, so the same answer sent again is answered with the execution
 (``"replay": true``) and resumes nothing; another answer is 409. An attempt that
 fails after claiming gives its claim back when it can; one that crashed leaves a
 lease, and until it runs out callers are told ``ContinuationBusy`` and when to retry.
+
+What a continuation asks, and its heartbeats, read its point alone (``Runs.read_continuation``): in an
+execution whose branches are stored apart, that is the branch it is in, and a heartbeat writes only it.
 """
 from __future__ import annotations
 
@@ -14,13 +17,13 @@ import logging
 from typing import Any
 
 from ..asl.clock import iso_timestamp
-from ..store import Claim, ClaimRefused, Commit, CommitConflict
+from ..store import BranchClaim, Claim, ClaimRefused, Commit, CommitConflict, PointRead
 from . import fanout, holders
-from .errors import PUBLIC_KINDS, ServiceError, busy, continuation_not_found, internal_continuation, refusal
+from .errors import (PUBLIC_KINDS, ServiceError, busy, continuation_not_found, execution_not_found,
+                     internal_continuation, refusal)
 from .ids import continuation_id, id_hash, is_well_formed, new_nonce, tag_of
-from .branches import Branches
 from .runs import MAX_COMMIT_ATTEMPTS, Runs
-from .waits import asked, asked_in, open_wait, timer_member
+from .waits import asked, asked_in, point_wait, timer_member
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ class Redemptions:
         self.store = runs.store
         self.clock = runs.clock
         self.settings = runs.settings
-        self.branches = Branches(runs)
+        self.branches = runs.branches
 
     def redeem(self, continuation: str, *, result: Any = None, error: str | None = None,
                cause: str | None = None, digest: str | None = None) -> dict:
@@ -75,10 +78,7 @@ class Redemptions:
     @staticmethod
     def _asked(claim: Claim) -> dict:
         """What the claimed point asks."""
-        branch = claim.branch
-        if branch is not None:
-            return asked_in(branch.frame, fanout.claim_label(branch)).get(claim.point) or {}
-        return asked(claim.execution.snapshot).get(claim.point) or {}
+        return _asked_at(claim.point, claim.branch, claim.execution.snapshot if claim.execution else None)
 
     def _replay(self, continuation: str, refused: ClaimRefused) -> dict:
         """The same answer again: what became of it, marked as a replay; nothing resumes."""
@@ -166,9 +166,11 @@ class Redemptions:
         return True
 
     def heartbeat(self, continuation: str) -> dict:
-        """Extend a waiting task's heartbeat deadline (as SendTaskHeartbeat does)."""
-        info = self.describe_continuation(continuation)
-        fields = self._fields(continuation)
+        """Extend a waiting task's heartbeat deadline (as SendTaskHeartbeat does): a change of its branch
+        alone when it is in one stored apart, else of the whole execution."""
+        read = self._read(continuation)
+        info = self._described(continuation, read)
+        fields = read.fields
         now = self.clock.now()
         if info["kind"] not in PUBLIC_KINDS | {None}:
             raise internal_continuation()
@@ -177,10 +179,14 @@ class Redemptions:
         if info["status"] != "waiting":
             raise refusal(ClaimRefused("closed" if info["status"] == "closed" else "expired",
                                        info["executionId"], info.get("reason", "")), now)
-        point = fields["point"]
-        for _ in range(MAX_COMMIT_ATTEMPTS):
-            record = self.runs.reload(info["executionId"])
-            wait = open_wait(record.snapshot, point)
+        point = read.point
+        for attempt in range(MAX_COMMIT_ATTEMPTS):
+            if attempt:
+                read = self.runs.read_point(read.execution_id, point)
+            record = self.runs.point_record(read)
+            if record is None:
+                raise execution_not_found(read.execution_id)
+            wait = point_wait(read)
             if wait is None:
                 raise refusal(ClaimRefused("closed", record.id), now)
             if not wait.get("heartbeatSeconds"):
@@ -188,15 +194,19 @@ class Redemptions:
             now = self.clock.now()
             wait["heartbeatAt"] = now + wait["heartbeatSeconds"]
             wait["heartbeats"] = wait.get("heartbeats", 0) + 1
-            # One TaskHeartbeat per waiting task: the latest, counting them all, in place of the one before.
-            record.history = [event for event in record.history
-                              if not (event.get("type") == "TaskHeartbeat" and event.get("point") == point)]
-            commit = Commit(record=record, ttl=self.runs.ttl(record, now), now=now,
-                            events=[{"type": "TaskHeartbeat", "timestamp": iso_timestamp(now),
-                                     "state": wait["state"], "point": point, "heartbeats": wait["heartbeats"]}],
-                            timers=[(timer_member("heartbeat", record.id, wait["id"]), wait["heartbeatAt"])])
+            # One TaskHeartbeat per waiting task: the latest, counting them all, in place of the one before
+            # (a mark of the branch, in one stored apart: see ``Store``).
+            event = {"type": "TaskHeartbeat", "timestamp": iso_timestamp(now), "state": wait["state"],
+                     "point": point, "heartbeats": wait["heartbeats"]}
+            timers = [(timer_member("heartbeat", record.id, wait["id"]), wait["heartbeatAt"])]
             try:
-                self.runs.commit(commit)
+                if read.branch is not None:
+                    self.branches.touch(read, [event], timers, now)
+                else:
+                    record.history = [e for e in record.history
+                                      if not (e.get("type") == "TaskHeartbeat" and e.get("point") == point)]
+                    self.runs.commit(Commit(record=record, ttl=self.runs.ttl(record, now), now=now, events=[event],
+                                            timers=timers))
             except CommitConflict:
                 continue
             return {**info, "heartbeatAt": iso_timestamp(wait["heartbeatAt"])}
@@ -212,10 +222,22 @@ class Redemptions:
             raise continuation_not_found()
         return fields
 
+    def _read(self, continuation: str) -> PointRead:
+        """The continuation's fields and its point, as ``Runs.read_continuation`` reads them (one script)."""
+        read = None
+        if is_well_formed(continuation):
+            read = self.runs.read_continuation(tag_of(continuation), id_hash(continuation))
+        if read is None:
+            raise continuation_not_found()
+        return read
+
     def describe_continuation(self, continuation: str) -> dict:
-        """What a continuation waits for; reads only."""
-        fields = self._fields(continuation)
-        record = self.runs.load(fields["exec"])
+        """What a continuation waits for; reads only (its point's branch, when it is in one stored apart)."""
+        return self._described(continuation, self._read(continuation))
+
+    def _described(self, continuation: str, read: PointRead) -> dict:
+        fields = read.fields
+        record = self.runs.point_record(read)
         expires = float(fields["expiresAt"])
         status = fields["status"]
         if status in ("open", "claimed") and expires <= self.clock.now():
@@ -223,7 +245,7 @@ class Redemptions:
         if fields.get("about"):  # answered or closed: what it asked was kept with it
             about = json.loads(fields["about"]) or {}
         else:
-            about = asked(record.snapshot if record else None).get(fields["point"]) or {}
+            about = _asked_at(read.point, read.branch, read.record.snapshot if read.record else None)
         status = {"open": "waiting", "claimed": "waiting"}.get(status, status)
         if record is not None:  # its own task token, none of another continuation
             about = {**about, "parameters": self.runs.tokens.revealed(record, about.get("parameters"),
@@ -243,3 +265,10 @@ class Redemptions:
             if events[index].get("type") == "ExecutionResumed" and events[index].get("point") == fields["point"]:
                 return [e["state"] for e in events[index + 1:] if e.get("type") == "StateEntered"]
         return []
+
+
+def _asked_at(point: str, branch: BranchClaim | None, snapshot: dict | None) -> dict:
+    """What ``point`` asks, in its ``branch`` stored apart or else in the whole ``snapshot`` ({}: nothing now)."""
+    if branch is not None:
+        return asked_in(branch.frame, fanout.claim_label(branch)).get(point) or {}
+    return asked(snapshot).get(point) or {}

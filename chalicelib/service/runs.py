@@ -21,7 +21,7 @@ from ..asl.interpreter import Compiled
 from ..asl.tasks import as_resolver
 from ..config import ONE_YEAR, Settings
 from ..resources import default_handlers
-from ..store import BranchCommit, Claim, Commit, CommitConflict, ExecutionRecord, NewContinuation, Store
+from ..store import BranchCommit, Claim, Commit, CommitConflict, ExecutionRecord, NewContinuation, PointRead, Store
 from . import fanout, names
 from .calls import DeferTokenCalls, Effect, PendingCalls
 from .children import ChildExecutions
@@ -92,6 +92,7 @@ class Runs:
         self.events = None  # the ``events`` part, set by Service: it resolves ``module:event``
         self.activities = None  # the ``activities`` part, set by Service: it resolves activity ARNs
         self.map_runs = None  # the ``map_runs`` part, set by Service: it runs Distributed Maps
+        self.branches = None  # the ``branches`` part, set by Service: it answers points in branches stored apart
         self.on_finished: Callable[[ExecutionRecord], None] = lambda record: None
 
     # -- reading ----------------------------------------------------------------
@@ -105,6 +106,39 @@ class Runs:
         if record is None:
             raise execution_not_found(execution_id)
         return record
+
+    def read_point(self, execution_id: str, point: str, reserve: bool = False) -> PointRead:
+        """One point of an execution (``Store.read_point``): the branch stored apart it is in, or else the
+        whole record, made whole. ``reserve``: it is to be answered without a claim (``resume_point``)."""
+        if not _plausible_id(execution_id):
+            return PointRead(execution_id, point, None)
+        return self._made_whole(self.store.read_point(execution_id, point, reserve))
+
+    def read_continuation(self, tag: str, key_hash: str) -> PointRead | None:
+        """A continuation's fields and its point, read as ``read_point`` reads one (None: no such continuation)."""
+        read = self.store.read_continuation(tag, key_hash)
+        return None if read is None else self._made_whole(read)
+
+    def _made_whole(self, read: PointRead) -> PointRead:
+        read.record = fanout.assemble(self.tokens.upgrade(read.record))
+        return read
+
+    @staticmethod
+    def point_record(read: PointRead) -> ExecutionRecord | None:
+        """The record as far as ``read`` read it (None: gone): the whole one or, for a point in a branch stored
+        apart (or in none), a SUSPENDED one with no snapshot and that branch's open points, which is what
+        revealing the point's task token and claiming it need."""
+        if read.branch is None and not read.apart:
+            return read.record
+        return ExecutionRecord(id=read.execution_id, version=0, status="SUSPENDED",
+                               definition_hash=read.branch.meta["definition"] if read.branch else "", document={},
+                               snapshot=None, open=dict(read.branch.open) if read.branch else {})
+
+    def resume_point(self, read: PointRead, answer: dict) -> tuple[dict, float]:
+        """Answer the point ``read`` (with IDs reserved) names without a claim: in its branch, or on the whole."""
+        if read.branch is not None:
+            return self.branches.resume(read, answer)
+        return self.resume(read.record, read.point, answer)
 
     def definition(self, definition_hash: str) -> Compiled:
         return stored_definition(self.store, definition_hash)
@@ -322,7 +356,7 @@ class Runs:
         """
         record = commit.record
         if isinstance(commit, BranchCommit):  # the name and its holder were noted when the branches were split
-            name = commit.claim.branch.meta.get("name")
+            name = commit.branch.meta.get("name")
             commit.name = tuple(name) if name else None
             return self.store.commit_branch(commit, CONTINUATIONS_SHOWN)
         commit.name = self.name_of(record, commit.now)

@@ -1,5 +1,8 @@
 """Durable time: firing due timers (Waits, task timeouts, heartbeats, execution timeouts, children,
-pending calls whose maker may have died, RUNNING executions nobody went on with)."""
+pending calls whose maker may have died, RUNNING executions nobody went on with).
+
+A timer of one point reads that point alone (``Runs.read_point``): in an execution whose branches are
+stored apart, the branch it is in; a Wait's timer there resumes that branch alone."""
 from __future__ import annotations
 
 import logging
@@ -13,7 +16,7 @@ from .map_runs import MapRuns
 from .redemption import Redemptions
 from .runs import Runs
 from .statuses import FINISHED
-from .waits import open_wait
+from .waits import point_wait
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,36 @@ class Timers:
         if kind == "maprun":  # a map run's sweep (it also notices a parent that no longer waits)
             return self.map_runs.sweep(execution_id, point)
         now = self.clock.now()
+        if kind in ("running", "execution"):
+            return self._fire_execution(kind, execution_id, now)
+        read = self.runs.read_point(execution_id, point, reserve=kind == "wait")
+        record = self.runs.point_record(read)
+        wait = point_wait(read)
+        if record is None or record.status in FINISHED or wait is None:
+            return True
+        if kind == "child":
+            return self._resume_from_child(record, wait)
+        due = {"wait": wait.get("due"), "timeout": wait.get("timeoutAt"),
+               "heartbeat": wait.get("heartbeatAt")}.get(kind)
+        if due is None:
+            return True
+        if due > now:  # never early: the deadline moved (heartbeat) or the clock is behind
+            return due
+        if kind == "heartbeat" and wait["kind"] == "activity" and "startedAt" not in wait:
+            return now + wait["heartbeatSeconds"]  # still queued: its heartbeat clock starts with a worker
+        if kind == "wait":
+            self.runs.resume_point(read, {"result": None})
+            return True
+        if kind == "timeout":
+            answer = {"error": "States.Timeout", "cause": "The task did not get an answer within its TimeoutSeconds."}
+        else:
+            answer = {"error": "States.HeartbeatTimeout",
+                      "cause": "The task sent no heartbeat within its HeartbeatSeconds."}
+        return self.redemptions.answer_point(record, point, answer,
+                                             "timeout" if kind == "timeout" else "heartbeat-timeout")
+
+    def _fire_execution(self, kind: str, execution_id: str, now: float) -> bool | float:
+        """A timer of the whole execution: it went ``running`` for long, or its deadline (``execution``)."""
         record = self.runs.load(execution_id)
         if record is None or record.status in FINISHED or record.snapshot is None:
             return True
@@ -81,30 +114,7 @@ class Timers:
                 return due
             self.executions.stop(record.id, "TIMED_OUT", errors.TIMEOUT, errors.EXECUTION_TIMEOUT_CAUSE,
                                  "ExecutionTimedOut", "timeout", at=due)
-            return True
-        wait = open_wait(record.snapshot, point)
-        if wait is None:
-            return True
-        if kind == "child":
-            return self._resume_from_child(record, wait)
-        due = {"wait": wait.get("due"), "timeout": wait.get("timeoutAt"),
-               "heartbeat": wait.get("heartbeatAt")}.get(kind)
-        if due is None:
-            return True
-        if due > now:  # never early: the deadline moved (heartbeat) or the clock is behind
-            return due
-        if kind == "heartbeat" and wait["kind"] == "activity" and "startedAt" not in wait:
-            return now + wait["heartbeatSeconds"]  # still queued: its heartbeat clock starts with a worker
-        if kind == "wait":
-            self.runs.resume(record, point, {"result": None})
-            return True
-        if kind == "timeout":
-            answer = {"error": "States.Timeout", "cause": "The task did not get an answer within its TimeoutSeconds."}
-        else:
-            answer = {"error": "States.HeartbeatTimeout",
-                      "cause": "The task sent no heartbeat within its HeartbeatSeconds."}
-        return self.redemptions.answer_point(record, point, answer,
-                                             "timeout" if kind == "timeout" else "heartbeat-timeout")
+        return True
 
     def child_finished(self, child: ExecutionRecord) -> None:
         """A child ended: resume its waiting parent, or record it in its map run, at once if we can

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..asl.engine import frame_waits, iter_waits
+from ..store import PointRead
 
 
 def asked(snapshot: dict | None) -> dict[str, dict]:
@@ -25,6 +26,15 @@ def open_wait(snapshot: dict | None, point: str) -> dict | None:
         if wait["id"] == point:
             return wait
     return None
+
+
+def point_wait(read: PointRead) -> dict | None:
+    """The open wait of the point ``read`` names, in its branch or in the whole record (None: it waits no
+    more); changed in place by a heartbeat or a hand-off before they store it."""
+    if read.branch is not None:
+        return next((wait for _, wait in frame_waits(read.branch.frame, "", inline=False)
+                     if wait["id"] == read.point), None)
+    return open_wait(read.record.snapshot if read.record else None, read.point)
 
 
 def timer_member(kind: str, execution_id: str, point: str = "") -> str:

@@ -18,8 +18,8 @@ of ASL, HTTP or the service: it stores what it is given.
 """
 from .records import ExecutionRecord, StoredBranches, pack_record, unpack_record
 from .store import (STATUSES, TIMERS_KEY, BranchClaim, BranchCommit, Claim, ClaimRefused, Commit, CommitConflict,
-                    NewContinuation, SplitWrite, Store)
+                    NewContinuation, PointRead, SplitWrite, Store)
 
 __all__ = ["STATUSES", "TIMERS_KEY", "BranchClaim", "BranchCommit", "Claim", "ClaimRefused", "Commit",
-           "CommitConflict", "ExecutionRecord", "NewContinuation", "SplitWrite", "Store", "StoredBranches",
+           "CommitConflict", "ExecutionRecord", "NewContinuation", "PointRead", "SplitWrite", "Store", "StoredBranches",
            "pack_record", "unpack_record"]

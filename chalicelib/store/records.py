@@ -54,6 +54,7 @@ class StoredBranches:
     branches: dict[str, dict]  # unit path -> {"f": frame, "o": its open points}
     results: dict[str, Any]  # unit path -> output of a branch that ended since the split
     events: list[dict]  # history events the branches' commits added, oldest commit first
+    marks: list[tuple[int, int, dict]] = field(default_factory=list)  # their events without an ID (``read_marks``)
 
 
 # The words every record repeats (JSON keys, event types, ARNs of the context object), most

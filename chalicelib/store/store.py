@@ -16,6 +16,8 @@ one execution lives in one slot and each multi-key change is one Lua script)::
     asl:{t}:f:<executionId>   hash: the open branches of its root Parallel or Map, stored apart (below)
     asl:{t}:e:<executionId>   list: compressed chunks of history events those branches' commits added
     asl:{t}:w:<executionId>   sorted set: the states those branches' open points wait at, scored by how many
+    asl:{t}:k:<executionId>   hash: the marks of those branches' commits: history events without an ID
+                              (a task's latest heartbeat, an activity task's start), one a field (below)
     asl:timers                sorted set: due timers, member "<kind>|<executionId>|<point>", score = due time
     asl:{ix}:...              the execution index (``GET /executions``), in its own slot; see ``page``
                               and ``scripts/index.lua``
@@ -38,7 +40,9 @@ Parallel inside that iteration:
                  frame of a unit split further holds ``{"apart": true}`` in its units' places and no
                  open points (they are all in its units)
     r<path>      deflate of the output of a branch that ended since the split (its field b is gone)
-    p<point>     the path of the unit an open point is in (``claim`` looks the point up here)
+    p<point>     the path of the unit an open point is in (``claim`` and ``read_point`` look the point
+                 up here); a point that waits for a timer (a Wait, a Retry's back-off) too, once
+    pt           is there: then a point that is not here waits no more
     n<parent>    how many units of a group are still open (``group_counter``: ``n`` for the root's
                  group, ``n3`` for the group of unit 3): a unit that ends takes one off, unless it is
                  the last (then the whole execution is run on and committed: that group's join)
@@ -59,15 +63,23 @@ Parallel inside that iteration:
 
 The record's snapshot then holds ``"split": true``, and ``{"apart": true}`` in the place of each
 branch stored apart (in ``root.group.frames`` of a Parallel, ``root.group.active`` of a Map); its
-``open`` holds no point of those branches. ``load`` reads the record, the hash and the list in one
+``open`` holds no point of those branches. ``load`` reads the record, the hashes and the list in one
 script; the service puts them back together (``fanout.assemble``), so a snapshot is always read
 whole, in the layout ``chalicelib/asl/engine.py`` documents. Every commit of the whole execution
-checks the branches' ``v``, ``ev`` and ``sq`` as it read them, removes the three keys (``e``'s events
-are in the record from then on), and writes ``f`` and ``w`` again when the execution still waits for
-enough branches. Records stored before branches were stored apart have none of these keys and are
-read, resumed and committed as they always were; those stored before units were split below the
-root's branches (each root branch whole in its ``b``) too, until a commit of the whole stores them
-the new way.
+checks the branches' ``v``, ``ev`` and ``sq`` as it read them, removes the four keys (``e``'s events
+and ``k``'s marks are in the record from then on), and writes ``f`` and ``w`` again when the execution
+still waits for enough branches. Records stored before branches were stored apart have none of these
+keys and are read, resumed and committed as they always were; those stored before units were split
+below the root's branches (each root branch whole in its ``b``) too, until a commit of the whole
+stores them the new way.
+
+What touches one point reads only its unit: ``read_point`` finds the unit from the point (or from its
+continuation) in one script, and a change without a claim (``commit_branch`` of a
+:class:`BranchCommit` without ``claim``: a heartbeat, an activity task handed out) writes only it,
+guarded by its version. A mark in ``k`` is named ``<event type>|<point>`` (so a task's next heartbeat
+replaces its last, as the record keeps one) and holds ``<ev when written>|<order>|<event JSON>``: it
+is shown after the event of that ID (and the marks written before it), where a commit of the whole
+would have added it; a heartbeat mark hides the record's own older heartbeat of that point.
 
 It is long because the keys of an execution, the scripts that change them and the formats they
 hold are one contract: each commit writes what ``load`` and ``claim`` read back.
@@ -112,9 +124,10 @@ def _script(name: str) -> str:
     return (SCRIPTS / f"{name}.lua").read_text(encoding="utf-8")
 
 
-_CLAIM, _RELEASE, _COMMIT, _KEEP, _TAKE, _INDEX, _INDEX_PUT, _PAGE, _SWEEP, _SWAP, _CONTINUATIONS, _LOAD, _BRANCH = (
+(_CLAIM, _RELEASE, _COMMIT, _KEEP, _TAKE, _INDEX, _INDEX_PUT, _PAGE, _SWEEP, _SWAP, _CONTINUATIONS, _LOAD, _BRANCH,
+ _UNIT, _POINT) = (
     _script(n) for n in ("claim", "release", "commit", "keep", "take", "index", "index_put", "page", "sweep",
-                         "swap", "continuations", "load", "branch"))
+                         "swap", "continuations", "load", "branch", "unit", "point"))
 #: IDs a claim of a branch reserves for its run (history events, suspension points); the run stops
 #: for its budget before it uses them up, and gives back what it did not use (see ``scripts/branch.lua``).
 EVENT_BLOCK = 4096
@@ -145,6 +158,19 @@ class Claim:
     execution: ExecutionRecord | None  # None for a point in a branch stored apart: see ``branch``
     execution_id: str = ""
     branch: BranchClaim | None = None
+
+
+@dataclass
+class PointRead:
+    """One point of an execution as ``read_point`` reads it: the branch stored apart it is in, or else
+    the whole record."""
+
+    execution_id: str
+    point: str
+    fields: dict | None  # the continuation's fields, when read by its ID
+    branch: BranchClaim | None = None  # the branch it is in (its execution is SUSPENDED)
+    record: ExecutionRecord | None = None  # else the record as ``load`` reads it (None: gone, or ``apart``)
+    apart: bool = False  # its branches are stored apart and it is in none of them: it waits no more
 
 
 class ClaimRefused(Exception):
@@ -208,12 +234,16 @@ class SplitWrite:
     ancestors: dict[str, dict]  # the path of a unit whose group is stored apart too -> what its units' runs need
     counters: tuple[int, int, int]  # events, points, transitions
     waiting: dict[str, int]  # state -> how many open points of the branches wait there
+    timers: dict[str, list[str]] = field(default_factory=dict)  # unit path -> its points that wait for a timer
 
 
 @dataclass
 class BranchCommit(Commit):
-    """One atomic change to one branch stored apart (``claim.branch``), after its run."""
+    """One atomic change to one branch stored apart (``branch``): after its run, with its point's ``claim``
+    or without one (a heartbeat, a Wait's timer)."""
 
+    branch: BranchClaim | None = None
+    marks: list[dict] = field(default_factory=list)  # history events without an ID, kept in ``k`` (see above)
     frame: dict | None = None  # the branch now; None once it ended
     output: Any = None  # what it ended with
     opened: list[str] = field(default_factory=list)  # its points that opened
@@ -242,14 +272,15 @@ def split_fields(split: SplitWrite, guard: list[str] | None) -> list:
     """The fields of ``asl:{t}:f:`` for a split record, flat (name, value, ...); version above ``guard``'s."""
     version = str(int(guard[0]) + 1 if guard else 1)
     events, points, transitions = split.counters
-    fields: list = ["v", version, "ev", str(events), "sq", str(points), "tr", str(transitions), "m", compact(split.meta)]
+    fields: list = ["v", version, "ev", str(events), "sq", str(points), "tr", str(transitions), "m", compact(split.meta),
+                    "pt", "1"]
     for parent, count in split.groups.items():
         fields += [f"n{parent}", str(count)]
     for path, ancestor in split.ancestors.items():
         fields += [f"a{path}", compact(ancestor)]
     for path, branch in split.branches.items():
         fields += [f"b{path}", version.encode() + b"|" + deflate_text(compact(branch))]
-        for point in branch["o"]:
+        for point in [*branch["o"], *split.timers.get(path, ())]:
             fields += [f"p{point}", path]
     return fields
 
@@ -264,8 +295,19 @@ def group_counter(path: str) -> str:
     return "n" + path.rpartition(".")[0]
 
 
-def read_split(flat: list, chunks: list) -> tuple[StoredBranches, list[str]]:
-    """What ``asl:{t}:f:`` and ``asl:{t}:e:`` hold, as read (see ``load``), and the guard of a commit."""
+def read_marks(flat: list) -> list[tuple[int, int, dict]]:
+    """The marks ``asl:{t}:k:`` holds (flat, as read): (events counter, order, event)."""
+    marks = []
+    for i in range(0, len(flat), 2):
+        if _text(flat[i]) != "#":
+            after, order, event = _text(flat[i + 1]).split("|", 2)
+            marks.append((int(after), int(order), json.loads(event)))
+    return marks
+
+
+def read_split(flat: list, chunks: list, marks: list) -> tuple[StoredBranches, list[str]]:
+    """What ``asl:{t}:f:``, ``asl:{t}:e:`` and ``asl:{t}:k:`` hold, as read (see ``load``), and the guard of a
+    commit."""
     fields = {_text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
     branches, results = {}, {}
     for name, value in fields.items():
@@ -275,20 +317,26 @@ def read_split(flat: list, chunks: list) -> tuple[StoredBranches, list[str]]:
             results[name[1:]] = inflate(value)
     counters = tuple(int(_text(fields[name])) for name in ("ev", "sq", "tr"))
     stored = StoredBranches(meta=json.loads(fields["m"]), counters=counters, branches=branches, results=results,
-                            events=[event for chunk in chunks for event in inflate(chunk)])
+                            events=[event for chunk in chunks for event in inflate(chunk)], marks=read_marks(marks))
     return stored, [_text(fields[name]) for name in ("v", "ev", "sq")]
 
 
-def merged_events(own: list[dict], chunks: list) -> list[dict]:
-    """A record's own history events and those its branches' commits added (compressed chunks)."""
-    return in_event_order(own, [event for chunk in chunks for event in inflate(chunk)])
+def merged_events(own: list[dict], chunks: list, marks: list) -> list[dict]:
+    """A record's own history events, those its branches' commits added (compressed chunks) and their
+    marks (flat, as read)."""
+    return in_event_order(own, [event for chunk in chunks for event in inflate(chunk)], read_marks(marks))
 
 
-def in_event_order(own: list[dict], added: list[dict]) -> list[dict]:
+def in_event_order(own: list[dict], added: list[dict], marks: list[tuple[int, int, dict]] = ()) -> list[dict]:
     """Two lists of history events merged by event ID; an event without one (a heartbeat) stays
-    right after the event before it in its list."""
-    if not added:
+    right after the event before it in its list. ``marks`` (see ``read_marks``) go after the event
+    their counter names and the marks before them; a heartbeat mark replaces the heartbeat of its
+    point ``own`` holds (the record keeps a task's latest one)."""
+    if not added and not marks:
         return own
+    beating = {event.get("point") for _, _, event in marks if event.get("type") == "TaskHeartbeat"}
+    if beating:
+        own = [event for event in own if not (event.get("type") == "TaskHeartbeat" and event.get("point") in beating)]
 
     def keyed(events: list[dict], source: int):
         last = 0
@@ -296,7 +344,32 @@ def in_event_order(own: list[dict], added: list[dict]) -> list[dict]:
             last = event.get("id", last)
             yield (last, "id" not in event, source, position), event
 
-    return [event for _, event in sorted([*keyed(own, 0), *keyed(added, 1)], key=lambda pair: pair[0])]
+    marked = [((after, True, 2, order), event) for after, order, event in marks]
+    return [event for _, event in sorted([*keyed(own, 0), *keyed(added, 1), *marked], key=lambda pair: pair[0])]
+
+
+def _record_read(execution_id: str, stored: bytes | None, fields: list, chunks: list, marks: list
+                 ) -> ExecutionRecord | None:
+    """The record as ``load.lua`` reads it: with its branches stored apart (``split``), if any."""
+    if not stored:
+        return None
+    record = unpack_record(execution_id, stored)
+    if fields:
+        record.split, record.split_guard = read_split(fields, chunks, marks)
+    return record
+
+
+def _branch_read(reply: list, reserved: bool) -> BranchClaim:
+    """A branch as ``unit.lua`` reads it; ``reserved``: ID blocks were reserved for a run of it (else
+    the blocks are empty, at the counters)."""
+    version, _, body = reply[2].partition(b"|")
+    stored = inflate(body)
+    events, points = int(reply[4]), int(reply[5])
+    blocks = (EVENT_BLOCK, POINT_BLOCK) if reserved else (0, 0)
+    return BranchClaim(
+        path=_text(reply[0]), version=int(version), frame=stored["f"], open=stored["o"], meta=json.loads(reply[1]),
+        left=int(reply[3]), events=(events - blocks[0], events), points=(points - blocks[1], points),
+        transitions=int(reply[6]), ancestors=[json.loads(value) for value in reply[7:]])
 
 
 def _evalsha(pipe, script, keys: list, args: list) -> None:
@@ -317,11 +390,12 @@ class Store:
     def __init__(self, redis: Redis, history_limit: int = 1000):
         self.redis = redis
         self.history_limit = history_limit
-        self._claim = redis.register_script(_CLAIM)
+        self._claim = redis.register_script(_UNIT + _CLAIM)
         self._release = redis.register_script(_RELEASE)
         self._commit = redis.register_script(_INDEX + _CONTINUATIONS + _COMMIT)
         self._branch = redis.register_script(_INDEX + _CONTINUATIONS + _BRANCH)
         self._load = redis.register_script(_LOAD)
+        self._point = redis.register_script(_UNIT + _POINT)
         self._keep = redis.register_script(_KEEP)
         self._take = redis.register_script(_TAKE)
         self._index = redis.register_script(_INDEX + _INDEX_PUT)
@@ -359,6 +433,10 @@ class Store:
     @staticmethod
     def split_waiting_key(execution_id: str) -> str:
         return tagged_key("w", execution_id)
+
+    @staticmethod
+    def split_marks_key(execution_id: str) -> str:
+        return tagged_key("k", execution_id)
 
     @staticmethod
     def calls_key(execution_id: str) -> str:
@@ -402,14 +480,35 @@ class Store:
 
     def load(self, execution_id: str) -> ExecutionRecord | None:
         """The record, with its branches stored apart (``split``) read in the same step."""
-        stored, fields, chunks = self._load(keys=[self.execution_key(execution_id), self.split_key(execution_id),
-                                                  self.split_history_key(execution_id)])
-        if not stored:
-            return None
-        record = unpack_record(execution_id, stored)
-        if fields:
-            record.split, record.split_guard = read_split(fields, chunks)
-        return record
+        keys = [self.execution_key(execution_id), self.split_key(execution_id), self.split_history_key(execution_id),
+                self.split_marks_key(execution_id)]
+        return _record_read(execution_id, *self._load(keys=keys))
+
+    def read_point(self, execution_id: str, point: str, reserve: bool = False) -> PointRead:
+        """One point of an execution, in one script: the branch stored apart it is in, or else the whole
+        record (as ``load``). ``reserve``: IDs for a run of that branch, as ``claim`` reserves them."""
+        blocks = (EVENT_BLOCK, POINT_BLOCK) if reserve else (0, 0)
+        return self._read_point(self.execution_key(execution_id), execution_id[:4], execution_id, point, blocks)
+
+    def read_continuation(self, tag: str, key_hash: str) -> PointRead | None:
+        """A continuation's fields and its point, read as ``read_point`` reads it; None when it is missing."""
+        read = self._read_point(self.continuation_key(tag, key_hash), tag, "", "", (0, 0))
+        return None if read.fields is None else read
+
+    def _read_point(self, key: str, tag: str, execution_id: str, point: str, blocks: tuple[int, int]) -> PointRead:
+        reply = self._point(keys=[key], args=[f"{PREFIX}:{{{tag}}}:", execution_id, point, *blocks])
+        flat, how = reply[0], _text(reply[3])
+        fields = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)} if flat else None
+        if how == "missing":
+            return PointRead("", "", None)
+        read = PointRead(_text(reply[1]), _text(reply[2]), fields if not execution_id else None)
+        if how == "branch":
+            read.branch = _branch_read(reply[4:], reserved=bool(blocks[0]))
+        elif how == "apart":
+            read.apart = True
+        else:
+            read.record = _record_read(read.execution_id, *reply[4:])
+        return read
 
     def history(self, execution_id: str) -> list[dict]:
         """``ExecutionStarted`` and the latest events, ``history_limit`` in all, oldest first: the
@@ -419,11 +518,13 @@ class Store:
         pipe.lrange(self.history_key(execution_id), 0, -1)
         pipe.get(self.execution_key(execution_id))
         pipe.lrange(self.split_history_key(execution_id), 0, -1)
-        chunks, stored, branch_chunks = pipe.execute()
+        pipe.hgetall(self.split_marks_key(execution_id))
+        chunks, stored, branch_chunks, marks = pipe.execute()
         if stored is None:
             return []
         events = [event for chunk in chunks for event in inflate(chunk)]
-        own = merged_events(unpack_record(execution_id, stored).history, branch_chunks)
+        flat_marks = [x for name, value in marks.items() for x in (name, value)]
+        own = merged_events(unpack_record(execution_id, stored).history, branch_chunks, flat_marks)
         pinned = own[:1] if own and own[0].get("type") == "ExecutionStarted" else []
         return sum(kept_history(pinned + events + own[len(pinned):], self.history_limit), [])
 
@@ -440,7 +541,7 @@ class Store:
             spill, history = history[:-INLINE_EVENTS], history[-INLINE_EVENTS:]
         history = pinned + history  # ExecutionStarted stays in the record, ahead of everything
         keys = [self.execution_key(record.id), self.history_key(record.id), self.split_key(record.id),
-                self.split_history_key(record.id), self.split_waiting_key(record.id)]
+                self.split_history_key(record.id), self.split_waiting_key(record.id), self.split_marks_key(record.id)]
         if change.claim is not None:
             keys.append(change.claim.continuation_key)
         created = change.created or []
@@ -526,12 +627,12 @@ class Store:
         """Apply the change to one branch stored apart; where the execution's points wait now (state ->
         how many, for at most ``shown`` states), or raise CommitConflict (``last``: the branch ended and is the last one open, so
         the join is for a commit of the whole execution). One round trip, as ``commit``."""
-        claim, execution_id = change.claim, change.record.id
-        branch = claim.branch
+        claim, execution_id, branch = change.claim, change.record.id, change.branch
         tag = execution_id[:4]
         created, closed, calls = change.created or [], change.closed or [], change.calls or []
         keys = [self.split_key(execution_id), self.split_history_key(execution_id), self.execution_key(execution_id),
-                self.history_key(execution_id), self.split_waiting_key(execution_id), claim.continuation_key]
+                self.history_key(execution_id), self.split_waiting_key(execution_id),
+                self.split_marks_key(execution_id), *([claim.continuation_key] if claim else [])]
         keys += [self.continuation_key(tag, c.key_hash) for c in created]
         keys += [self.continuation_key(tag, key_hash) for key_hash, _, _ in closed]
         if calls:
@@ -540,13 +641,16 @@ class Store:
         events, points, steps = change.used
         about = change.about or {}
         head = {
-            "path": branch.path, "counter": group_counter(branch.path), "ver": branch.version, "claim": claim.token, "done": change.frame is None,
+            "path": branch.path, "counter": group_counter(branch.path), "ver": branch.version,
+            "claim": claim.token if claim else False, "done": change.frame is None,
             "steps": steps, "events": [str(events), str(branch.events[1])],
             "points": [str(points), str(branch.points[1])],
             "opened": change.opened, "left": change.left,
             "waiting": [x for state, delta in change.waiting.items() if delta for x in (state, delta)],
             "chunks": self.history_limit, "shown": shown, "ttl": ttl, "now": str(change.now), "outcome": change.outcome,
-            "answer": change.answer, "digest": change.digest, "about": compact(about.get(claim.point)),
+            "answer": change.answer, "digest": change.digest,
+            "about": compact(about.get(claim.point)) if claim else "",
+            "marks": [x for event in change.marks for x in (f"{event['type']}|{event['point']}", compact(event))],
             "created": len(created), "closed": len(closed), "calls": len(calls),
         }
         machine = branch.meta.get("machine") or ""
@@ -554,7 +658,7 @@ class Store:
             head["ix"] = {"p": INDEX_PREFIX, "machine": machine, "expires": repr(change.now + ttl)}
         body = "" if change.frame is None else deflate_text(compact({"f": change.frame, "o": change.record.open}))
         args: list[Any] = [json.dumps(head), body, deflate_text(compact(change.output)),
-                           deflate_text(compact(change.events))]
+                           deflate_text(compact(change.events)) if change.events else ""]
         args += [compact({**c.fields, "ttl": max(1, int(c.ttl))}) for c in created]
         for _, reason, point in closed:
             args += [reason, compact(about.get(point))]
@@ -695,14 +799,7 @@ class Store:
         execution_id, point = _text(reply[1]), _text(reply[2])
         if status == "ok":
             return Claim(key, token, point, unpack_record(execution_id, reply[3]), execution_id)
-        version, _, body = reply[5].partition(b"|")
-        stored = inflate(body)
-        events, points = int(reply[7]), int(reply[8])
-        branch = BranchClaim(
-            path=_text(reply[3]), version=int(version), frame=stored["f"], open=stored["o"], meta=json.loads(reply[4]),
-            left=int(reply[6]), events=(events - EVENT_BLOCK, events), points=(points - POINT_BLOCK, points),
-            transitions=int(reply[9]), ancestors=[json.loads(value) for value in reply[10:]])
-        return Claim(key, token, point, None, execution_id, branch)
+        return Claim(key, token, point, None, execution_id, _branch_read(reply[3:], reserved=True))
 
     def release(self, claim: Claim) -> None:
         """Give a claim back unused, so the continuation can be answered at once."""

@@ -1,12 +1,13 @@
 -- The commit of one branch of a split execution (see ``Store.commit_branch``); starts with
 -- continuations.lua and, on a single server, index.lua.
 -- KEYS: split branches (hash), their history list, execution, its history list, the states the branches'
---       points wait at (sorted set: state -> how many), claimed continuation,
+--       points wait at (sorted set: state -> how many), their marks (hash), [claimed continuation],
 --       created continuations..., closed continuations..., [the execution's pending calls]
--- ARGV: header JSON, the branch ('' once it ended), its output (once it ended), history chunk,
+-- ARGV: header JSON, the branch ('' once it ended), its output (once it ended), history chunk ('': none),
 --       created continuations (JSON)..., closed ones (reason, about)..., pending calls (field, value)...
 -- Refused without a change: 'gone' (the branch is not stored apart now), 'conflict' (it changed since
--- it was read), 'lost' (the claim is no longer ours), 'last' (it ended and is the last one open: the
+-- it was read), 'lost' (the claim is no longer ours; a change without a claim, ``head.claim`` false,
+-- has none to lose), 'last' (it ended and is the last one open: the
 -- join runs in a commit of the whole execution). Else {'ok', JSON [state, count, ...]}: where points wait
 -- now (at most ``head.shown`` states), as one string.
 local head = cjson.decode(ARGV[1])
@@ -16,7 +17,7 @@ local current = redis.call('HGET', f, field)
 if not current then return {'gone'} end
 local ver = tonumber(string.match(current, '^(%d+)|'))
 if ver ~= head.ver then return {'conflict'} end
-if redis.call('HGET', KEYS[6], 'claim') ~= head.claim then return {'lost'} end
+if head.claim and redis.call('HGET', KEYS[7], 'claim') ~= head.claim then return {'lost'} end
 if head.done and tonumber(redis.call('HGET', f, head.counter)) <= 1 then return {'last'} end
 if head.done then
   redis.call('HDEL', f, field)
@@ -34,10 +35,23 @@ for _, point in ipairs(head.left) do redis.call('HDEL', f, 'p' .. point) end
 for _, point in ipairs(head.opened) do redis.call('HSET', f, 'p' .. point, head.path) end
 for i = 1, #head.waiting, 2 do redis.call('ZINCRBY', KEYS[5], head.waiting[i + 1], head.waiting[i]) end
 if #head.waiting > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', 0) end
-redis.call('RPUSH', KEYS[2], ARGV[4])
-redis.call('LTRIM', KEYS[2], -head.chunks, -1)
-apply_continuations(head, 6, 5, head.ttl, true)
-for n = 1, 5 do keep_at_least(KEYS[n], head.ttl) end
+if ARGV[4] ~= '' then
+  redis.call('RPUSH', KEYS[2], ARGV[4])
+  redis.call('LTRIM', KEYS[2], -head.chunks, -1)
+end
+-- Marks: history events without an ID (a heartbeat, an activity's start), one per name (its kind and
+-- point: the latest replaces the one before), each "<events counter>|<order>|<event JSON>": it sorts
+-- after the event of that ID, and after the marks before it.
+if #head.marks > 0 then
+  local after = redis.call('HGET', f, 'ev')
+  for i = 1, #head.marks, 2 do
+    local order = redis.call('HINCRBY', KEYS[6], '#', 1)
+    redis.call('HSET', KEYS[6], head.marks[i], after .. '|' .. order .. '|' .. head.marks[i + 1])
+  end
+  redis.call('EXPIRE', KEYS[6], head.ttl)
+end
+apply_continuations(head, 7, 5, head.ttl, true)
+for n = 1, 6 do keep_at_least(KEYS[n], head.ttl) end
 if head.ix then
   local ix = head.ix
   ix_extend(ix.p, ix.machine, ix.expires, head.ttl)

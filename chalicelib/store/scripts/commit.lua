@@ -1,5 +1,5 @@
 -- KEYS: execution, history list, its split branches (hash), their history list, the states their points
---       wait at (sorted set), [claimed continuation],
+--       wait at (sorted set), their marks (hash), [claimed continuation],
 --       created continuations..., closed continuations..., [the execution's pending calls]
 -- (The commit script starts with continuations.lua and, on a single server, index.lua: the header's
 -- ``ix`` lists the execution in the index too.)
@@ -19,7 +19,7 @@ else
   ver = tonumber(string.match(current, '^(%d+)|'))
   if ver ~= head.ver then return {'conflict', tostring(ver)} end
   if head.claim then
-    if redis.call('HGET', KEYS[6], 'claim') ~= head.claim then return {'lost'} end
+    if redis.call('HGET', KEYS[7], 'claim') ~= head.claim then return {'lost'} end
   end
 end
 if head.guard then
@@ -35,9 +35,9 @@ if head.spill then
   redis.call('LTRIM', KEYS[2], -head.chunks, -1)
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], head.ttl) end
-redis.call('DEL', KEYS[3], KEYS[4], KEYS[5])  -- what the branches' commits added is in this record now
+redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6])  -- what the branches' commits added is in this record now
 local _
-_, a = apply_continuations(head, 6, a, head.ttl, false)
+_, a = apply_continuations(head, 7, a, head.ttl, false)
 if head.split > 0 then
   for n = 1, head.split do
     redis.call('HSET', KEYS[3], ARGV[a], ARGV[a + 1]); a = a + 2
