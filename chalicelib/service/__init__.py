@@ -6,6 +6,7 @@
 - ``redemption``: claim and answer continuations, heartbeats, what a continuation asks;
 - ``fanout``: the root Parallel's or Map's open branches stored apart, and put back together;
   ``branches``: answering a point in one of them by reading and writing that branch alone;
+  ``points``: one point of an execution read alone (its branch, when it is in one stored apart);
 - ``holders``: what the holder of one continuation ID is told (never the execution document);
 - ``machines``: state machines by name, shipped and registered;
 - ``timers``: durable time (Waits, timeouts, heartbeats, children that ended);
@@ -35,6 +36,7 @@ from .events import Events
 from .executions import Executions
 from .holders import PRIVATE_OUTPUT
 from .machines import StateMachines
+from .points import Points
 from .map_runs import MapRuns
 from .listing import list_executions
 from .questions import Questions
@@ -60,6 +62,7 @@ class Service:
                          questions=questions, resolvers=resolvers)
         self.executions = Executions(self.runs)
         self.runs.branches = Branches(self.runs)
+        self.runs.points = Points(self.runs)
         self.redemptions = Redemptions(self.runs)
         self.redrives = Redrives(self.runs, self.executions)
         self.map_runs = self.runs.map_runs = MapRuns(self.runs, self.executions, self.redemptions)

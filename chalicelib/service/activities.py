@@ -29,6 +29,7 @@ from ..asl.clock import iso_timestamp
 from ..store import Commit, CommitConflict
 from ..store.activities import ActivityStore
 from .errors import ServiceError, busy
+from .points import record_of
 from .runs import MAX_COMMIT_ATTEMPTS, Runs
 from .statuses import FINISHED
 from .waits import point_wait, timer_member
@@ -125,8 +126,8 @@ class Activities:
         """Mark a popped task started by ``worker`` (one commit: of its branch, in one stored apart); None
         when it no longer waits."""
         for _ in range(MAX_COMMIT_ATTEMPTS):
-            read = self.runs.read_point(execution_id, point)
-            record = self.runs.point_record(read)
+            read = self.runs.points.read(execution_id, point)
+            record = record_of(read)
             if record is None or record.status in FINISHED or point not in record.open:
                 return None
             wait = point_wait(read)

@@ -29,6 +29,7 @@ from ..asl.interpreter import proceed, resume_branch
 from ..store import BranchCommit, Claim, CommitConflict, ExecutionRecord, PointRead
 from . import fanout
 from .errors import ServiceError
+from .points import record_of
 from .runs import CONTINUATIONS_SHOWN, RunOutcome, Runs
 from .waits import asked, asked_in
 
@@ -99,7 +100,7 @@ class Branches:
         frame = branch.frame
         waits = list(frame_waits(frame, fanout.claim_label(branch), inline=False))
         commit = BranchCommit(
-            record=self.runs.point_record(read), ttl=self._ttl(now, branch.open, waits), events=[], now=now,
+            record=record_of(read), ttl=self._ttl(now, branch.open, waits), events=[], now=now,
             timers=timers, branch=branch, marks=marks, frame=frame, used=(branch.events[0], branch.points[0], 0))
         self.runs.commit(commit)
 

@@ -29,6 +29,7 @@ from ..asl import Suspend, TaskContext, TaskFailed
 from ..asl.engine import task_failure
 from .errors import ServiceError
 from .ids import continuation_id
+from .points import record_of
 from .waits import point_wait, timer_member
 
 log = logging.getLogger(__name__)
@@ -132,8 +133,8 @@ class PendingCalls:
                 later.append(now + lease)
                 continue
             call = json.loads(text)
-            read = self.runs.read_point(execution_id, call["point"])
-            record = self.runs.point_record(read)
+            read = self.runs.points.read(execution_id, call["point"])
+            record = record_of(read)
             if (record is None or point_wait(read) is None
                     or (record.open.get(call["point"]) or [None])[0] != nonce):
                 self.store.remove_call(execution_id, nonce)  # answered, ended or moved on: nothing to call
@@ -161,11 +162,11 @@ class PendingCalls:
             handler(payload, context)
         except Exception as exc:  # noqa: BLE001 - a resource's failure is the task's
             failure = task_failure(exc)
-            read = self.runs.read_point(execution_id, point, reserve=True)
-            current = self.runs.point_record(read)
+            read = self.runs.points.read(execution_id, point, reserve=True)
+            current = record_of(read)
             if current is not None and point in current.open and point_wait(read) is not None:
                 try:
-                    self.runs.resume_point(read, {"error": failure.error, "cause": failure.cause})
+                    self.runs.points.resume(read, {"error": failure.error, "cause": failure.cause})
                 except ServiceError:
                     pass  # answered or ended meanwhile: the task is no longer waiting
         self.store.remove_call(execution_id, nonce)

@@ -37,6 +37,7 @@ from ..asl.clock import iso_timestamp
 from ..store.events import EventStore
 from . import catalog, patterns
 from .errors import ServiceError
+from .points import record_of
 from .waits import point_wait
 
 RESOURCE = "module:event"
@@ -324,14 +325,14 @@ class Events:
     def _waiting(self, wait: str) -> bool:
         """The task of a registered wait still waits (it may have timed out, or its execution ended)."""
         execution_id, _, point = wait.partition("|")
-        record = self.runs.point_record(self.runs.read_point(execution_id, point))
+        record = record_of(self.runs.points.read(execution_id, point))
         return record is not None and point in record.open
 
     def _give(self, execution_id: str, point: str, event: dict) -> dict | None:
         """Answer the wait ``point`` of ``execution_id`` with ``event``; None if it no longer waits there."""
         for _ in range(MAX_ATTEMPTS):
-            read = self.runs.read_point(execution_id, point)
-            record, wait = self.runs.point_record(read), point_wait(read)
+            read = self.runs.points.read(execution_id, point)
+            record, wait = record_of(read), point_wait(read)
             if wait is None or point not in record.open:
                 return None  # it no longer waits there (answered, ended)
             shape = ((wait.get("detail") or {}).get("waitsFor") or {}).get("answer", "detail")
@@ -354,7 +355,7 @@ class Events:
         value = waits["correlationKey"]
         member = f"{execution_id}|{point}"
         accepts = {"pattern": waits["pattern"]}
-        record = self.runs.point_record(self.runs.read_point(execution_id, point))
+        record = record_of(self.runs.points.read(execution_id, point))
         if record is None or point not in record.open:
             return  # answered or ended meanwhile
         lifetime = int(record.open[point][1] - self.clock.now()) + 1  # as long as its continuation

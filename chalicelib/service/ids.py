@@ -46,3 +46,8 @@ def tag_of(continuation: str) -> str:
 def new_execution_id() -> str:
     """22 URL-safe characters (128 random bits); the first 4 are the shard tag."""
     return secrets.token_urlsafe(16)
+
+
+def plausible_id(execution_id: str) -> bool:
+    """Whether ``execution_id`` could name an execution (what its key may be built from)."""
+    return 4 <= len(execution_id) <= 64 and all(c.isalnum() or c in "-_" for c in execution_id)

@@ -22,6 +22,7 @@ from . import fanout, holders
 from .errors import (PUBLIC_KINDS, ServiceError, busy, continuation_not_found, execution_not_found,
                      internal_continuation, refusal)
 from .ids import continuation_id, id_hash, is_well_formed, new_nonce, tag_of
+from .points import record_of
 from .runs import MAX_COMMIT_ATTEMPTS, Runs
 from .waits import asked, asked_in, point_wait, timer_member
 
@@ -182,8 +183,8 @@ class Redemptions:
         point = read.point
         for attempt in range(MAX_COMMIT_ATTEMPTS):
             if attempt:
-                read = self.runs.read_point(read.execution_id, point)
-            record = self.runs.point_record(read)
+                read = self.runs.points.read(read.execution_id, point)
+            record = record_of(read)
             if record is None:
                 raise execution_not_found(read.execution_id)
             wait = point_wait(read)
@@ -226,7 +227,7 @@ class Redemptions:
         """The continuation's fields and its point, as ``Runs.read_continuation`` reads them (one script)."""
         read = None
         if is_well_formed(continuation):
-            read = self.runs.read_continuation(tag_of(continuation), id_hash(continuation))
+            read = self.runs.points.read_continuation(tag_of(continuation), id_hash(continuation))
         if read is None:
             raise continuation_not_found()
         return read
@@ -237,7 +238,7 @@ class Redemptions:
 
     def _described(self, continuation: str, read: PointRead) -> dict:
         fields = read.fields
-        record = self.runs.point_record(read)
+        record = record_of(read)
         expires = float(fields["expiresAt"])
         status = fields["status"]
         if status in ("open", "claimed") and expires <= self.clock.now():

@@ -21,14 +21,14 @@ from ..asl.interpreter import Compiled
 from ..asl.tasks import as_resolver
 from ..config import ONE_YEAR, Settings
 from ..resources import default_handlers
-from ..store import BranchCommit, Claim, Commit, CommitConflict, ExecutionRecord, NewContinuation, PointRead, Store
+from ..store import BranchCommit, Claim, Commit, CommitConflict, ExecutionRecord, NewContinuation, Store
 from . import fanout, names
 from .calls import DeferTokenCalls, Effect, PendingCalls
 from .children import ChildExecutions
 from .definitions import stored_definition
 from .events import EventWaits
 from .errors import ServiceError, busy, execution_not_found
-from .ids import continuation_id, id_hash, new_nonce
+from .ids import continuation_id, id_hash, new_nonce, plausible_id
 from .listing import encode_token
 from .questions import Questions
 from .statuses import FINISHED
@@ -93,6 +93,7 @@ class Runs:
         self.activities = None  # the ``activities`` part, set by Service: it resolves activity ARNs
         self.map_runs = None  # the ``map_runs`` part, set by Service: it runs Distributed Maps
         self.branches = None  # the ``branches`` part, set by Service: it answers points in branches stored apart
+        self.points = None  # the ``points`` part, set by Service: it reads one point of an execution
         self.on_finished: Callable[[ExecutionRecord], None] = lambda record: None
 
     # -- reading ----------------------------------------------------------------
@@ -102,43 +103,10 @@ class Runs:
         return fanout.assemble(self.tokens.upgrade(self.store.load(execution_id)))
 
     def reload(self, execution_id: str) -> ExecutionRecord:
-        record = self.load(execution_id) if _plausible_id(execution_id) else None
+        record = self.load(execution_id) if plausible_id(execution_id) else None
         if record is None:
             raise execution_not_found(execution_id)
         return record
-
-    def read_point(self, execution_id: str, point: str, reserve: bool = False) -> PointRead:
-        """One point of an execution (``Store.read_point``): the branch stored apart it is in, or else the
-        whole record, made whole. ``reserve``: it is to be answered without a claim (``resume_point``)."""
-        if not _plausible_id(execution_id):
-            return PointRead(execution_id, point, None)
-        return self._made_whole(self.store.read_point(execution_id, point, reserve))
-
-    def read_continuation(self, tag: str, key_hash: str) -> PointRead | None:
-        """A continuation's fields and its point, read as ``read_point`` reads one (None: no such continuation)."""
-        read = self.store.read_continuation(tag, key_hash)
-        return None if read is None else self._made_whole(read)
-
-    def _made_whole(self, read: PointRead) -> PointRead:
-        read.record = fanout.assemble(self.tokens.upgrade(read.record))
-        return read
-
-    @staticmethod
-    def point_record(read: PointRead) -> ExecutionRecord | None:
-        """The record as far as ``read`` read it (None: gone): the whole one or, for a point in a branch stored
-        apart (or in none), a SUSPENDED one with no snapshot and that branch's open points, which is what
-        revealing the point's task token and claiming it need."""
-        if read.branch is None and not read.apart:
-            return read.record
-        return ExecutionRecord(id=read.execution_id, version=0, status="SUSPENDED",
-                               definition_hash=read.branch.meta["definition"] if read.branch else "", document={},
-                               snapshot=None, open=dict(read.branch.open) if read.branch else {})
-
-    def resume_point(self, read: PointRead, answer: dict) -> tuple[dict, float]:
-        """Answer the point ``read`` (with IDs reserved) names without a claim: in its branch, or on the whole."""
-        if read.branch is not None:
-            return self.branches.resume(read, answer)
-        return self.resume(read.record, read.point, answer)
 
     def definition(self, definition_hash: str) -> Compiled:
         return stored_definition(self.store, definition_hash)
@@ -467,6 +435,3 @@ def _stop_date(events: list[dict], now: float) -> str:
         return events[-1]["timestamp"]
     return iso_timestamp(now)
 
-
-def _plausible_id(execution_id: str) -> bool:
-    return 4 <= len(execution_id) <= 64 and all(c.isalnum() or c in "-_" for c in execution_id)

@@ -13,6 +13,7 @@ from .children import outcome as child_outcome
 from .errors import ServiceError
 from .executions import Executions
 from .map_runs import MapRuns
+from .points import record_of
 from .redemption import Redemptions
 from .runs import Runs
 from .statuses import FINISHED
@@ -72,8 +73,8 @@ class Timers:
         now = self.clock.now()
         if kind in ("running", "execution"):
             return self._fire_execution(kind, execution_id, now)
-        read = self.runs.read_point(execution_id, point, reserve=kind == "wait")
-        record = self.runs.point_record(read)
+        read = self.runs.points.read(execution_id, point, reserve=kind == "wait")
+        record = record_of(read)
         wait = point_wait(read)
         if record is None or record.status in FINISHED or wait is None:
             return True
@@ -88,7 +89,7 @@ class Timers:
         if kind == "heartbeat" and wait["kind"] == "activity" and "startedAt" not in wait:
             return now + wait["heartbeatSeconds"]  # still queued: its heartbeat clock starts with a worker
         if kind == "wait":
-            self.runs.resume_point(read, {"result": None})
+            self.runs.points.resume(read, {"result": None})
             return True
         if kind == "timeout":
             answer = {"error": "States.Timeout", "cause": "The task did not get an answer within its TimeoutSeconds."}

@@ -17,6 +17,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from chalicelib.service import fanout
+
 from .aws_clients import (ACCOUNT, MODEL, REGION, answer_problems, assert_answers_fit, epoch, machine_arn,
                           through_test_client)
 from .redrive_items import HUNDRED, items, rerun_only_the_broken  # noqa: F401 - items: a fixture
@@ -686,6 +688,50 @@ def test_a_worker_polls_answers_and_the_history_reads_as_aws(polls, client):
     rest = json.loads(client.http.get(f"/executions/{name}").body)["history"]
     [started] = [e for e in rest if e["type"] == "ActivityStarted"]
     assert (started["state"], started["workerName"]) == ("Work", "worker-1")
+
+
+def test_a_map_of_activity_tasks_worked_through_the_api_reads_as_when_stored_whole(polls, client, redis_client,
+                                                                                   monkeypatch):
+    """Its iterations stored apart, GetActivityTask, GET /continuations/{id}, SendTaskHeartbeat and the REST
+    heartbeat each read and write one iteration; what they answer and the history are those of the Map
+    stored whole."""
+    sfn = polls
+    sfn.create_activity(name="add")
+    definition = {"StartAt": "Each", "States": {"Each": {
+        "Type": "Map", "ItemsPath": "$.items", "End": True, "ItemProcessor": {"StartAt": "Work", "States": {
+            "Work": {"Type": "Task", "Resource": activity_arn("add"), "HeartbeatSeconds": 60, "End": True}}}}}}
+    arn = sfn.create_state_machine(name="each", definition=json.dumps(definition),
+                                   roleArn=ACTIVITY_ROLE)["stateMachineArn"]
+
+    def timeless(value):
+        text = re.sub(r'"(timestamp|heartbeatAt|expiresAt|startDate|stopDate)": "[^"]*"', r'"\1": "T"',
+                      json.dumps(value, default=str))
+        return json.loads(re.sub(r"[A-Za-z0-9_-]{22,}", "ID", text))  # the IDs differ from run to run
+
+    def work(name):
+        execution = sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps({"items": [1, 2, 3]}))
+        execution_id = rest_document(client, name)["executionId"]
+        stored_apart = bool(redis_client.exists(f"asl:{{{execution_id[:4]}}}:f:{execution_id}"))
+        tasks = [sfn.get_activity_task(activityArn=activity_arn("add"), workerName=f"w{n}") for n in range(3)]
+        asked = [json.loads(client.http.get(f"/continuations/{task['taskToken']}").body) for task in tasks]
+        sfn.send_task_heartbeat(taskToken=tasks[0]["taskToken"])
+        beat = json.loads(client.http.post(f"/continuations/{tasks[1]['taskToken']}/heartbeat", body="{}",
+                                           headers={"Content-Type": "application/json"}).body)
+        sfn.send_task_heartbeat(taskToken=tasks[0]["taskToken"])
+        for task in tasks:
+            sfn.send_task_success(taskToken=task["taskToken"], output=task["input"])
+        history = rest_document(client, name)["history"]
+        events = events_of(sfn, execution["executionArn"])
+        output = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["output"])
+        return stored_apart, timeless([asked, beat, history, events]).__str__().replace(name, "N"), output
+
+    apart = work("apart")
+    monkeypatch.setattr(fanout, "SPLIT_FROM", 10 ** 9)
+    whole = work("whole")
+    assert (apart[0], whole[0]) == (True, False)
+    assert apart[1:] == whole[1:] and apart[2] == [1, 2, 3]
+    history = json.loads(client.http.get("/executions/apart").body)["history"]
+    assert sorted(e["heartbeats"] for e in history if e["type"] == "TaskHeartbeat") == [1, 2]
 
 
 def test_a_failure_sent_by_the_worker_is_caught_and_shown_as_activity_failed(sfn):
