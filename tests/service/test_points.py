@@ -148,6 +148,39 @@ def test_describing_and_heartbeats_end_as_on_the_whole_execution(store_redis, mo
     assert apart.whole_commits == 1 and whole.whole_commits > 10  # apart, only the join commits the whole
 
 
+def test_heartbeats_and_a_wait_in_a_map_of_maps_end_as_on_the_whole_execution(store_redis, monkeypatch):
+    """The points of inner iterations (units inside units) are read and changed in their unit alone too."""
+    inner = {"StartAt": "Ask", "States": {
+        "Ask": {"Type": "Task", "Resource": "module:suspend", "Parameters": {"item.$": "$.item"},
+                "HeartbeatSeconds": 30, "Next": "Rest"},
+        "Rest": {"Type": "Wait", "Seconds": 60, "End": True}}}
+    outer = {"StartAt": "Inner", "States": {"Inner": {
+        "Type": "Map", "ItemsPath": "$.item", "End": True, "ItemSelector": {"item.$": "$$.Map.Item.Value"},
+        "ItemProcessor": inner}}}
+
+    def scenario(run):
+        run.start(each(outer), {"items": [["a", "b"], ["c", "d", "e"]]})
+        points = run.by_item()
+        seen = [shown(run.service.describe_continuation(points[item])) for item in "ace"]
+        for item in "ab" "c":
+            run.clock.advance(5)
+            run.service.heartbeat(points[item])
+        run.service.heartbeat(points["a"])
+        for item in "bdeac":
+            run.service.redeem(points[item], result={"got": item})
+        run.clock.advance(61)
+        fired = run.service.tick()["fired"]
+        return seen, fired, run.outcome()
+
+    apart, apart_result, whole, whole_result = both(store_redis, monkeypatch, scenario)
+    assert apart_result == whole_result
+    seen, fired, outcome = apart_result
+    assert [s["branch"] for s in seen] == ["Each[0]/Inner[0]", "Each[1]/Inner[0]", "Each[1]/Inner[2]"]
+    assert outcome["status"] == "SUCCEEDED" and fired >= 5
+    heartbeats = sorted(event["heartbeats"] for event in outcome["history"] if event["type"] == "TaskHeartbeat")
+    assert heartbeats == [1, 1, 2]
+
+
 def test_a_wait_and_a_retry_back_off_inside_iterations_resume_those_iterations_alone(store_redis, monkeypatch):
     failed: set = set()
 
