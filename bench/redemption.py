@@ -8,20 +8,25 @@ Run from the project root, against a Redis server whose database may be flushed:
 The script FLUSHES the database of ``REDIS_URL`` (default ``redis://127.0.0.1:6379/0``)
 when it starts and again when it ends.
 
-For each N it starts, through the service (``make_service``, as the app builds it) on
-real Redis, one execution of a Map over N items whose iterations all suspend at a
-``module:suspend`` task (``MaxConcurrency`` N, so all N points are open at once), then
-redeems ``--redemptions`` of its continuations, spread over the iterations, one after
-the other; the sizes take turns (one redemption of each size, then the next round), so
+For each shape and N it starts, through the service (``make_service``, as the app builds it)
+on real Redis, one execution whose N points all suspend at a ``module:suspend`` task at once:
+
+- ``map``: a Map over N items (``MaxConcurrency`` N);
+- ``nested``: a Parallel of 2 branches, each a Map over N/2 of the items (the points wait two
+  levels down: each branch and each of its iterations is stored apart),
+
+then redeems ``--redemptions`` of its continuations, spread over the iterations, one after
+the other; the sizes and shapes take turns (one redemption of each, then the next round), so
 all of them are measured under the same load of the machine. For each redemption it records
 the time ``Service.redeem`` takes (wall, ``time.perf_counter``), the CPU time this process spent
 in it (``time.process_time``), the time Redis spent running its commands (the ``usec`` of ``INFO
 commandstats``, read before and after it: the whole server's, so use a server of its own), the
-bytes sent to Redis (every command and argument, counted on the connections of the client the
-service uses) and the round trips. It prints the start's cost (paid once), the median and p90 per
-redemption, and each figure as a ratio to N's first size, measured in the same run: the target is a
-time ratio under 2 at N=5,000 and bytes independent of N. On a busy machine the wall time also
-counts the waits for a core; the CPU ratios hold better between runs.
+bytes sent to Redis (every command and argument) and read from it (the replies' values), both
+counted on the connections of the client the service uses, and the round trips. It prints, per
+shape, the start's cost (paid once), the median and p90 per redemption, and each figure as a ratio
+to N's first size, measured in the same run: the target is a time ratio under 2 at N=5,000 and
+bytes independent of N. On a busy machine the wall time also counts the waits for a core; the CPU
+ratios hold better between runs.
 
 The request and execution budgets are raised for the run (``REQUEST_MAX_TRANSITIONS``,
 ``EXECUTION_MAX_TRANSITIONS``, ``REQUEST_MAX_SECONDS``), so the start opens all N points
@@ -49,6 +54,7 @@ from bench.timing import load_average, redis_times  # noqa: E402
 
 
 def map_definition(size: int) -> dict:
+    """A Map over ``$.items`` whose N iterations all suspend."""
     return {
         "StartAt": "Each",
         "States": {"Each": {
@@ -61,8 +67,33 @@ def map_definition(size: int) -> dict:
     }
 
 
+def nested_definition(size: int) -> dict:
+    """A Parallel of 2 branches, each a Map over its half of the items (``$.left``, ``$.right``) whose
+    iterations all suspend. The iterations read their item with ``$`` (no ``$$``), so what a run of one
+    reads besides its frame leaves the execution's input out (see ``fanout.reads_execution_input``)."""
+    return {
+        "StartAt": "Both",
+        "States": {"Both": {"Type": "Parallel", "End": True, "Branches": [
+            {"StartAt": f"Each{half}", "States": {f"Each{half}": {
+                "Type": "Map", "ItemsPath": f"$.{half}", "MaxConcurrency": size, "End": True,
+                "ItemProcessor": {"StartAt": "Ask", "States": {"Ask": {
+                    "Type": "Task", "Resource": "module:suspend",
+                    "Parameters": {"item.$": "$.n", "question": "Approve this item?"}, "End": True}}}}}}
+            for half in ("left", "right")]}},
+    }
+
+
+def shape_input(shape: str, size: int) -> tuple[dict, dict]:
+    """The definition of ``shape`` for N = ``size`` and its input."""
+    items = [{"n": n, "label": f"item {n}"} for n in range(size)]
+    if shape == "nested":
+        return nested_definition(size), {"left": items[:size // 2], "right": items[size // 2:]}
+    return map_definition(size), {"items": items}
+
+
 @dataclass
 class Curve:
+    shape: str
     size: int
     start_seconds: float
     start_bytes: int
@@ -70,6 +101,7 @@ class Curve:
     cpu: list[float]  # CPU seconds of this process per redemption
     redis: list[float]  # seconds Redis spent running commands per redemption
     sent: list[int]  # bytes sent to Redis per redemption
+    read: list[int]  # bytes read from Redis per redemption (the replies' values)
     trips: list[int]  # round trips per redemption
 
 
@@ -84,20 +116,19 @@ def all_continuations(service, document: dict) -> list[dict]:
     return listed
 
 
-def start(service, recorder: Recorder, size: int, redemptions: int) -> tuple[Curve, list[dict]]:
-    """Start the Map of ``size``; its curve (the start's cost) and the points to redeem."""
-    definition = json.dumps(map_definition(size))
-    items = [{"n": n, "label": f"item {n}"} for n in range(size)]
+def start(service, recorder: Recorder, shape: str, size: int, redemptions: int) -> tuple[Curve, list[dict]]:
+    """Start the ``shape`` of ``size``; its curve (the start's cost) and the points to redeem."""
+    definition, given = shape_input(shape, size)
     recorder.record()
     began = time.perf_counter()
-    document = service.start(definition, {"items": items}, state_machine=None, trusted=True)
+    document = service.start(json.dumps(definition), given, state_machine=None, trusted=True)
     start_seconds = time.perf_counter() - began
     start_bytes = recorder.bytes_sent
     recorder.stop()
     open_points = all_continuations(service, document)
     assert document["status"] == "SUSPENDED" and len(open_points) == size, (document["status"], len(open_points))
     step = max(1, size // redemptions)
-    return Curve(size, start_seconds, start_bytes, [], [], [], [], []), open_points[::step][:redemptions]
+    return Curve(shape, size, start_seconds, start_bytes, [], [], [], [], [], []), open_points[::step][:redemptions]
 
 
 def redeem(service, recorder: Recorder, curve: Curve, point: dict) -> None:
@@ -108,16 +139,18 @@ def redeem(service, recorder: Recorder, curve: Curve, point: dict) -> None:
     curve.times.append(time.perf_counter() - began)
     curve.cpu.append(time.process_time() - cpu)
     curve.sent.append(recorder.bytes_sent)
+    curve.read.append(recorder.bytes_read)
     curve.trips.append(len(trips))
     recorder.stop()
     curve.redis.append((redis_times(service.store.redis) - redis_before).commands)
     assert answered["status"] in ("SUSPENDED", "SUCCEEDED"), answered["status"]
 
 
-def measure(service, recorder: Recorder, sizes: list[int], redemptions: int) -> list[Curve]:
-    """Start one Map of each size, then redeem their points taking turns, one size after the other, so
-    every size is measured under the same load of the machine."""
-    started = [start(service, recorder, size, min(size, redemptions)) for size in sizes]
+def measure(service, recorder: Recorder, sizes: list[int], redemptions: int,
+            shapes: tuple[str, ...] = ("map",)) -> list[Curve]:
+    """Start one execution of each shape and size, then redeem their points taking turns, one after the
+    other, so every size is measured under the same load of the machine."""
+    started = [start(service, recorder, shape, size, min(size, redemptions)) for shape in shapes for size in sizes]
     for turn in range(redemptions):
         for curve, points in started:
             if turn < len(points):
@@ -126,48 +159,54 @@ def measure(service, recorder: Recorder, sizes: list[int], redemptions: int) -> 
 
 
 def report(curves: list[Curve]) -> None:
-    base = curves[0]
-    base_time, base_cpu, base_redis, base_bytes = (statistics.median(figures) for figures in (
-        base.times, base.cpu, base.redis, base.sent))
-    print(f"{'N':>6} | {'start ms':>8} | {'start KB':>8} | {'median ms':>9} | {'p90 ms':>8} | {'CPU ms':>6} | "
-          f"{'Redis ms':>8} | {'bytes/redeem':>12} | {'trips':>5} | {'time ratio':>10} | {'CPU ratio':>9} | "
-          f"{'Redis ratio':>11} | {'bytes ratio':>11}")
-    for curve in curves:
-        median, cpu, redis, sent = (statistics.median(figures) for figures in (
-            curve.times, curve.cpu, curve.redis, curve.sent))
-        print(f"{curve.size:>6,} | {curve.start_seconds * 1000:8.1f} | {curve.start_bytes / 1000:8.1f} | "
-              f"{median * 1000:9.2f} | {percentile(curve.times, 0.9) * 1000:8.2f} | {cpu * 1000:6.2f} | "
-              f"{redis * 1000:8.3f} | {sent:12,.0f} | {statistics.median(curve.trips):5.0f} | "
-              f"{median / base_time:10.2f} | {cpu / base_cpu:9.2f} | {redis / base_redis:11.2f} | "
-              f"{sent / base_bytes:11.2f}")
-    last = curves[-1]
-    ratio = statistics.median(last.times) / base_time
-    print(f"\ntarget: time at N={last.size:,} within 2x of N={base.size:,}: ratio {ratio:.2f}, "
-          f"{'met' if ratio <= 2 else 'NOT MET'} (CPU ratio {statistics.median(last.cpu) / base_cpu:.2f}, Redis "
-          f"{statistics.median(last.redis) / base_redis:.2f}); bytes ratio "
-          f"{statistics.median(last.sent) / base_bytes:.2f} (target about 1)")
+    """One table a shape: each size's figures and their ratios to the shape's first size."""
+    for shape in dict.fromkeys(curve.shape for curve in curves):
+        of_shape = [curve for curve in curves if curve.shape == shape]
+        base = of_shape[0]
+        base_time, base_cpu, base_redis, base_sent, base_read = (statistics.median(figures) for figures in (
+            base.times, base.cpu, base.redis, base.sent, base.read))
+        print(f"\n{shape}")
+        print(f"{'N':>6} | {'start ms':>8} | {'start KB':>8} | {'median ms':>9} | {'p90 ms':>8} | {'CPU ms':>6} | "
+              f"{'Redis ms':>8} | {'bytes sent':>10} | {'bytes read':>10} | {'trips':>5} | {'time ratio':>10} | "
+              f"{'CPU ratio':>9} | {'Redis ratio':>11} | {'bytes ratio':>11}")
+        for curve in of_shape:
+            median, cpu, redis, sent, read = (statistics.median(figures) for figures in (
+                curve.times, curve.cpu, curve.redis, curve.sent, curve.read))
+            print(f"{curve.size:>6,} | {curve.start_seconds * 1000:8.1f} | {curve.start_bytes / 1000:8.1f} | "
+                  f"{median * 1000:9.2f} | {percentile(curve.times, 0.9) * 1000:8.2f} | {cpu * 1000:6.2f} | "
+                  f"{redis * 1000:8.3f} | {sent:10,.0f} | {read:10,.0f} | {statistics.median(curve.trips):5.0f} | "
+                  f"{median / base_time:10.2f} | {cpu / base_cpu:9.2f} | {redis / base_redis:11.2f} | "
+                  f"{(sent + read) / (base_sent + base_read):11.2f}")
+        last = of_shape[-1]
+        ratio = statistics.median(last.times) / base_time
+        print(f"target: time at N={last.size:,} within 2x of N={base.size:,}: ratio {ratio:.2f}, "
+              f"{'met' if ratio <= 2 else 'NOT MET'} (CPU ratio {statistics.median(last.cpu) / base_cpu:.2f}, Redis "
+              f"{statistics.median(last.redis) / base_redis:.2f}); bytes (sent and read) ratio "
+              f"{(statistics.median(last.sent) + statistics.median(last.read)) / (base_sent + base_read):.2f} "
+              f"(target about 1)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10,100,1000,5000", help="comma-separated N")
     parser.add_argument("--redemptions", type=int, default=30, help="redemptions timed per N")
+    parser.add_argument("--shapes", default="map,nested", help="comma-separated: map, nested")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    shapes = tuple(args.shapes.split(","))
     os.environ.update(BUDGETS)
 
     bench = instrumented_service()
     config, redis, recorder, service = bench.config, bench.redis, bench.recorder, bench.service
     print(f"python {sys.version.split()[0]}, redis-server {redis.info('server')['redis_version']} at "
-          f"{config.redis_url} (flushed at start and end); Map of N suspended iterations, "
+          f"{config.redis_url} (flushed at start and end); {', '.join(shapes)} of N suspended points, "
           f"{args.redemptions} redemptions per N (fewer when N is smaller), one process; load average "
           f"{load_average()}")
     try:
-        measure(service, recorder, [10], 3)  # warm-up: definitions compiled, scripts loaded
-        curves = measure(service, recorder, sizes, args.redemptions)
+        measure(service, recorder, [10], 3, shapes)  # warm-up: definitions compiled, scripts loaded
+        curves = measure(service, recorder, sizes, args.redemptions, shapes)
     finally:
         redis.flushdb()
-    print()
     report(curves)
     print(f"load average {load_average()}")
 

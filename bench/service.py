@@ -88,11 +88,16 @@ class Recorder:
     scripts: dict[str, str] = field(default_factory=dict)  # sha -> script name
     trips: Trips | None = None
     bytes_sent: int = 0  # every byte sent while recording, commands and their arguments
+    bytes_read: int = 0  # the bytes of the replies' values read while recording (strings, numbers)
 
     def sent(self, packed) -> None:
         if self.trips is not None:
             self.trips.append([self._label(words) for words in commands_in(packed)])
             self.bytes_sent += packed_size(packed)
+
+    def read(self, reply) -> None:
+        if self.trips is not None:
+            self.bytes_read += reply_size(reply)
 
     def _label(self, words: list[bytes]) -> str:
         name = words[0].decode().upper()
@@ -102,7 +107,7 @@ class Recorder:
 
     def record(self) -> Trips:
         self.trips = []
-        self.bytes_sent = 0
+        self.bytes_sent = self.bytes_read = 0
         return self.trips
 
     def stop(self) -> None:
@@ -112,6 +117,15 @@ class Recorder:
 def packed_size(packed) -> int:
     chunks = packed if isinstance(packed, (list, tuple)) else [packed]
     return sum(len(c.encode()) if isinstance(c, str) else len(c) for c in chunks)
+
+
+def reply_size(reply) -> int:
+    """The bytes of a reply's values: its strings and numbers, those of a list's items."""
+    if isinstance(reply, (list, tuple)):
+        return sum(reply_size(item) for item in reply)
+    if isinstance(reply, (bytes, bytearray)):
+        return len(reply)
+    return len(str(reply).encode()) if reply is not None else 0
 
 
 def commands_in(packed) -> list[list[bytes]]:
@@ -134,7 +148,7 @@ def commands_in(packed) -> list[list[bytes]]:
 
 
 def instrument(client: Redis, recorder: Recorder) -> None:
-    """Make every connection of ``client``'s pool report what it sends."""
+    """Make every connection of ``client``'s pool report what it sends and reads."""
     pool = client.connection_pool
     base = pool.connection_class
 
@@ -142,6 +156,11 @@ def instrument(client: Redis, recorder: Recorder) -> None:
         def send_packed_command(self, command, check_health=True):
             recorder.sent(command)
             super().send_packed_command(command, check_health)
+
+        def read_response(self, *args, **kwargs):
+            reply = super().read_response(*args, **kwargs)
+            recorder.read(reply)
+            return reply
 
     pool.connection_class = CountedConnection
     pool.reset()  # connections made before now would not count

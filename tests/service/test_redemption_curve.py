@@ -1,5 +1,6 @@
 """The redemption curve's short form (bench/redemption.py): every redemption of every size measured, sizes
-taking turns, with its wall time, its CPU in this process and Redis's time running its commands."""
+taking turns, with its wall time, its CPU in this process, Redis's time running its commands and the bytes sent
+and read, for the Map and the nested shape."""
 from __future__ import annotations
 
 from bench.redemption import measure
@@ -8,10 +9,12 @@ from bench.service import instrumented_service
 
 def test_each_redemption_is_measured_in_wall_time_cpu_time_redis_time_and_bytes(redis_client):
     bench = instrumented_service()
-    curves = measure(bench.service, bench.recorder, [2, 6], 4)
-    assert [curve.size for curve in curves] == [2, 6]
-    assert [len(curve.times) for curve in curves] == [2, 4]  # a size has no more redemptions than points
+    curves = measure(bench.service, bench.recorder, [2, 6], 4, ("map", "nested"))
+    assert [(curve.shape, curve.size) for curve in curves] == [("map", 2), ("map", 6), ("nested", 2), ("nested", 6)]
+    assert [len(curve.times) for curve in curves] == [2, 4, 2, 4]  # a size has no more redemptions than points
     for curve in curves:
-        assert len(curve.cpu) == len(curve.redis) == len(curve.sent) == len(curve.trips) == len(curve.times)
+        assert len(curve.cpu) == len(curve.redis) == len(curve.sent) == len(curve.read) == len(curve.trips) \
+            == len(curve.times)
+        assert all(read > 0 for read in curve.read)
         assert all(0 < cpu <= seconds + 0.001 for cpu, seconds in zip(curve.cpu, curve.times))
         assert all(redis > 0 for redis in curve.redis)
