@@ -16,8 +16,10 @@ on real Redis, one execution whose N points all suspend at a ``module:suspend`` 
   levels down: each branch and each of its iterations is stored apart),
 
 then redeems ``--redemptions`` of its continuations, spread over the iterations, one after
-the other; the sizes and shapes take turns (one redemption of each, then the next round), so
-all of them are measured under the same load of the machine. For each redemption it records
+the other. The last iteration of each Map is never answered (answering it would end the Map and
+run its join, another operation), so an N with fewer other points than ``--redemptions`` gets as
+many executions as it takes, and every N is measured over as many redemptions. The sizes and
+shapes take turns (one redemption of each, then the next round), so all of them are measured under the same load of the machine. For each redemption it records
 the time ``Service.redeem`` takes (wall, ``time.perf_counter``), the CPU time this process spent
 in it (``time.process_time``), the time Redis spent running its commands (the ``usec`` of ``INFO
 commandstats``, read before and after it: the whole server's, so use a server of its own), the
@@ -116,19 +118,38 @@ def all_continuations(service, document: dict) -> list[dict]:
     return listed
 
 
+def last_items(shape: str, size: int) -> set[int]:
+    """The items of the last iteration of each Map of the ``shape`` of ``size``: never answered."""
+    return {size // 2 - 1, size - 1} if shape == "nested" else {size - 1}
+
+
+def item_of(point: dict) -> int:
+    """The item a point asks about (its parameters' ``item``: the item itself, or its ``n``)."""
+    item = point["parameters"]["item"]
+    return item["n"] if isinstance(item, dict) else item
+
+
 def start(service, recorder: Recorder, shape: str, size: int, redemptions: int) -> tuple[Curve, list[dict]]:
-    """Start the ``shape`` of ``size``; its curve (the start's cost) and the points to redeem."""
+    """Start the ``shape`` of ``size``, as many executions as it takes to have ``redemptions`` points to
+    redeem, none the last iteration of its Map; the curve (with the first start's cost) and the points."""
     definition, given = shape_input(shape, size)
-    recorder.record()
-    began = time.perf_counter()
-    document = service.start(json.dumps(definition), given, state_machine=None, trusted=True)
-    start_seconds = time.perf_counter() - began
-    start_bytes = recorder.bytes_sent
-    recorder.stop()
-    open_points = all_continuations(service, document)
-    assert document["status"] == "SUSPENDED" and len(open_points) == size, (document["status"], len(open_points))
-    step = max(1, size // redemptions)
-    return Curve(shape, size, start_seconds, start_bytes, [], [], [], [], [], []), open_points[::step][:redemptions]
+    curve, points = None, []
+    while len(points) < redemptions:
+        recorder.record()
+        began = time.perf_counter()
+        document = service.start(json.dumps(definition), given, state_machine=None, trusted=True)
+        start_seconds = time.perf_counter() - began
+        start_bytes = recorder.bytes_sent
+        recorder.stop()
+        curve = curve or Curve(shape, size, start_seconds, start_bytes, [], [], [], [], [], [])
+        open_points = all_continuations(service, document)
+        assert document["status"] == "SUSPENDED" and len(open_points) == size, (document["status"], len(open_points))
+        answerable = [point for point in open_points if item_of(point) not in last_items(shape, size)]
+        if not answerable:
+            raise ValueError(f"a {shape} of {size} has no point to redeem but the last of its Maps")
+        wanted = min(len(answerable), redemptions - len(points))
+        points += answerable[::max(1, len(answerable) // wanted)][:wanted]
+    return curve, points
 
 
 def redeem(service, recorder: Recorder, curve: Curve, point: dict) -> None:
@@ -150,7 +171,7 @@ def measure(service, recorder: Recorder, sizes: list[int], redemptions: int,
             shapes: tuple[str, ...] = ("map",)) -> list[Curve]:
     """Start one execution of each shape and size, then redeem their points taking turns, one after the
     other, so every size is measured under the same load of the machine."""
-    started = [start(service, recorder, shape, size, min(size, redemptions)) for shape in shapes for size in sizes]
+    started = [start(service, recorder, shape, size, redemptions) for shape in shapes for size in sizes]
     for turn in range(redemptions):
         for curve, points in started:
             if turn < len(points):
@@ -200,7 +221,7 @@ def main() -> None:
     config, redis, recorder, service = bench.config, bench.redis, bench.recorder, bench.service
     print(f"python {sys.version.split()[0]}, redis-server {redis.info('server')['redis_version']} at "
           f"{config.redis_url} (flushed at start and end); {', '.join(shapes)} of N suspended points, "
-          f"{args.redemptions} redemptions per N (fewer when N is smaller), one process; load average "
+          f"{args.redemptions} redemptions per N (never a Map's last iteration), one process; load average "
           f"{load_average()}")
     try:
         measure(service, recorder, [10], 3, shapes)  # warm-up: definitions compiled, scripts loaded

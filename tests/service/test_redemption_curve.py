@@ -9,9 +9,13 @@ from bench.service import instrumented_service
 
 def test_each_redemption_is_measured_in_wall_time_cpu_time_redis_time_and_bytes(redis_client):
     bench = instrumented_service()
-    curves = measure(bench.service, bench.recorder, [2, 6], 4, ("map", "nested"))
-    assert [(curve.shape, curve.size) for curve in curves] == [("map", 2), ("map", 6), ("nested", 2), ("nested", 6)]
-    assert [len(curve.times) for curve in curves] == [2, 4, 2, 4]  # a size has no more redemptions than points
+    curves = measure(bench.service, bench.recorder, [4, 6], 4, ("map", "nested"))
+    assert [(curve.shape, curve.size) for curve in curves] == [("map", 4), ("map", 6), ("nested", 4), ("nested", 6)]
+    # as many redemptions of each, never of a Map's last iteration (that runs the join): the Map of 4 and the
+    # nested shape of 4 (two Maps of 2) took two executions each, those of 6 one
+    assert [len(curve.times) for curve in curves] == [4, 4, 4, 4]
+    listed = bench.service.list_executions(limit=100)["executions"]
+    assert [execution["status"] for execution in listed] == ["SUSPENDED"] * 6, listed
     for curve in curves:
         assert len(curve.cpu) == len(curve.redis) == len(curve.sent) == len(curve.read) == len(curve.trips) \
             == len(curve.times)
