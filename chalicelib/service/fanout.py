@@ -74,16 +74,20 @@ def claim_label(branch) -> str:
 
 
 _RESOURCE = re.compile(r'"Resource": "([^"]*)"')
+#: Resources whose tasks read nothing of the context's ``Execution``: a suspension, an activity's task
+#: (it is queued by its execution, point and timeouts; see ``activities``).
+_READS_NO_EXECUTION = re.compile(r"module:suspend|arn:aws:states:[^:]*:[^:]*:activity:[^:]+")
 
 
 def reads_execution_input(state) -> bool:
     """Whether the branches of a compiled Parallel or Map state may read the execution's input: they
     refer to the context object (``$$``, ``$states.context``) or call a resource other than
-    ``module:suspend`` (a handler is given the context's ``Execution``). When they cannot, what a
-    branch's run reads besides its frame leaves the input out: it is the size of the whole execution."""
+    ``module:suspend`` or an activity (any other handler is given the context's ``Execution``). When they
+    cannot, what a branch's run reads besides its frame leaves the input out: it is the size of the
+    whole execution (the items of a Map over its input)."""
     text = json.dumps([machine.spec for machine in state.children()])
     return ("$$" in text or "$states.context" in text
-            or any(resource != "module:suspend" for resource in _RESOURCE.findall(text)))
+            or any(not _READS_NO_EXECUTION.fullmatch(resource) for resource in _RESOURCE.findall(text)))
 
 
 def _stored_apart(frame: dict) -> bool:

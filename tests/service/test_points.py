@@ -11,6 +11,7 @@ import threading
 
 import redis
 
+from bench.service import Recorder, instrument
 from chalicelib.approvals import make_service
 from chalicelib.asl import VirtualClock
 from chalicelib.config import settings
@@ -301,64 +302,26 @@ def test_events_answer_waits_inside_iterations_as_on_the_whole_execution(store_r
 # -- what one operation costs ----------------------------------------------------------------------
 
 
-class CountingSocket:
-    """A socket that counts the bytes sent and received through it."""
-
-    def __init__(self, sock, counts: dict):
-        self._sock, self._counts = sock, counts
-
-    def recv_into(self, buffer, *args):
-        received = self._sock.recv_into(buffer, *args)
-        self._counts["received"] += received
-        return received
-
-    def recv(self, *args):
-        data = self._sock.recv(*args)
-        self._counts["received"] += len(data)
-        return data
-
-    def sendall(self, data, *args):
-        self._counts["sent"] += len(data)
-        return self._sock.sendall(data, *args)
-
-    def __getattr__(self, name):
-        return getattr(self._sock, name)
-
-
-def counting_client(counts: dict) -> redis.Redis:
-    """A client of REDIS_URL whose connections count their bytes in ``counts``."""
-
-    class Counting(redis.Connection):
-        def _connect(self):
-            return CountingSocket(super()._connect(), counts)
-
-    pool = redis.ConnectionPool.from_url(REDIS_URL, connection_class=Counting)
-    return redis.Redis(connection_pool=pool)
-
-
 def costs(redis_client, iterations: int) -> dict[str, int]:
     """The bytes each operation on one point sends to and reads from Redis, in a Map of ``iterations``
-    activity tasks (its items made by the definition: the execution's input is the same size)."""
+    activity tasks over the execution's input."""
     redis_client.flushdb()
-    counts = {"sent": 0, "received": 0}
-    client = counting_client(counts)
+    client, recorder = redis.Redis.from_url(REDIS_URL), Recorder()
+    instrument(client, recorder)
     run = Run(client)
-    definition = {"StartAt": "Items", "States": {
-        "Items": {"Type": "Pass", "QueryLanguage": "JSONata", "Output": {"items": "{% [1..$states.input.n] %}"},
-                  "Next": "Each"},
-        **each({"StartAt": "Work", "States": {"Work": {
-            "Type": "Task", "Resource": ACTIVITY, "Parameters": {"item.$": "$.item"}, "HeartbeatSeconds": 60,
-            "TimeoutSeconds": 3600, "End": True, "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Late"}]},
-            "Late": {"Type": "Pass", "End": True}}}, MaxConcurrency=iterations)["States"]}}
-    run.start(definition, {"n": iterations})
-    run.whole_commits = 0
+    definition = each({"StartAt": "Work", "States": {
+        "Work": {"Type": "Task", "Resource": ACTIVITY, "Parameters": {"item.$": "$.item"}, "HeartbeatSeconds": 60,
+                 "TimeoutSeconds": 3600, "End": True, "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Late"}]},
+        "Late": {"Type": "Pass", "End": True}}}, MaxConcurrency=iterations)
+    run.start(definition, {"items": list(range(iterations))})
     service = run.service
     measured = {}
 
     def measure(name, operation):
-        before = counts["sent"] + counts["received"]
+        recorder.record()
         result = operation()
-        measured[name] = counts["sent"] + counts["received"] - before
+        measured[name] = recorder.bytes_sent + recorder.bytes_read
+        recorder.stop()
         return result
 
     task = measure("take", lambda: service.activities.take("work", "w", 1))
