@@ -32,6 +32,7 @@ bench: install
 	$(BIN)/python bench/payload.py
 	$(BIN)/python bench/local_latency.py
 	$(BIN)/python bench/redemption.py
+	$(BIN)/python bench/points.py
 	$(BIN)/python bench/concurrent_answers.py
 	$(BIN)/python bench/regexes.py
 	$(BIN)/python bench/listing.py
