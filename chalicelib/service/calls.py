@@ -162,7 +162,7 @@ class PendingCalls:
             handler(payload, context)
         except Exception as exc:  # noqa: BLE001 - a resource's failure is the task's
             failure = task_failure(exc)
-            read = self.runs.points.read(execution_id, point, reserve=True)
+            read = self.runs.points.read(execution_id, point)
             current = record_of(read)
             if current is not None and point in current.open and point_wait(read) is not None:
                 try:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..store import ExecutionRecord, PointRead
 from . import fanout
+from .errors import ServiceError
 from .ids import plausible_id
 
 if TYPE_CHECKING:  # runs imports the parts that read points through it
@@ -38,9 +39,15 @@ class Points:
         return read
 
     def resume(self, read: PointRead, answer: dict) -> tuple[dict, float]:
-        """Answer the point ``read`` (with IDs reserved) names without a claim: in its branch, or on the whole."""
+        """Answer the point ``read`` names without a claim: in its branch (read again, with IDs reserved for
+        its run), or on the whole record."""
+        if read.branch is not None:
+            read = self.read(read.execution_id, read.point, reserve=True)
         if read.branch is not None:
             return self.runs.branches.resume(read, answer)
+        if read.record is None:
+            raise ServiceError(410, "ContinuationExpired", "The execution no longer waits at this point.",
+                               executionId=read.execution_id)
         return self.runs.resume(read.record, read.point, answer)
 
 

@@ -73,7 +73,7 @@ class Timers:
         now = self.clock.now()
         if kind in ("running", "execution"):
             return self._fire_execution(kind, execution_id, now)
-        read = self.runs.points.read(execution_id, point, reserve=kind == "wait")
+        read = self.runs.points.read(execution_id, point)
         record = record_of(read)
         wait = point_wait(read)
         if record is None or record.status in FINISHED or wait is None:

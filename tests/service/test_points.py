@@ -414,3 +414,22 @@ def test_a_branch_stored_before_timer_points_were_indexed_still_fires_its_wait(s
     run.clock.advance(61)
     run.service.tick()
     assert run.outcome()["status"] == "SUCCEEDED"
+
+
+def test_a_wait_timer_that_fires_early_reserves_no_ids(store_redis):
+    """IDs are reserved for the run of a Wait's branch only once it is due (so the history keeps no gap)."""
+    run = Run(store_redis)
+    processor = {"StartAt": "Ask", "States": {
+        "Ask": {"Type": "Task", "Resource": "module:suspend", "Parameters": {"item.$": "$.item"}, "Next": "Rest"},
+        "Rest": {"Type": "Wait", "Seconds": 60, "End": True}}}
+    run.start(each(processor), {"items": [0, 1]})
+    run.service.redeem(run.by_item()[0], result={})
+    split_key = run.service.store.split_key(run.execution_id)
+    [timer_point] = [name[1:].decode() for name, value in store_redis.hgetall(split_key).items()
+                     if name.startswith(b"p") and name != b"pt" and value == b"0"]
+    counters = store_redis.hmget(split_key, "ev", "sq")
+    assert run.service.timers.fire("wait", run.execution_id, timer_point) == START + 60  # not due yet
+    assert store_redis.hmget(split_key, "ev", "sq") == counters
+    run.clock.advance(60)
+    assert run.service.timers.fire("wait", run.execution_id, timer_point) is True
+    assert store_redis.hget(split_key, "n") == b"1"  # iteration 0 ended, in its own commit

@@ -48,7 +48,6 @@ if #head.marks > 0 then
     local order = redis.call('HINCRBY', KEYS[6], '#', 1)
     redis.call('HSET', KEYS[6], head.marks[i], after .. '|' .. order .. '|' .. head.marks[i + 1])
   end
-  redis.call('EXPIRE', KEYS[6], head.ttl)
 end
 apply_continuations(head, 7, 5, head.ttl, true)
 for n = 1, 6 do keep_at_least(KEYS[n], head.ttl) end
