@@ -11,7 +11,7 @@ or the next ``GET`` of the execution takes it (one script, so one taker) and mak
 it again. So no stored execution waits on a call nobody made, and no call is made
 for an execution that was not stored.
 
-A call reads the point it is for alone (``Runs.read_point``: in an execution whose branches are
+A call reads the point it is for alone (``Points.read``: in an execution whose branches are
 stored apart, the branch it is in), and a call that fails resumes that point there.
 
 A call may thus be made twice. Each carries an idempotency key derived from the

@@ -17,7 +17,7 @@
   wait that opens and takes it. A wait opens with the commit that stores it: registering it is the task's
   call, kept in the execution's outbox (see ``calls``), so it is made after that commit and
   made again if its maker died. An event ID seen before is not delivered again.
-* **Reading**: a delivery and a registration read the waiting point alone (``Runs.read_point``: in an
+* **Reading**: a delivery and a registration read the waiting point alone (``Points.read``: in an
   execution whose branches are stored apart, the branch it is in).
 * **History**: the ``ExecutionResumed`` of a task an event answered names that event (``event``:
   ``eventId``, ``source``, ``detailType``); the continuation's ``detail.waitsFor`` says what an open wait

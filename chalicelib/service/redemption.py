@@ -6,7 +6,7 @@ was redeemed with, so the same answer sent again is answered with the execution
 fails after claiming gives its claim back when it can; one that crashed leaves a
 lease, and until it runs out callers are told ``ContinuationBusy`` and when to retry.
 
-What a continuation asks, and its heartbeats, read its point alone (``Runs.read_continuation``): in an
+What a continuation asks, and its heartbeats, read its point alone (``Points.read_continuation``): in an
 execution whose branches are stored apart, that is the branch it is in, and a heartbeat writes only it.
 """
 from __future__ import annotations
@@ -224,7 +224,7 @@ class Redemptions:
         return fields
 
     def _read(self, continuation: str) -> PointRead:
-        """The continuation's fields and its point, as ``Runs.read_continuation`` reads them (one script)."""
+        """The continuation's fields and its point, as ``Points.read_continuation`` reads them (one script)."""
         read = None
         if is_well_formed(continuation):
             read = self.runs.points.read_continuation(tag_of(continuation), id_hash(continuation))

@@ -1,7 +1,7 @@
 """Durable time: firing due timers (Waits, task timeouts, heartbeats, execution timeouts, children,
 pending calls whose maker may have died, RUNNING executions nobody went on with).
 
-A timer of one point reads that point alone (``Runs.read_point``): in an execution whose branches are
+A timer of one point reads that point alone (``Points.read``): in an execution whose branches are
 stored apart, the branch it is in; a Wait's timer there resumes that branch alone."""
 from __future__ import annotations
 
