@@ -74,20 +74,25 @@ def claim_label(branch) -> str:
 
 
 _RESOURCE = re.compile(r'"Resource": "([^"]*)"')
-#: Resources whose tasks read nothing of the context's ``Execution``: a suspension, an activity's task
-#: (it is queued by its execution, point and timeouts; see ``activities``).
-_READS_NO_EXECUTION = re.compile(r"module:suspend|arn:aws:states:[^:]*:[^:]*:activity:[^:]+")
+#: A reference to the context object that may read the execution's input: the whole context, the whole
+#: ``Execution`` object or its ``Input`` (``$$.Task.Token``, ``$$.Map.Item.Value`` or ``$$.Execution.Id``
+#: do not). A form this does not recognise (brackets, a JSONata variable holding the context) counts.
+_READS_INPUT = re.compile(
+    r"(\$\$|\$states\.context)(?!\.(?:Task|Map|State|StateMachine)\b|\.Execution\.(?!Input\b))")
+#: ``module:`` handlers the service ships that read nothing of the execution but their payload.
+_PAYLOAD_ONLY = frozenset({"module:suspend", "module:increment", "module:square"})
 
 
 def reads_execution_input(state) -> bool:
     """Whether the branches of a compiled Parallel or Map state may read the execution's input: they
-    refer to the context object (``$$``, ``$states.context``) or call a resource other than
-    ``module:suspend`` or an activity (any other handler is given the context's ``Execution``). When they
-    cannot, what a branch's run reads besides its frame leaves the input out: it is the size of the
-    whole execution (the items of a Map over its input)."""
+    refer to it through the context object (``_READS_INPUT``) or call a Python handler (``module:``, as
+    ``module:event``, which matches events against the input; a handler is given the context's
+    ``Execution``). The AWS-shaped resources (``arn:``: Lambda, the service integrations, activities,
+    email) are given their payload only. When the branches cannot read it, what a branch's run reads
+    besides its frame leaves the input out: it is the size of the whole execution."""
     text = json.dumps([machine.spec for machine in state.children()])
-    return ("$$" in text or "$states.context" in text
-            or any(not _READS_NO_EXECUTION.fullmatch(resource) for resource in _RESOURCE.findall(text)))
+    return bool(_READS_INPUT.search(text)) or any(
+        resource.startswith("module:") and resource not in _PAYLOAD_ONLY for resource in _RESOURCE.findall(text))
 
 
 def _stored_apart(frame: dict) -> bool:

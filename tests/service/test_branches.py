@@ -219,3 +219,68 @@ def test_a_task_token_call_inside_an_iteration_is_made_after_its_commit_and_its_
     for token in calls[1:]:
         last = service.redeem(token, result={"done": True})
     assert last["status"] == "SUCCEEDED" and len(calls) == 3
+
+
+
+def _answered_output(service, store_redis, definition, answer_order) -> tuple[str, dict | None, dict]:
+    """Run ``definition`` over three items, answering them in ``answer_order``: its ID, the context its
+    iterations' runs read when stored apart (None when stored whole) and its last document."""
+    document = service.start(json.dumps(definition), {"items": [0, 1, 2], "note": "n"}, state_machine=None,
+                             trusted=True)
+    meta = store_redis.hget(service.store.split_key(document["executionId"]), "m")
+    context = json.loads(meta)["context"] if meta else None
+    points = by_item(document)
+    for item in answer_order:
+        done = service.redeem(points[item], result={"ok": item})
+    return document["executionId"], context, done
+
+
+@pytest.mark.parametrize("reference, reads", [
+    ("$$.State.Name", False), ("$$.Execution.Name", False), ("$$.StateMachine.Name", False),
+    ("$$.Execution.Input.note", True), ("$$.Execution", True), ("$$", True),
+])
+def test_what_an_iteration_reads_of_the_context_decides_whether_its_runs_read_the_execution_input(
+        service, store_redis, monkeypatch, reference, reads):
+    definition = each()
+    states = definition["States"]["Each"]["ItemProcessor"]["States"]
+    states["Ask"].update(Parameters={"item.$": "$.item", "seen.$": reference}, Next="After")
+    del states["Ask"]["End"]
+    states["After"] = {"Type": "Pass", "Parameters": {"item.$": "$.item", "seen.$": reference}, "End": True}
+    split_id, context, split_done = _answered_output(service, store_redis, definition, (2, 0, 1))
+    assert ("Input" in context["Execution"]) is reads
+    monkeypatch.setattr("chalicelib.service.fanout.SPLIT_FROM", 10**6)  # the same, stored whole
+    whole_id, whole_context, whole_done = _answered_output(service, store_redis, definition, (2, 0, 1))
+    assert whole_context is None
+    assert split_done["status"] == whole_done["status"] == "SUCCEEDED"
+    assert json.dumps(split_done["output"]).replace(split_id, "X") == \
+        json.dumps(whole_done["output"]).replace(whole_id, "X")
+
+
+@pytest.mark.parametrize("reference, reads", [
+    ("$$.Task.Token", False), ("$$.Map.Item.Value", False), ("$$.Execution.Id", False),
+    ("$$.Execution.InputSize", False), ("$states.context.Task.Token", False),
+    ("$$.Execution.Input", True), ("$$['Execution']", True), ("$states.context", True),
+    ("$states.context.Execution.Input.x", True), ("$states.context.Execution", True),
+])
+def test_the_rule_for_context_references(reference, reads):
+    from chalicelib.asl.interpreter import load
+    from chalicelib.service.fanout import reads_execution_input
+
+    definition = each()
+    definition["States"]["Each"]["ItemProcessor"]["States"]["Ask"]["Comment"] = reference
+    assert reads_execution_input(load(definition).machine.states["Each"]) is reads
+
+
+@pytest.mark.parametrize("resource, reads", [
+    ("module:suspend", False), ("arn:aws:states:::lambda:invoke.waitForTaskToken", False),
+    ("arn:aws:states:us-east-1:000000000000:activity:add", False), ("arn:aws:states:::email:send.waitForTaskToken", False),
+    ("module:event", True), ("module:reserve", True),
+])
+def test_python_handlers_may_read_the_execution_input_and_aws_shaped_resources_are_given_their_payload(
+        resource, reads):
+    from chalicelib.asl.interpreter import load
+    from chalicelib.service.fanout import reads_execution_input
+
+    definition = each()
+    definition["States"]["Each"]["ItemProcessor"]["States"]["Ask"]["Resource"] = resource
+    assert reads_execution_input(load(definition).machine.states["Each"]) is reads
