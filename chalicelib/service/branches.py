@@ -44,9 +44,11 @@ class Branches:
         self.clock = runs.clock
 
     def resume(self, at: Claim | PointRead, answer: dict, outcome: str = "redeemed",
-               digest: str = "") -> tuple[dict, float]:
+               digest: str = "", document: bool = True) -> tuple[dict | None, float]:
         """Answer the point ``at`` names (claimed, or read with IDs reserved) in its branch; the document as a
-        holder's answer reads it, and when the answer was committed (see ``Runs.resume``)."""
+        holder's answer reads it, and when the answer was committed (see ``Runs.resume``). Without
+        ``document`` (nobody is answered: a timer) a branch committed alone answers None, not reading the
+        execution again after its task-token calls."""
         branch = at.branch
         meta = branch.meta
         compiled = self.runs.definition(meta["definition"])
@@ -87,6 +89,8 @@ class Branches:
                 if conflict.reason != "last":  # the branch changed since the claim: answer it on the whole
                     return self._again(at, answer, outcome, digest)
             else:
+                if not document:
+                    return None, commit.now
                 if waiting is None:  # a task-token call made after the commit may have moved it on
                     return self.runs.document(self.runs.reload(at.execution_id)), commit.now
                 return fanout.waiting_document(at.execution_id, waiting, CONTINUATIONS_SHOWN), commit.now

@@ -38,17 +38,18 @@ class Points:
         read.record = fanout.assemble(self.runs.tokens.upgrade(read.record))
         return read
 
-    def resume(self, read: PointRead, answer: dict) -> tuple[dict, float]:
-        """Answer the point ``read`` names without a claim: in its branch (read again, with IDs reserved for
-        its run), or on the whole record."""
+    def resume(self, read: PointRead, answer: dict) -> None:
+        """Answer the point ``read`` names without a claim (nobody is told the document): in its branch
+        (read again, with IDs reserved for its run), or on the whole record."""
         if read.branch is not None:
             read = self.read(read.execution_id, read.point, reserve=True)
         if read.branch is not None:
-            return self.runs.branches.resume(read, answer)
+            self.runs.branches.resume(read, answer, document=False)
+            return
         if read.record is None:
             raise ServiceError(410, "ContinuationExpired", "The execution no longer waits at this point.",
                                executionId=read.execution_id)
-        return self.runs.resume(read.record, read.point, answer)
+        self.runs.resume(read.record, read.point, answer)
 
 
 def record_of(read: PointRead) -> ExecutionRecord | None:

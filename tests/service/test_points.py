@@ -343,6 +343,47 @@ def test_what_one_point_costs_does_not_grow_with_the_iterations(redis_client):
         assert large[name] <= size * 1.1 + 64, (name, small, large)
 
 
+def wait_costs(redis_client, iterations: int) -> dict[str, int]:
+    """The bytes a Wait's timer and an event given to a wait send to and read from Redis, in a Map of
+    ``iterations`` that each wait 10 s, then for an event by their item (the items made by the
+    definition: an event wait's iterations may read the execution's input)."""
+    redis_client.flushdb()
+    client, recorder = redis.Redis.from_url(REDIS_URL), Recorder()
+    instrument(client, recorder)
+    run = Run(client)
+    definition = {"StartAt": "Items", "States": {
+        "Items": {"Type": "Pass", "QueryLanguage": "JSONata", "Output": {"items": "{% [1..$states.input.n] %}"},
+                  "Next": "Each"},
+        **each({"StartAt": "Rest", "States": {
+            "Rest": {"Type": "Wait", "Seconds": 10, "Next": "Listen"},
+            "Listen": {"Type": "Task", "Resource": "module:event", "End": True,
+                       "Parameters": {"CorrelationKey.$": "States.Format('item-{}', $.item)"}}}},
+               MaxConcurrency=iterations)["States"]}}
+    run.start(definition, {"n": iterations})
+    run.clock.advance(11)
+    [point] = [member.split("|")[2] for member, _ in run.service.store.due_timers(run.clock.now(), 10 ** 5)
+               if member.startswith(f"wait|{run.execution_id}|")][-1:]
+    measured = {}
+    recorder.record()
+    assert run.service.timers.fire("wait", run.execution_id, point) is True
+    measured["wait timer"] = recorder.bytes_sent + recorder.bytes_read
+    [listening] = run.service.describe(run.execution_id, with_history=False)["continuations"]
+    recorder.record()
+    [delivered] = run.service.publish([{"source": "s", "detail-type": "Ready",
+                                        "detail": {"id": listening["parameters"]["CorrelationKey"]}}])
+    measured["event"] = recorder.bytes_sent + recorder.bytes_read
+    recorder.stop()
+    assert len(delivered["resumed"]) == 1 and run.whole_commits == 0 and run.split
+    client.close()
+    return measured
+
+
+def test_what_a_wait_and_an_event_cost_does_not_grow_with_the_iterations(redis_client):
+    small, large = wait_costs(redis_client, 20), wait_costs(redis_client, 2000)
+    for name, size in small.items():
+        assert large[name] <= size * 1.1 + 64, (name, small, large)
+
+
 # -- heartbeats and answers at the same moment -------------------------------------------------------
 
 
