@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -334,6 +335,36 @@ def resume_branch(
     """
     compiled = load(definition)
     runner = _runner(compiled, snapshot, dict(options))
+    _, machine, scopes, label = _unit(compiled, runner, snapshot, path, ancestors)
+    wait = find_wait(snapshot, point, frame)
+    wait["answer"] = {"error": error, "cause": cause} if error is not None else {"result": result}
+    return _run_alone(runner, machine, label, scopes, frame)
+
+
+def start_iteration(definition: dict | str | Compiled, snapshot: dict, path: str, value: Any, *,
+                    ancestors: list[dict] = (), **options: Any) -> tuple[str, dict]:
+    """Start the iteration at ``path`` (as :func:`resume_branch` names it) with ``value``, its input after
+    the ItemSelector (see :func:`unstarted_inputs`), and run it alone, as the Map starts one when another
+    has left its place: one step of the budget, its first state entered, then run as far as it goes.
+
+    ``snapshot`` and ``ancestors`` are what :func:`resume_branch` takes, changed in place the same way.
+    Returns the outcome as :func:`resume_branch` does (``unfinished`` also when the budget did not allow
+    the start) and the iteration's frame.
+    """
+    compiled = load(definition)
+    runner = _runner(compiled, snapshot, dict(options))
+    _, machine, scopes, label = _unit(compiled, runner, snapshot, path, ancestors)
+    try:
+        runner.start_branches(1)
+    except _STOPS:
+        return "unfinished", {}
+    frame = runner.new_frame(machine.start_at, value)
+    return _run_alone(runner, machine, label, scopes, frame), frame
+
+
+def _unit(compiled: Compiled, runner: Runner, snapshot: dict, path: str, ancestors: list[dict]):
+    """The Parallel or Map state whose branch or iteration is at ``path``, that branch's machine, the
+    scopes around it and its name in the run, found by walking the states from the root."""
     indices = [int(index) for index in path.split(".")]
     outside = [snapshot["root"], *ancestors]
     machine, scopes = compiled.machine, ()
@@ -343,9 +374,12 @@ def resume_branch(
         runner.outer = scopes  # the scopes around ``around``, as the whole run has them when it runs it
         scopes = () if getattr(state, "distributed", False) else runner.inner_scopes(around)
     runner.outer = ()
-    label = f"{state.name}[{indices[-1]}]"
-    wait = find_wait(snapshot, point, frame)
-    wait["answer"] = {"error": error, "cause": cause} if error is not None else {"result": result}
+    return state, machine, scopes, f"{state.name}[{indices[-1]}]"
+
+
+def _run_alone(runner: Runner, machine, label: str, scopes: tuple, frame: dict) -> str:
+    """Run one branch or iteration without its siblings or the frames it is inside (see
+    :func:`resume_branch` for the outcomes)."""
     try:
         outcome = runner.run_frame(frame, machine, label, scopes)
     except _STOPS:
@@ -355,8 +389,34 @@ def resume_branch(
     return outcome
 
 
+#: What makes an ItemSelector's result depend on when (or how often) it is evaluated.
+_TIMELY = re.compile(r"\$(now|millis|random|uuid)\b|States\.(UUID|MathRandom)")
+
+
+def unstarted_inputs(definition: dict | str | Compiled, snapshot: dict) -> dict[int, tuple[bool, Any]] | None:
+    """The inputs of the root Map's iterations not started yet, after its ItemSelector, evaluated now as
+    the Map would evaluate them when it starts each: index -> (True, input), or (False, None) where
+    the selector fails (the Map fails there, which a run of the whole execution does as it would).
+    None when they cannot be evaluated ahead: the selector reads the time or draws at random."""
+    compiled = load(definition)
+    root = snapshot["root"]
+    state = compiled.machine.states[root["at"]]
+    group = root["group"]
+    if not group.get("selected") and _TIMELY.search(json.dumps(state.spec.get("ItemSelector",
+                                                                              state.spec.get("Parameters")))):
+        return None
+    runner = _runner(compiled, snapshot, {})
+    inputs: dict[int, tuple[bool, Any]] = {}
+    for index in range(group["next"], len(group["items"])):
+        try:
+            inputs[index] = (True, state.item_input(group, index, root, runner))
+        except Exception:  # noqa: BLE001 - a StatesError, or what the run would turn into States.Runtime
+            inputs[index] = (False, None)
+    return inputs
+
+
 def open_points(snapshot: dict) -> list[str]:
     return [wait["id"] for _, wait in iter_waits(snapshot)]
 
 
-__all__ += ["new_snapshot", "result_of", "resume_branch", "suspensions", "open_points", "canonical_json"]
+__all__ += ["new_snapshot", "result_of", "resume_branch", "start_iteration", "unstarted_inputs", "suspensions", "open_points", "canonical_json"]

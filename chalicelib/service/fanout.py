@@ -14,6 +14,12 @@ the units it is inside hold for its run) runs only that unit and commits only it
 (``branches.Branches``). When that unit is the last one open in its group and ends, the join (the
 Parallel's or Map's end, and whatever follows it) runs on the whole execution, assembled, in one
 commit: the join of each group runs once.
+
+A root Map with iterations not started yet (``MaxConcurrency`` below its item count) keeps their inputs
+apart too, evaluated through its ItemSelector at the split (``unstarted_inputs``): an iteration that
+ends, or fails within the Map's tolerated failures, starts the next one in its place, in its own
+commit, as the Map would, so answering one costs what that iteration and the next hold, not the items.
+A failure within the tolerance of any Map stored apart is counted in its iteration's commit.
 """
 from __future__ import annotations
 
@@ -23,10 +29,12 @@ from collections import Counter
 from typing import Any
 
 from ..asl.engine import frame_waits
+from ..asl.interpreter import Compiled, unstarted_inputs
 from ..store import ExecutionRecord, SplitWrite
 from ..store.store import in_event_order, unit_path
 
-#: How many open branches (or iterations) the root's Parallel or Map needs to be stored apart.
+#: How many open branches (or iterations) a Parallel or Map needs to be stored apart (the root's Map
+#: counts the iterations not started yet whose inputs are kept apart, too).
 SPLIT_FROM = 2
 #: What the record's snapshot holds in place of a branch stored apart.
 STORED_APART = {"apart": True}
@@ -59,6 +67,12 @@ def slot_at(root: dict, path: str) -> tuple[dict | None, int, dict | None]:
         frame = dict(group_slots(group)).get(index) if group else None
     group = frame.get("group") if frame else None
     return group, last, dict(group_slots(group)).get(last) if group else None
+
+
+def path_order(path: str) -> tuple[int, ...]:
+    """A unit path as the indices it is made of: outer units first, then each group's in the order
+    its Map started them."""
+    return (path.count("."), *(int(index) for index in path.split(".")))
 
 
 def branch_label(meta: dict, ancestors: list[dict], path: str) -> str:
@@ -119,6 +133,7 @@ class _Units:
         self.branches: dict[str, dict] = {}
         self.groups: dict[str, int] = {}
         self.ancestors: dict[str, dict] = {}
+        self.failed: dict[str, int] = {}  # the path of a unit whose Map's group it is -> its tolerated failures
         self.waiting: Counter = Counter()
         self.inside: set[str] = set()
         self.timers: dict[str, list[str]] = {}  # unit path -> its points that wait for a timer
@@ -129,11 +144,15 @@ class _Units:
         group = frame["group"]
         slots = group_slots(group)
         self.groups[path] = len(slots)
+        if group.get("tolerated") is not None:
+            self.failed[path] = group["failed"]
         for index, child in slots:
             child_path = unit_path(path, index)
             if _stored_apart(child):
+                tolerated = child["group"].get("tolerated")
                 self.ancestors[child_path] = {"at": child["at"], **({"vars": child["vars"]} if "vars" in child else {}),
-                                              "more": _more(child["group"])}
+                                              "more": _more(child["group"]),
+                                              **({"tolerated": tolerated} if tolerated is not None else {})}
                 self.branches[child_path] = {"f": self.apart(child, child_path), "o": {}}
                 continue
             opened = {}
@@ -154,18 +173,26 @@ class _Units:
         return dict(frame, group=stored_group)
 
 
-def split(record: ExecutionRecord, name: tuple[str, str] | None = None, state=None) -> SplitWrite | None:
+def split(record: ExecutionRecord, name: tuple[str, str] | None = None,
+          compiled: Compiled | None = None) -> SplitWrite | None:
     """How to store ``record`` with its root's branches apart, or None when it is stored whole.
 
     A branch that itself waits for enough branches or iterations is split further, at any depth: each
     of its open slots is a unit of its own, and the branch keeps ``STORED_APART`` in their places.
-    ``state`` is the compiled Parallel or Map the root frame is at (see ``reads_execution_input``)."""
+    ``compiled`` is the execution's definition: the Parallel or Map the root frame is at decides what a
+    branch's run reads (see ``reads_execution_input``), and the root Map's iterations not started yet
+    are evaluated with it (``unstarted_inputs``)."""
     snapshot = record.snapshot
     if snapshot is None or snapshot.get("status") != "SUSPENDED":
         return None
     root = snapshot["root"]
-    if not _stored_apart(root):
+    group = root.get("group")
+    waits = bool(group) and "wait" not in root
+    unstarted = unstarted_inputs(compiled, snapshot) if waits and _more(group) and compiled is not None else None
+    if not _stored_apart(root) and not (waits and group_slots(group)
+                                        and len(group_slots(group)) + len(unstarted or ()) >= SPLIT_FROM):
         return None
+    state = compiled.machine.states[root["at"]] if compiled is not None else None
     units = _Units(record.open)
     stored = dict(snapshot, root=units.apart(root, ""), split=True)
     context = snapshot["context"]
@@ -177,24 +204,26 @@ def split(record: ExecutionRecord, name: tuple[str, str] | None = None, state=No
         "context": context, "timeoutAt": snapshot.get("timeoutAt"), "started": snapshot.get("started"),
         "version": snapshot.get("version"), "definition": record.definition_hash,
         "machine": record.document.get("stateMachine") or "",
-        "more": _more(root["group"]),
+        "more": _more(group),
+        **({"items": len(group["items"])} if unstarted is not None else {}),
+        **({"tolerated": group["tolerated"]} if group.get("tolerated") is not None else {}),
         **({"name": list(name)} if name else {}),
     }
     return SplitWrite(
         snapshot=stored, open={point: entry for point, entry in record.open.items() if point not in units.inside},
         meta=meta, branches=units.branches, groups=units.groups, ancestors=units.ancestors,
         counters=(snapshot["events"], snapshot["seq"], snapshot.get("transitions", 0)), waiting=dict(units.waiting),
-        timers=units.timers)
-
-
-def _depth(path: str) -> int:
-    return path.count(".")
+        timers=units.timers,
+        unstarted={} if unstarted is None else {unit_path("", index): value for index, value in unstarted.items()},
+        next={} if unstarted is None else {"": group["next"]}, failed=units.failed)
 
 
 def assemble(record: ExecutionRecord | None) -> ExecutionRecord | None:
     """A record read with branches stored apart, made whole: the snapshot with every unit (and the
-    results of those that ended since) in its place, outer units first, the counters, open points and
-    history events they hold (their marks too: see ``Store``). Its ``split_guard`` stays: a commit of the whole checks that none
+    results of those that ended since) in its place, outer units first and each group's iterations
+    started since the split after the others, in the order their Map started them; a Map's next
+    iteration to start and its failures; the counters, open points and history events they hold
+    (their marks too: see ``Store``). Its ``split_guard`` stays: a commit of the whole checks that none
     changed since."""
     if record is None or record.split is None:
         return record
@@ -202,7 +231,7 @@ def assemble(record: ExecutionRecord | None) -> ExecutionRecord | None:
     snapshot.pop("split", None)
     snapshot["events"], snapshot["seq"], snapshot["transitions"] = parts.counters
     placed = {"": snapshot["root"]}
-    for path in sorted(parts.branches, key=_depth):
+    for path in sorted(parts.branches, key=path_order):
         parent, _, index = path.rpartition(".")
         branch = parts.branches[path]
         put_branch(placed[parent]["group"], int(index), branch["f"])
@@ -213,6 +242,13 @@ def assemble(record: ExecutionRecord | None) -> ExecutionRecord | None:
         group = placed[parent]["group"]
         group["results"][int(index)] = output
         put_branch(group, int(index), None)
+    for path, next_index in parts.next.items():
+        placed[path]["group"]["next"] = next_index
+    for path, failed in parts.failed.items():
+        placed[path]["group"]["failed"] = failed
+    for path in sorted(parts.failures, key=parts.failures.get):
+        parent, _, index = path.rpartition(".")
+        placed[parent]["group"].setdefault("failedIndexes", []).append(int(index))
     record.history = in_event_order(record.history, parts.events, parts.marks)
     record.split = None
     return record

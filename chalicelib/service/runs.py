@@ -329,8 +329,8 @@ class Runs:
             return self.store.commit_branch(commit, CONTINUATIONS_SHOWN)
         commit.name = self.name_of(record, commit.now)
         root = (record.snapshot or {}).get("root") or {}
-        state = self.definition(record.definition_hash).machine.states.get(root["at"]) if root.get("group") else None
-        commit.split = fanout.split(record, commit.name, state)
+        compiled = self.definition(record.definition_hash) if root.get("group") else None
+        commit.split = fanout.split(record, commit.name, compiled)
         self.store.commit(commit)
         return None
 

@@ -19,8 +19,9 @@ of ASL, HTTP or the service: it stores what it is given.
 """
 from .records import ExecutionRecord, StoredBranches, pack_record, unpack_record
 from .store import (STATUSES, TIMERS_KEY, BranchClaim, BranchCommit, Claim, ClaimRefused, Commit, CommitConflict,
-                    NewContinuation, PointRead, SplitWrite, Store)
+                    NewContinuation, NextMoved, PointRead, SplitWrite, StartedIteration, Store)
 
 __all__ = ["STATUSES", "TIMERS_KEY", "BranchClaim", "BranchCommit", "Claim", "ClaimRefused", "Commit",
-           "CommitConflict", "ExecutionRecord", "NewContinuation", "PointRead", "SplitWrite", "Store", "StoredBranches",
+           "CommitConflict", "ExecutionRecord", "NewContinuation", "NextMoved", "PointRead", "SplitWrite",
+           "StartedIteration", "Store", "StoredBranches",
            "pack_record", "unpack_record"]

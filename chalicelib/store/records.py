@@ -55,6 +55,10 @@ class StoredBranches:
     results: dict[str, Any]  # unit path -> output of a branch that ended since the split
     events: list[dict]  # history events the branches' commits added, oldest commit first
     marks: list[tuple[int, int, dict]] = field(default_factory=list)  # their events without an ID (``read_marks``)
+    #: group path -> a Map's next iteration to start, when its units' commits start them (``q``)
+    next: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)  # group path -> a Map's tolerated failures (``fl``)
+    failures: dict[str, int] = field(default_factory=dict)  # unit path -> its place in its group's failures
 
 
 # The words every record repeats (JSON keys, event types, ARNs of the context object), most

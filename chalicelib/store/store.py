@@ -45,10 +45,24 @@ Parallel inside that iteration:
     pt           is there: then a point that is not here waits no more
     n<parent>    how many units of a group are still open (``group_counter``: ``n`` for the root's
                  group, ``n3`` for the group of unit 3): a unit that ends takes one off, unless it is
-                 the last (then the whole execution is run on and committed: that group's join)
+                 the last (then the whole execution is run on and committed: that group's join) or it
+                 starts the next iteration of its Map in its place
     a<path>      JSON, for a unit split further: what the runs of the units inside it need of it, its
-                 state (``at``), variables (``vars``) and ``more`` (a Map with iterations not started
-                 yet); stored once, and a claim reads the ``a`` of each unit its point is inside
+                 state (``at``), variables (``vars``), ``more`` (a Map with iterations not started
+                 yet) and ``tolerated`` (its Map's tolerated failures); stored once, and a claim reads
+                 the ``a`` of each unit its point is inside
+    q<parent>    a Map's next iteration to start (the engine's ``next``; ``q`` for the root's group), when
+                 its units' commits start them: an iteration that ends (or fails, tolerated) starts that
+                 one in its place and moves ``q`` on, in the same commit (which checks ``q`` is as it ran)
+    i<path>      an iteration not started yet: deflate of its input after the ItemSelector, evaluated at
+                 the split, or "" where the selector failed (the whole execution is run on there, and fails
+                 as it would); the commit that starts it removes it
+    fl<parent>   a Map's tolerated failures (the engine's ``failed``): a commit of an iteration that failed
+                 adds one, and stores its ``{Error, Cause}`` as ``r<path>``, while it stays within the
+                 tolerance (``tolerated`` of ``m`` or of the group's ``a``; beyond it the whole execution
+                 runs on and the Map fails)
+    x<path>      an iteration that failed since the split: its place in the order of its group's failures
+                 (the engine's ``failedIndexes``, which a redrive starts again)
     v            the version of the branches, raised by every commit of one; a branch's version is
                  never above it, and a commit of the whole writes every branch at ``v`` + 1
     ev, sq, tr   the snapshot's ``events``, ``seq`` and ``transitions`` counters (the record's own are
@@ -59,6 +73,7 @@ Parallel inside that iteration:
     m            JSON: what a branch's run needs besides its frame: ``root`` (the root frame's state
                  and variables), ``context``, ``timeoutAt``, ``started``, ``version`` (the snapshot's),
                  ``definition``, ``machine``, ``more`` (a Map with iterations not started yet),
+                 ``items`` (its item count, when ``q`` is kept), ``tolerated`` (its tolerated failures),
                  ``name`` (the execution's name and its key's text, to keep it as long as the records)
 
 The record's snapshot then holds ``"split": true``, and ``{"apart": true}`` in the place of each
@@ -148,6 +163,8 @@ class BranchClaim:
     events: tuple[int, int]  # the event IDs reserved for the run: from, to (exclusive)
     points: tuple[int, int]  # the point IDs reserved for the run
     transitions: int
+    next: int | None = None  # the next iteration its group's Map starts (``q``), when its commits start them
+    next_input: bytes | None = None  # its ``i`` field: None when there is none left, b"" when its selector failed
 
 
 @dataclass
@@ -185,11 +202,22 @@ class ClaimRefused(Exception):
 
 
 class CommitConflict(Exception):
-    """Another writer changed the execution first (``reason``: conflict, lost, exists, gone)."""
+    """Another writer changed the execution first (``reason``: conflict, lost, exists, gone; for a branch's
+    commit also last, tolerance and moved, see ``Store.commit_branch``)."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class NextMoved(CommitConflict):
+    """A branch's commit that starts the Map's next iteration found that another commit started it: the
+    next one to start now, and its ``i`` field (as ``BranchClaim.next`` and ``next_input``)."""
+
+    def __init__(self, next_index: int, next_input: bytes | None):
+        super().__init__("moved")
+        self.next_index = next_index
+        self.next_input = next_input
 
 
 @dataclass
@@ -235,6 +263,11 @@ class SplitWrite:
     counters: tuple[int, int, int]  # events, points, transitions
     waiting: dict[str, int]  # state -> how many open points of the branches wait there
     timers: dict[str, list[str]] = field(default_factory=dict)  # unit path -> its points that wait for a timer
+    #: A Map's iterations not started yet, when its units' commits start them: unit path -> (True, input
+    #: after the ItemSelector) or (False, None) where the selector fails.
+    unstarted: dict[str, tuple[bool, Any]] = field(default_factory=dict)
+    next: dict[str, int] = field(default_factory=dict)  # group path -> the Map's next iteration to start
+    failed: dict[str, int] = field(default_factory=dict)  # group path -> a Map's tolerated failures so far
 
 
 @dataclass
@@ -250,6 +283,19 @@ class BranchCommit(Commit):
     left: list[str] = field(default_factory=list)  # its points that closed or were answered
     waiting: dict[str, int] = field(default_factory=dict)  # state -> change in open points there
     used: tuple[int, int, int] = (0, 0, 0)  # events and points counters after the run, transitions it took
+    failed: bool = False  # it ended failed, in a Map that tolerates failures: counted as one
+    started: "StartedIteration | None" = None  # the Map's next iteration, started in its place
+
+
+@dataclass
+class StartedIteration:
+    """The Map's next iteration, started by the commit of one that ended (see ``BranchCommit``)."""
+
+    index: int  # in its Map
+    path: str  # its unit path
+    frame: dict
+    open: dict  # its open points: point -> [nonce, expiresAt]
+    points: list[str]  # every point it waits at, a timer's too (indexed to it, as ``opened``)
 
 
 def _listing(record: ExecutionRecord, now: float, ttl: int) -> dict:
@@ -282,6 +328,12 @@ def split_fields(split: SplitWrite, guard: list[str] | None) -> list:
         fields += [f"b{path}", version.encode() + b"|" + deflate_text(compact(branch))]
         for point in [*branch["o"], *split.timers.get(path, ())]:
             fields += [f"p{point}", path]
+    for parent, failed in split.failed.items():
+        fields += [f"fl{parent}", str(failed)]
+    for parent, next_index in split.next.items():
+        fields += [f"q{parent}", str(next_index)]
+    for path, (selected, value) in split.unstarted.items():
+        fields += [f"i{path}", deflate_text(compact(value)) if selected else b""]
     return fields
 
 
@@ -292,7 +344,12 @@ def unit_path(parent: str, index: int) -> str:
 
 def group_counter(path: str) -> str:
     """The field counting the open units of the group unit ``path`` is in: ``n<its parent's path>``."""
-    return "n" + path.rpartition(".")[0]
+    return "n" + group_of(path)
+
+
+def group_of(path: str) -> str:
+    """The path of the unit whose group unit ``path`` is in ("" for the root's group)."""
+    return path.rpartition(".")[0]
 
 
 def read_marks(flat: list) -> list[tuple[int, int, dict]]:
@@ -309,15 +366,22 @@ def read_split(flat: list, chunks: list, marks: list) -> tuple[StoredBranches, l
     """What ``asl:{t}:f:``, ``asl:{t}:e:`` and ``asl:{t}:k:`` hold, as read (see ``load``), and the guard of a
     commit."""
     fields = {_text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
-    branches, results = {}, {}
+    branches, results, failures, next_index, failed = {}, {}, {}, {}, {}
     for name, value in fields.items():
         if name[0] == "b":
             branches[name[1:]] = inflate(value.partition(b"|")[2])
         elif name[0] == "r":
             results[name[1:]] = inflate(value)
+        elif name[0] == "x":
+            failures[name[1:]] = int(_text(value))
+        elif name[0] == "q":
+            next_index[name[1:]] = int(_text(value))
+        elif name[:2] == "fl":
+            failed[name[2:]] = int(_text(value))
     counters = tuple(int(_text(fields[name])) for name in ("ev", "sq", "tr"))
     stored = StoredBranches(meta=json.loads(fields["m"]), counters=counters, branches=branches, results=results,
-                            events=[event for chunk in chunks for event in inflate(chunk)], marks=read_marks(marks))
+                            events=[event for chunk in chunks for event in inflate(chunk)], marks=read_marks(marks),
+                            next=next_index, failed=failed, failures=failures)
     return stored, [_text(fields[name]) for name in ("v", "ev", "sq")]
 
 
@@ -369,7 +433,9 @@ def _branch_read(reply: list, reserved: bool) -> BranchClaim:
     return BranchClaim(
         path=_text(reply[0]), version=int(version), frame=stored["f"], open=stored["o"], meta=json.loads(reply[1]),
         left=int(reply[3]), events=(events - blocks[0], events), points=(points - blocks[1], points),
-        transitions=int(reply[6]), ancestors=[json.loads(value) for value in reply[7:]])
+        transitions=int(reply[6]), next=int(reply[7]) if reply[7] else None,
+        next_input=reply[8] if reply[7] and reply[8] is not None else None,
+        ancestors=[json.loads(value) for value in reply[9:]])
 
 
 def _evalsha(pipe, script, keys: list, args: list) -> None:
@@ -625,8 +691,11 @@ class Store:
 
     def commit_branch(self, change: BranchCommit, shown: int = 100) -> dict[str, int]:
         """Apply the change to one branch stored apart; where the execution's points wait now (state ->
-        how many, for at most ``shown`` states), or raise CommitConflict (``last``: the branch ended and is the last one open, so
-        the join is for a commit of the whole execution). One round trip, as ``commit``."""
+        how many, for at most ``shown`` states), or raise CommitConflict: ``last``, the branch ended and is
+        the last one open, so the join is for a commit of the whole execution; ``tolerance``, it failed
+        and the Map's failures would exceed what it tolerates (the Map fails, in a commit of the whole);
+        :class:`NextMoved` when the iteration it starts was started by another commit. One round trip, as
+        ``commit``."""
         claim, execution_id, branch = change.claim, change.record.id, change.branch
         tag = execution_id[:4]
         created, closed, calls = change.created or [], change.closed or [], change.calls or []
@@ -640,9 +709,14 @@ class Store:
         ttl = max(1, int(change.ttl))
         events, points, steps = change.used
         about = change.about or {}
+        started = change.started
         head = {
             "path": branch.path, "counter": group_counter(branch.path), "ver": branch.version,
             "claim": claim.token if claim else False, "done": change.frame is None,
+            "failed": change.failed, "group": group_of(branch.path),
+            "tolerated": (branch.ancestors[-1] if branch.ancestors else branch.meta).get("tolerated"),
+            "start": False if started is None else {"index": str(started.index), "path": started.path,
+                                                    "after": str(started.index + 1), "opened": started.points},
             "steps": steps, "events": [str(events), str(branch.events[1])],
             "points": [str(points), str(branch.points[1])],
             "opened": change.opened, "left": change.left,
@@ -656,7 +730,9 @@ class Store:
         machine = branch.meta.get("machine") or ""
         if not self.cluster:
             head["ix"] = {"p": INDEX_PREFIX, "machine": machine, "expires": repr(change.now + ttl)}
-        body = "" if change.frame is None else deflate_text(compact({"f": change.frame, "o": change.record.open}))
+        body = ("" if change.frame is None and started is None else
+                deflate_text(compact({"f": change.frame, "o": change.record.open} if started is None else
+                                     {"f": started.frame, "o": started.open})))
         args: list[Any] = [json.dumps(head), body, deflate_text(compact(change.output)),
                            deflate_text(compact(change.events)) if change.events else ""]
         args += [compact({**c.fields, "ttl": max(1, int(c.ttl))}) for c in created]
@@ -664,12 +740,15 @@ class Store:
             args += [reason, compact(about.get(point))]
         for name, call in calls:
             args += [name, f"{change.now!r}|{call}"]
-        reply = [_text(value) for value in self._send(change, self._branch, keys, args, ttl)]
-        if reply[0] != "ok":
-            raise CommitConflict(reply[0])
+        reply = self._send(change, self._branch, keys, args, ttl)
+        status = _text(reply[0])
+        if status == "moved":
+            raise NextMoved(int(_text(reply[1])), reply[2])
+        if status != "ok":
+            raise CommitConflict(status)
         if self.cluster:
             self._index(keys=self._index_keys(), args=[INDEX_PREFIX, "extend", machine, repr(change.now + ttl), ttl])
-        flat = json.loads(reply[1]) or []  # Lua encodes an empty list as {}
+        flat = json.loads(_text(reply[1])) or []  # Lua encodes an empty list as {}
         return {flat[i]: int(float(flat[i + 1])) for i in range(0, len(flat), 2)}
 
     def _put_in_index(self, listed: dict, now: float, ttl: int) -> None:
