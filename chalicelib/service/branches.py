@@ -224,6 +224,10 @@ class Branches:
         group, index, slot = fanout.slot_at(whole["root"], branch.path) if whole else (None, 0, None)
         if slot is None or json.dumps(slot, sort_keys=True) != as_read:  # it changed meanwhile
             return self._again(at, answer, outcome, digest, record)
+        if any(event.get("id", 0) > branch.events[0] for event in record.history):
+            # a commit since the claim holds events after this run's IDs, which would follow them in the
+            # history: answered on the whole, the run takes IDs after them
+            return self._again(at, answer, outcome, digest, record)
         compiled = self.runs.definition(record.definition_hash)
         before = asked(whole)
         fanout.put_branch(group, index, frame)

@@ -54,8 +54,8 @@ def drive(service, store_redis, definition: dict, items: list, seed: int, failin
     whole = []
     commit = service.store.commit
     service.store.commit = lambda change: whole.append(change.record.id) or commit(change)
-    document = service.start(json.dumps(definition), {"items": items, "tag": "t"}, state_machine=None,
-                             trusted=True)
+    given = items if isinstance(items, dict) else {"items": items, "tag": "t"}
+    document = service.start(json.dumps(definition), given, state_machine=None, trusted=True)
     execution_id, rng, snapshots = document["executionId"], random.Random(seed), []
     whole.clear()
     while service.describe(execution_id, with_history=False)["status"] == "SUSPENDED":
@@ -138,6 +138,27 @@ def test_tolerated_failures_under_and_over_the_threshold(service, store_redis, m
             assert [r for r in end["output"] if "Error" in r] == [
                 {"Error": "Rejected", "Cause": f"no {n}"} for n in sorted(failing)]
             assert apart["whole"] == 1
+
+
+def test_tolerated_failures_of_maps_inside_a_parallel_are_counted_in_their_iterations_commits(
+        service, store_redis, monkeypatch):
+    def inner(items_path: str, name: str) -> dict:
+        each = window(0, {"index.$": "$$.Map.Item.Value.n", "value.$": "$$.Map.Item.Value", "tag": "t"},
+                      ToleratedFailureCount=2)["States"]["Each"]
+        each.pop("Next")
+        each["ItemProcessor"]["States"] = {f"{state}{name}": {**spec, **({"Next": f"Done{name}"} if "Next" in spec else {})}
+                                           for state, spec in each["ItemProcessor"]["States"].items()}
+        each["ItemProcessor"]["StartAt"] = f"Ask{name}"
+        return {"StartAt": name, "States": {name: {**each, "ItemsPath": items_path, "End": True}}}
+
+    definition = {"StartAt": "Both", "States": {"Both": {"Type": "Parallel", "End": True,
+                                                         "Branches": [inner("$.a", "A"), inner("$.b", "B")]}}}
+    given = {"a": [{"n": n} for n in range(5)], "b": [{"n": n} for n in range(5, 10)]}
+    within = same_either_way(service, store_redis, monkeypatch, definition, given, seed=7, failing={1, 3, 6})
+    assert within["read"][0]["status"] == "SUCCEEDED"
+    assert within["whole"] == 2  # each Map's join (the last one's runs the Parallel's too): no failure needed the whole
+    beyond = same_either_way(service, store_redis, monkeypatch, definition, given, seed=8, failing={1, 2, 4, 6})
+    assert beyond["read"][0]["error"] == "States.ExceedToleratedFailureThreshold"
 
 
 def test_an_item_selector_that_fails_on_a_later_item_fails_the_map_as_stored_whole(service, store_redis, monkeypatch):
