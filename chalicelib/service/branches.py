@@ -41,7 +41,7 @@ from . import fanout
 from .errors import ServiceError
 from .points import record_of
 from .runs import CONTINUATIONS_SHOWN, RunOutcome, Runs
-from .waits import asked, asked_in
+from .waits import asked, asked_in, point_wait
 
 #: IDs a branch's run keeps clear of the end of its reserved block: one step may take a few.
 _ID_MARGIN = (1024, 16)
@@ -116,7 +116,7 @@ class Branches:
                     break
                 if not document:
                     return None, commit.now
-                if waiting is None:  # a task-token call made after the commit may have moved it on
+                if waiting is None:  # a task-token call made after the commit moved it on
                     return self.runs.document(self.runs.reload(at.execution_id)), commit.now
                 return fanout.waiting_document(at.execution_id, waiting, CONTINUATIONS_SHOWN), commit.now
         snapshot["events"], snapshot["seq"], snapshot["transitions"] = ran_to
@@ -203,7 +203,8 @@ class Branches:
     def _write(self, commit: BranchCommit, compiled, ran: RunOutcome,
                started: tuple[int, dict, RunOutcome] | None = None) -> dict[str, int] | None:
         """Commit the branch (and the iteration it started) with their task-token calls, then make them;
-        None when calls were made."""
+        where the execution's points wait (see ``Store.commit_branch``), or None when a call moved it on
+        (it answered its task at once, or failed): then only the execution read again tells."""
         commit.definition = (compiled.hash, compiled.text)
         tokens, made = ran.tokens, ran.effects
         if started is not None:
@@ -212,7 +213,10 @@ class Branches:
         waiting = self.runs.commit(commit)
         if effects:
             self.runs.calls.perform(commit.record, effects, tokens)
-            return None
+            for effect in effects:  # each call's task read alone: does its branch still wait there?
+                read = self.runs.points.read(commit.record.id, effect.point)
+                if read.branch is None or point_wait(read) is None:
+                    return None
         return waiting
 
     def _join(self, at: Claim | PointRead, answer: dict, ran: RunOutcome, frame: dict, snapshot: dict, as_read: str,

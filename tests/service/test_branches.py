@@ -221,6 +221,43 @@ def test_a_task_token_call_inside_an_iteration_is_made_after_its_commit_and_its_
     assert last["status"] == "SUCCEEDED" and len(calls) == 3
 
 
+def _notify_each(items: int) -> dict:
+    return {"StartAt": "Each", "States": {"Each": {
+        "Type": "Map", "ItemsPath": "$.items", "End": True,
+        "ItemProcessor": {"StartAt": "Ask", "States": {
+            "Ask": {"Type": "Task", "Resource": "module:suspend", "Next": "Notify"},
+            "Notify": {"Type": "Task", "Resource": "test:notify.waitForTaskToken", "End": True,
+                       "Parameters": {"token.$": "$$.Task.Token"}}}}}}}
+
+
+@pytest.mark.parametrize("answers_at_once", [False, True])
+def test_an_answer_whose_run_makes_a_task_token_call_reads_the_execution_whole_only_if_the_call_moved_it_on(
+        store_redis, monkeypatch, answers_at_once):
+    service = None
+    calls = []
+
+    def notify(payload, context):
+        calls.append(context.token)
+        if answers_at_once:  # the resource answers its token before the call returns
+            service.redeem(context.token, result={"done": True})
+
+    service = make_service(settings(), Store(store_redis), clock=VirtualClock(START), base_url="http://test",
+                           handlers=default_handlers({"test:notify": notify}))
+    document = service.start(_notify_each(3), {"items": [0, 1, 2]}, state_machine=None, trusted=True)
+    points = [c["id"] for c in document["continuations"]]
+    loads = []
+    load = service.store.load
+    monkeypatch.setattr(service.store, "load", lambda execution_id: loads.append(execution_id) or load(execution_id))
+    answered = service.redeem(points[0], result={"ok": 0})
+    assert len(calls) == 1
+    if answers_at_once:  # the iteration ended with the call: the document, read again, says so
+        assert loads == [document["executionId"]]
+        assert (answered["status"], answered["waitingAt"]) == ("SUSPENDED", ["Ask", "Ask"])
+    else:  # the call's task waits in its branch, read alone: the execution is not read
+        assert loads == []
+        assert (answered["status"], sorted(answered["waitingAt"])) == ("SUSPENDED", ["Ask", "Ask", "Notify"])
+
+
 
 def _answered_output(service, store_redis, definition, answer_order) -> tuple[str, dict | None, dict]:
     """Run ``definition`` over three items, answering them in ``answer_order``: its ID, the context its
