@@ -14,6 +14,10 @@ on real Redis, one execution whose N points all suspend at a ``module:suspend`` 
 - ``map``: a Map over N items (``MaxConcurrency`` N);
 - ``nested``: a Parallel of 2 branches, each a Map over N/2 of the items (the points wait two
   levels down: each branch and each of its iterations is stored apart),
+- ``window``: a Map over N items with ``MaxConcurrency`` 10 (``WINDOW``): 10 points are open at a
+  time, and the items are answered in order (each redemption answers the open point of the lowest
+  item, read before its timing starts, its garbage collected), so every redemption ends its iteration
+  and starts the next one (at N=10 there is none left to start),
 
 then redeems ``--redemptions`` of its continuations, spread over the iterations, one after
 the other. The last iteration of each Map is never answered (answering it would end the Map and
@@ -37,6 +41,7 @@ in one request.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -48,6 +53,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 #: Raised for the run (``main``), so one start opens every point.
+#: The ``window`` shape's MaxConcurrency.
+WINDOW = 10
 BUDGETS = {"REQUEST_MAX_TRANSITIONS": "1000000", "EXECUTION_MAX_TRANSITIONS": "1000000", "REQUEST_MAX_SECONDS": "600"}
 
 
@@ -55,12 +62,12 @@ from bench.service import Recorder, instrumented_service, percentile  # noqa: E4
 from bench.timing import load_average, redis_times  # noqa: E402
 
 
-def map_definition(size: int) -> dict:
-    """A Map over ``$.items`` whose N iterations all suspend."""
+def map_definition(size: int, concurrency: int | None = None) -> dict:
+    """A Map over ``$.items`` whose iterations suspend, all N at once (or ``concurrency`` at a time)."""
     return {
         "StartAt": "Each",
         "States": {"Each": {
-            "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": size,
+            "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": concurrency or size,
             "ItemProcessor": {"StartAt": "Ask", "States": {"Ask": {
                 "Type": "Task", "Resource": "module:suspend",
                 "Parameters": {"item.$": "$.item", "question": "Approve this item?"}, "End": True}}},
@@ -90,7 +97,7 @@ def shape_input(shape: str, size: int) -> tuple[dict, dict]:
     items = [{"n": n, "label": f"item {n}"} for n in range(size)]
     if shape == "nested":
         return nested_definition(size), {"left": items[:size // 2], "right": items[size // 2:]}
-    return map_definition(size), {"items": items}
+    return map_definition(size, WINDOW if shape == "window" else None), {"items": items}
 
 
 @dataclass
@@ -143,7 +150,11 @@ def start(service, recorder: Recorder, shape: str, size: int, redemptions: int) 
         recorder.stop()
         curve = curve or Curve(shape, size, start_seconds, start_bytes, [], [], [], [], [], [])
         open_points = all_continuations(service, document)
-        assert document["status"] == "SUSPENDED" and len(open_points) == size, (document["status"], len(open_points))
+        opened = min(size, WINDOW) if shape == "window" else size
+        assert document["status"] == "SUSPENDED" and len(open_points) == opened, (document["status"], len(open_points))
+        if shape == "window":  # the items in order, all but the last: each point read when its turn comes
+            points += [{"execution": document["executionId"]}] * min(size - 1, redemptions - len(points))
+            continue
         answerable = [point for point in open_points if item_of(point) not in last_items(shape, size)]
         if not answerable:
             raise ValueError(f"a {shape} of {size} has no point to redeem but the last of its Maps")
@@ -153,6 +164,11 @@ def start(service, recorder: Recorder, shape: str, size: int, redemptions: int) 
 
 
 def redeem(service, recorder: Recorder, curve: Curve, point: dict) -> None:
+    """Redeem ``point`` (``{"execution": ID}``: the open point of its lowest item, read before the timing;
+    what reading the whole execution left to the garbage collector is collected before it too)."""
+    if "id" not in point:
+        point = service.describe(point["execution"], with_history=False, limit=1)["continuations"][0]
+        gc.collect()
     redis_before = redis_times(service.store.redis)
     trips = recorder.record()
     cpu, began = time.process_time(), time.perf_counter()
@@ -211,7 +227,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10,100,1000,5000", help="comma-separated N")
     parser.add_argument("--redemptions", type=int, default=30, help="redemptions timed per N")
-    parser.add_argument("--shapes", default="map,nested", help="comma-separated: map, nested")
+    parser.add_argument("--shapes", default="map,nested,window", help="comma-separated: map, nested, window")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     shapes = tuple(args.shapes.split(","))
@@ -224,7 +240,7 @@ def main() -> None:
           f"{args.redemptions} redemptions per N (never a Map's last iteration), one process; load average "
           f"{load_average()}")
     try:
-        measure(service, recorder, [10], 3, shapes)  # warm-up: definitions compiled, scripts loaded
+        measure(service, recorder, [20], 3, shapes)  # warm-up: definitions compiled, scripts loaded, iterations started
         curves = measure(service, recorder, sizes, args.redemptions, shapes)
     finally:
         redis.flushdb()

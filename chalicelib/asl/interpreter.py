@@ -419,4 +419,5 @@ def open_points(snapshot: dict) -> list[str]:
     return [wait["id"] for _, wait in iter_waits(snapshot)]
 
 
-__all__ += ["new_snapshot", "result_of", "resume_branch", "start_iteration", "unstarted_inputs", "suspensions", "open_points", "canonical_json"]
+__all__ += ["new_snapshot", "result_of", "resume_branch", "start_iteration", "unstarted_inputs", "suspensions",
+            "open_points", "canonical_json"]

@@ -146,8 +146,10 @@ def test_tolerated_failures_of_maps_inside_a_parallel_are_counted_in_their_itera
         each = window(0, {"index.$": "$$.Map.Item.Value.n", "value.$": "$$.Map.Item.Value", "tag": "t"},
                       ToleratedFailureCount=2)["States"]["Each"]
         each.pop("Next")
-        each["ItemProcessor"]["States"] = {f"{state}{name}": {**spec, **({"Next": f"Done{name}"} if "Next" in spec else {})}
-                                           for state, spec in each["ItemProcessor"]["States"].items()}
+        states = each["ItemProcessor"]["States"]
+        each["ItemProcessor"]["States"] = {
+            f"{state}{name}": {**spec, **({"Next": f"Done{name}"} if "Next" in spec else {})}
+            for state, spec in states.items()}
         each["ItemProcessor"]["StartAt"] = f"Ask{name}"
         return {"StartAt": name, "States": {name: {**each, "ItemsPath": items_path, "End": True}}}
 
