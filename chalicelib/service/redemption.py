@@ -21,9 +21,9 @@ from ..store import BranchClaim, Claim, ClaimRefused, Commit, CommitConflict, Po
 from . import fanout, holders
 from .errors import (PUBLIC_KINDS, ServiceError, busy, continuation_not_found, execution_not_found,
                      internal_continuation, refusal)
-from .ids import continuation_id, id_hash, is_well_formed, new_nonce, tag_of
+from .ids import continuation_id, id_hash, is_well_formed, new_nonce, plausible_id, tag_of
 from .points import record_of
-from .runs import MAX_COMMIT_ATTEMPTS, Runs
+from .runs import CONTINUATIONS_SHOWN, MAX_COMMIT_ATTEMPTS, Runs
 from .waits import asked, asked_in, point_wait, timer_member
 
 log = logging.getLogger(__name__)
@@ -82,14 +82,22 @@ class Redemptions:
         return _asked_at(claim.point, claim.branch, claim.execution.snapshot if claim.execution else None)
 
     def _replay(self, continuation: str, refused: ClaimRefused) -> dict:
-        """The same answer again: what became of it, marked as a replay; nothing resumes."""
-        record = self.runs.load(refused.execution_id or "")
+        """The same answer again (a double click, a retried request): what became of it, marked as a
+        replay; nothing resumes. An execution stored branch by branch answers with where its points wait
+        (see ``fanout.waiting_document``), whatever the number of branches; another is read whole."""
+        execution_id = refused.execution_id or ""
+        waiting = self.store.waiting(execution_id, CONTINUATIONS_SHOWN) if plausible_id(execution_id) else None
+        if waiting is not None:
+            document = fanout.waiting_document(execution_id, waiting, CONTINUATIONS_SHOWN)
+        else:
+            record = self.runs.load(execution_id)
+            document = None if record is None else self.runs.document(record)
         fields = self.store.continuation(tag_of(continuation), id_hash(continuation))
-        if record is None or fields is None:  # its records expired before the continuation's
+        if document is None or fields is None:  # its records expired before the continuation's
             raise refusal(refused, self.clock.now())
         about = json.loads(fields.get("about") or "null") or {}
         answer = json.loads(fields.get("answer") or "null") or {}
-        return holders.answer_view(continuation, about, self.runs.document(record), failed="error" in answer,
+        return holders.answer_view(continuation, about, document, failed="error" in answer,
                                    answered_at=iso_timestamp(float(refused.detail)), replay=True)
 
     def _check_answer(self, claim: Claim, wait: dict, result: Any) -> None:

@@ -4,7 +4,7 @@
 - ``embedded``: local development's own ``redis-server`` child process, when ``REDIS_URL`` is unset;
 - ``records``: the stored form of an execution and its compressed body;
 - ``pipelines``: pipelines of script calls that survive Redis losing its scripts;
-- ``scripts/``: the Lua scripts that make each change atomic (claim, commit, branch, load, point, release,
+- ``scripts/``: the Lua scripts that make each change atomic (claim, commit, branch, load, point, waiting, release,
   keep, take, swap; continuations, the functions commit and branch share; unit, the function claim and
   point share) and
   the execution index's (index, index_put, page);

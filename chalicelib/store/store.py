@@ -140,9 +140,9 @@ def _script(name: str) -> str:
 
 
 (_CLAIM, _RELEASE, _COMMIT, _KEEP, _TAKE, _INDEX, _INDEX_PUT, _PAGE, _SWEEP, _SWAP, _CONTINUATIONS, _LOAD, _BRANCH,
- _UNIT, _POINT) = (
+ _UNIT, _POINT, _WAITING) = (
     _script(n) for n in ("claim", "release", "commit", "keep", "take", "index", "index_put", "page", "sweep",
-                         "swap", "continuations", "load", "branch", "unit", "point"))
+                         "swap", "continuations", "load", "branch", "unit", "point", "waiting"))
 #: IDs a claim of a branch reserves for its run (history events, suspension points); the run stops
 #: for its budget before it uses them up, and gives back what it did not use (see ``scripts/branch.lua``).
 EVENT_BLOCK = 4096
@@ -462,6 +462,7 @@ class Store:
         self._branch = redis.register_script(_INDEX + _CONTINUATIONS + _BRANCH)
         self._load = redis.register_script(_LOAD)
         self._point = redis.register_script(_UNIT + _POINT)
+        self._waiting = redis.register_script(_WAITING)
         self._keep = redis.register_script(_KEEP)
         self._take = redis.register_script(_TAKE)
         self._index = redis.register_script(_INDEX + _INDEX_PUT)
@@ -549,6 +550,14 @@ class Store:
         keys = [self.execution_key(execution_id), self.split_key(execution_id), self.split_history_key(execution_id),
                 self.split_marks_key(execution_id)]
         return _record_read(execution_id, *self._load(keys=keys))
+
+    def waiting(self, execution_id: str, shown: int = 100) -> dict[str, int] | None:
+        """Where the points of an execution stored branch by branch wait (state -> how many, at most
+        ``shown`` states), without reading its record or branches; None when it is not stored so."""
+        flat = self._waiting(keys=[self.split_key(execution_id), self.split_waiting_key(execution_id)], args=[shown])
+        if flat is None:
+            return None
+        return {_text(flat[i]): int(float(_text(flat[i + 1]))) for i in range(0, len(flat), 2)}
 
     def read_point(self, execution_id: str, point: str, reserve: bool = False) -> PointRead:
         """One point of an execution, in one script: the branch stored apart it is in, or else the whole

@@ -174,6 +174,26 @@ def test_the_same_answer_again_to_an_iteration_is_a_replay(service):
     assert other.value.code == "ContinuationAlreadyRedeemed"
 
 
+def test_a_replay_while_the_iterations_are_stored_apart_reads_neither_the_record_nor_the_iterations(
+        service, monkeypatch):
+    document = start(service, each(), list(range(20)))
+    points = by_item(document)
+    first = service.redeem(points[0], result={"ok": 0})
+    loads = []
+    load = service.store.load
+    monkeypatch.setattr(service.store, "load", lambda execution_id: loads.append(execution_id) or load(execution_id))
+    again = service.redeem(points[0], result={"ok": 0})  # a double click
+    assert loads == []
+    assert {key: again[key] for key in ("status", "waitingAt", "replay")} == \
+        {"status": "SUSPENDED", "waitingAt": first["waitingAt"], "replay": True} and len(again["waitingAt"]) == 19
+    for item in range(1, 20):
+        done = service.redeem(points[item], result={"ok": item})
+    loads.clear()
+    late = service.redeem(points[0], result={"ok": 0})  # once it ended, the record is read: its outcome
+    assert loads == [document["executionId"]]
+    assert (late["replay"], late["status"], late["output"]) == (True, "SUCCEEDED", done["output"])
+
+
 def test_a_heartbeat_and_a_timeout_inside_an_iteration(store_redis):
     clock = VirtualClock(START)
     service = make_service(settings(), Store(store_redis), clock=clock, base_url="http://test")
