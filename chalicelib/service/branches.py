@@ -38,7 +38,7 @@ from ..store import BranchCommit, Claim, CommitConflict, ExecutionRecord, NextMo
 from ..store.records import inflate
 from ..store.store import group_of, unit_path
 from . import fanout
-from .errors import ServiceError
+from .errors import no_longer_waits, redeemed_by_another
 from .points import record_of
 from .runs import CONTINUATIONS_SHOWN, RunOutcome, Runs
 from .waits import asked, asked_in, point_wait
@@ -85,8 +85,7 @@ class Branches:
         try:
             ran = self.runs.run(at.execution_id, step, before=before, id_ceilings=ceilings)
         except UnknownSuspension:
-            raise ServiceError(410, "ContinuationExpired", "The execution no longer waits at this point.",
-                               executionId=at.execution_id) from None
+            raise no_longer_waits(at.execution_id) from None
         self.runs.note_event(ran, answer, at.point)
         ran_to = (snapshot["events"], snapshot["seq"], snapshot["transitions"])  # the counters after its run
         group = branch.ancestors[-1] if branch.ancestors else meta  # what its group's Parallel or Map keeps
@@ -108,9 +107,7 @@ class Branches:
                     continue
                 except CommitConflict as conflict:
                     if conflict.reason == "lost":
-                        raise ServiceError(409, "ContinuationAlreadyRedeemed",
-                                           "The continuation was redeemed by another request.",
-                                           executionId=at.execution_id) from None
+                        raise redeemed_by_another(at.execution_id) from None
                     if conflict.reason not in ("last", "tolerance"):  # the branch changed since the claim
                         return self._again(at, answer, outcome, digest)
                     break
@@ -250,9 +247,7 @@ class Branches:
             self.runs.write(commit, compiled, joined)
         except CommitConflict as conflict:
             if conflict.reason == "lost":
-                raise ServiceError(409, "ContinuationAlreadyRedeemed",
-                                   "The continuation was redeemed by another request.",
-                                   executionId=record.id) from None
+                raise redeemed_by_another(record.id) from None
             return self._again(at, answer, outcome, digest)
         self.runs.after_commit(record)
         return self.runs.document(record), commit.now

@@ -44,6 +44,18 @@ def internal_continuation() -> ServiceError:
                         "Only the service itself answers this continuation (it waits on a child execution).")
 
 
+def redeemed_by_another(execution_id: str) -> ServiceError:
+    """A claimed continuation whose commit found it redeemed by another request meanwhile."""
+    return ServiceError(409, "ContinuationAlreadyRedeemed", "The continuation was redeemed by another request.",
+                        executionId=execution_id)
+
+
+def no_longer_waits(execution_id: str) -> ServiceError:
+    """A point answered after the execution moved on from it."""
+    return ServiceError(410, "ContinuationExpired", "The execution no longer waits at this point.",
+                        executionId=execution_id)
+
+
 def execution_not_found(execution_id: str) -> ServiceError:
     return ServiceError(404, "ExecutionNotFound", "No execution has this ID (or it has expired).",
                         executionId=execution_id)

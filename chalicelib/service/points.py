@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..store import ExecutionRecord, PointRead
 from . import fanout
-from .errors import ServiceError
+from .errors import no_longer_waits
 from .ids import plausible_id
 
 if TYPE_CHECKING:  # runs imports the parts that read points through it
@@ -47,8 +47,7 @@ class Points:
             self.runs.branches.resume(read, answer, document=False)
             return
         if read.record is None:
-            raise ServiceError(410, "ContinuationExpired", "The execution no longer waits at this point.",
-                               executionId=read.execution_id)
+            raise no_longer_waits(read.execution_id)
         self.runs.resume(read.record, read.point, answer)
 
 

@@ -19,7 +19,7 @@ from ..asl.clock import iso_timestamp
 from ..asl.timestamps import parse_timestamp
 from ..store import CommitConflict, ExecutionRecord
 from .errors import ServiceError, busy
-from .runs import MAX_COMMIT_ATTEMPTS, RunOutcome, Runs, kept_for_redrive  # noqa: F401 - kept_for_redrive: see runs
+from .runs import MAX_COMMIT_ATTEMPTS, RunOutcome, Runs
 from .waits import timer_member
 
 #: AWS's redrivable period: from the end of the execution.

@@ -27,7 +27,7 @@ from .calls import DeferTokenCalls, Effect, PendingCalls
 from .children import ChildExecutions
 from .definitions import stored_definition
 from .events import EventWaits
-from .errors import ServiceError, busy, execution_not_found
+from .errors import ServiceError, busy, execution_not_found, no_longer_waits, redeemed_by_another
 from .ids import continuation_id, id_hash, new_nonce, plausible_id
 from .listing import encode_token
 from .questions import Questions
@@ -184,9 +184,7 @@ class Runs:
             try:
                 ran = self.run(record.id, step, snapshot)
             except UnknownSuspension:
-                raise ServiceError(410, "ContinuationExpired",
-                                   "The execution no longer waits at this point.",
-                                   executionId=record.id) from None
+                raise no_longer_waits(record.id) from None
             self.note_event(ran, answer, point)
             commit = self.next_commit(record, compiled, ran, claim=claim, answer=summary)
             commit.outcome, commit.digest = outcome, digest
@@ -194,9 +192,7 @@ class Runs:
                 self.write(commit, compiled, ran)
             except CommitConflict as conflict:
                 if conflict.reason == "lost":
-                    raise ServiceError(409, "ContinuationAlreadyRedeemed",
-                                       "The continuation was redeemed by another request.",
-                                       executionId=record.id) from None
+                    raise redeemed_by_another(record.id) from None
                 record = self.reload(record.id)
                 continue
             self.after_commit(record)
