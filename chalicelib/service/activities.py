@@ -26,7 +26,7 @@ from typing import Any
 
 from ..asl import Suspend, TaskContext, TaskFailed, errors
 from ..asl.clock import iso_timestamp
-from ..store import Commit, CommitConflict
+from ..store import CommitConflict
 from ..store.activities import ActivityStore
 from .errors import ServiceError, busy
 from .points import record_of
@@ -142,11 +142,7 @@ class Activities:
             event = {"type": "ActivityStarted", "timestamp": iso_timestamp(now), "state": wait["state"],
                      "point": point, **({"workerName": worker} if worker else {})}
             try:
-                if read.branch is not None:
-                    self.runs.branches.touch(read, [event], timers, now)
-                else:
-                    self.runs.commit(Commit(record=record, ttl=self.runs.ttl(record, now), now=now,
-                                            events=[event], timers=timers))
+                self.runs.points.mark(read, event, timers, now)
             except CommitConflict:
                 continue
             parameters = self.runs.tokens.revealed(record, wait.get("parameters"), points={point})

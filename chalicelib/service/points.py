@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..store import ExecutionRecord, PointRead
+from ..store import Commit, ExecutionRecord, PointRead
 from . import fanout
 from .errors import no_longer_waits
 from .ids import plausible_id
@@ -37,6 +37,21 @@ class Points:
     def _made_whole(self, read: PointRead) -> PointRead:
         read.record = fanout.assemble(self.runs.tokens.upgrade(read.record))
         return read
+
+    def mark(self, read: PointRead, event: dict, timers: list[tuple[str, float]], now: float) -> None:
+        """Store the point's wait as the caller changed it in place (nothing ran: a heartbeat, an activity
+        task handed out) with ``event``, a history event without an ID that takes the place of the
+        point's earlier one of its type, and ``timers``: in its branch alone when it is in one stored
+        apart (a mark, see ``Store``), else in a commit of the whole record. Raises CommitConflict when
+        what was read changed meanwhile."""
+        if read.branch is not None:
+            self.runs.branches.touch(read, [event], timers, now)
+            return
+        record = read.record
+        record.history = [earlier for earlier in record.history
+                          if not (earlier.get("type") == event["type"] and earlier.get("point") == read.point)]
+        self.runs.commit(Commit(record=record, ttl=self.runs.ttl(record, now), now=now, events=[event],
+                                timers=timers))
 
     def resume(self, read: PointRead, answer: dict) -> None:
         """Answer the point ``read`` names without a claim (nobody is told the document): in its branch

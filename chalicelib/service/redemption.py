@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 from ..asl.clock import iso_timestamp
-from ..store import BranchClaim, Claim, ClaimRefused, Commit, CommitConflict, PointRead
+from ..store import BranchClaim, Claim, ClaimRefused, CommitConflict, PointRead
 from . import fanout, holders
 from .errors import (PUBLIC_KINDS, ServiceError, busy, continuation_not_found, execution_not_found,
                      internal_continuation, refusal)
@@ -203,19 +203,12 @@ class Redemptions:
             now = self.clock.now()
             wait["heartbeatAt"] = now + wait["heartbeatSeconds"]
             wait["heartbeats"] = wait.get("heartbeats", 0) + 1
-            # One TaskHeartbeat per waiting task: the latest, counting them all, in place of the one before
-            # (a mark of the branch, in one stored apart: see ``Store``).
+            # One TaskHeartbeat per waiting task: the latest, counting them all, in place of the one before.
             event = {"type": "TaskHeartbeat", "timestamp": iso_timestamp(now), "state": wait["state"],
                      "point": point, "heartbeats": wait["heartbeats"]}
             timers = [(timer_member("heartbeat", record.id, wait["id"]), wait["heartbeatAt"])]
             try:
-                if read.branch is not None:
-                    self.branches.touch(read, [event], timers, now)
-                else:
-                    record.history = [e for e in record.history
-                                      if not (e.get("type") == "TaskHeartbeat" and e.get("point") == point)]
-                    self.runs.commit(Commit(record=record, ttl=self.runs.ttl(record, now), now=now, events=[event],
-                                            timers=timers))
+                self.runs.points.mark(read, event, timers, now)
             except CommitConflict:
                 continue
             return {**info, "heartbeatAt": iso_timestamp(wait["heartbeatAt"])}
