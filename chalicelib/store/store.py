@@ -352,6 +352,12 @@ def group_of(path: str) -> str:
     return path.rpartition(".")[0]
 
 
+def waiting_counts(flat: list) -> dict[str, int]:
+    """Where an execution's points wait as ``ZRANGE ... WITHSCORES`` of ``asl:{t}:w:`` reads it (flat:
+    state, count, ...): state -> how many."""
+    return {_text(flat[i]): int(float(_text(flat[i + 1]))) for i in range(0, len(flat), 2)}
+
+
 def read_marks(flat: list) -> list[tuple[int, int, dict]]:
     """The marks ``asl:{t}:k:`` holds (flat, as read): (events counter, order, event)."""
     marks = []
@@ -557,7 +563,7 @@ class Store:
         flat = self._waiting(keys=[self.split_key(execution_id), self.split_waiting_key(execution_id)], args=[shown])
         if flat is None:
             return None
-        return {_text(flat[i]): int(float(_text(flat[i + 1]))) for i in range(0, len(flat), 2)}
+        return waiting_counts(flat)
 
     def read_point(self, execution_id: str, point: str, reserve: bool = False) -> PointRead:
         """One point of an execution, in one script: the branch stored apart it is in, or else the whole
@@ -758,7 +764,7 @@ class Store:
         if self.cluster:
             self._index(keys=self._index_keys(), args=[INDEX_PREFIX, "extend", machine, repr(change.now + ttl), ttl])
         flat = json.loads(_text(reply[1])) or []  # Lua encodes an empty list as {}
-        return {flat[i]: int(float(flat[i + 1])) for i in range(0, len(flat), 2)}
+        return waiting_counts(flat)
 
     def _put_in_index(self, listed: dict, now: float, ttl: int) -> None:
         args = [INDEX_PREFIX, "put", listed["id"], listed["machine"], listed["status"], listed["start"],
